@@ -1,0 +1,122 @@
+// The typed configuration model: what a TOML file says once it has been parsed
+// and validated. Plain values, no behaviour; see load.hpp to make one.
+#pragma once
+
+#include "net/addr.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace evenflow::config {
+
+using duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+inline constexpr uint32_t default_table_size = 65537;
+inline constexpr uint32_t max_weight = 1000;
+
+struct eal_config {
+    std::vector<std::string> args;
+};
+
+struct control_config {
+    std::string socket = "/run/evenflow/evenflow.sock";
+    std::string metrics = "127.0.0.1:9091"; // "" disables the Prometheus endpoint
+};
+
+struct flow_timeouts {
+    duration syn = 5s;
+    duration established = 300s;
+    duration closing = 10s;
+};
+
+struct dataplane_config {
+    std::vector<uint32_t> workers;    // lcore ids that run poll-mode workers
+    uint32_t flow_capacity = 1048576; // flows per worker
+    flow_timeouts timeouts;
+};
+
+struct interface_config {
+    std::string name;
+    std::string device; // DPDK port name: vdev name or PCI address
+    net::ip_prefix address;
+    std::optional<net::ip_addr> gateway;
+};
+
+struct backend_config {
+    net::ip_addr address;
+    uint16_t port = 0;
+    uint32_t weight = 1; // 0 = draining: no new flows, existing ones continue
+};
+
+enum class health_kind : uint8_t { tcp, none };
+
+struct health_config {
+    health_kind kind = health_kind::tcp;
+    duration interval = 1s;
+    duration timeout = 500ms;
+    uint32_t rise = 2;
+    uint32_t fall = 3;
+    std::optional<uint16_t> port; // probe this port instead of the backend's own
+};
+
+struct pool_config {
+    std::string name;
+    std::vector<backend_config> backends;
+    health_config health;
+    duration drain_timeout = 30s;
+};
+
+enum class hash_mode : uint8_t { five_tuple, src_ip };
+
+struct service_config {
+    std::string name;
+    net::ip_addr vip;
+    uint16_t port = 0;
+    std::string protocol = "tcp";
+    std::string pool;
+    uint32_t table_size = default_table_size;
+    hash_mode hash = hash_mode::five_tuple;
+};
+
+enum class skew_action : uint8_t { alert, rollback };
+
+struct skew_config {
+    duration window = 10s;
+    double threshold = 2.0; // observed/expected share that raises an alarm
+    uint32_t min_flows = 500;
+    skew_action action = skew_action::alert;
+    duration probation = 60s;
+    // Guarded apply: refuse a config (unless the operator accepts the shift) that
+    // multiplies some backend's expected share by more than this...
+    double max_share_growth = 2.0;
+    // ...or that takes away more than this fraction of a pool's weight.
+    double max_capacity_loss = 0.5;
+};
+
+struct config {
+    std::string source_path; // the file it was read from, for messages
+    eal_config eal;
+    control_config control;
+    dataplane_config dataplane;
+    std::vector<interface_config> interfaces;
+    std::vector<pool_config> pools;
+    std::vector<service_config> services;
+    skew_config skew;
+
+    const pool_config* find_pool(std::string_view name) const;
+    const service_config* find_service(std::string_view name) const;
+};
+
+// Text forms used in messages, diffs and the CLI.
+std::string format_duration(duration d); // "1.5s", "500ms", "5m"
+std::string to_string(hash_mode m);      // "5tuple" | "src_ip"
+std::string to_string(health_kind k);    // "tcp" | "none"
+std::string to_string(skew_action a);    // "alert" | "rollback"
+// "10.20.0.11:8080", "[2001:db8::11]:8080"
+std::string format_endpoint(const net::ip_addr& addr, uint16_t port);
+
+} // namespace evenflow::config

@@ -1,0 +1,73 @@
+#include "net/nat.hpp"
+
+#include "net/checksum.hpp"
+
+#include <cassert>
+#include <cstring>
+
+namespace evenflow::net {
+
+namespace {
+
+// Offsets inside the headers; TCP's checksum is at byte 16 for both families.
+constexpr size_t ipv4_checksum_offset = 10;
+constexpr size_t ipv4_src_offset = 12;
+constexpr size_t ipv4_dst_offset = 16;
+constexpr size_t ipv6_src_offset = 8;
+constexpr size_t ipv6_dst_offset = 24;
+constexpr size_t tcp_src_port_offset = 0;
+constexpr size_t tcp_dst_port_offset = 2;
+constexpr size_t tcp_checksum_offset = 16;
+
+uint16_t load16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+void store16(uint8_t* p, uint16_t v) {
+    std::memcpy(p, &v, 2);
+}
+
+} // namespace
+
+void nat_rewrite(std::span<uint8_t> frame, packet_meta& meta, nat_side side, const ip_addr& addr,
+                 uint16_t port_be) {
+    const bool v6 = meta.l3 == l3_type::ipv6;
+    assert(meta.l3 == l3_type::ipv4 || v6);
+    assert(meta.l4_proto == ipproto_tcp);
+    assert(addr.is_v4() != v6);
+    assert(size_t(meta.l4_offset) + tcp_checksum_offset + 2 <= frame.size());
+
+    const bool src = side == nat_side::source;
+    uint8_t* l3 = frame.data() + meta.l3_offset;
+    uint8_t* l4 = frame.data() + meta.l4_offset;
+    uint8_t* field = l3 + (v6 ? (src ? ipv6_src_offset : ipv6_dst_offset)
+                              : (src ? ipv4_src_offset : ipv4_dst_offset));
+    uint8_t* port = l4 + (src ? tcp_src_port_offset : tcp_dst_port_offset);
+    // ip_addr holds IPv4 behind the ::ffff: prefix, so its last four bytes are the wire form.
+    const uint8_t* new_field = v6 ? addr.bytes.data() : addr.bytes.data() + 12;
+    const size_t field_length = v6 ? 16 : 4;
+
+    // Checksums first: the updates read the old bytes, so they must run before the
+    // fields are overwritten. The address is in TCP's pseudo-header for both families.
+    uint16_t tcp_sum = load16(l4 + tcp_checksum_offset);
+    tcp_sum = checksum_update(tcp_sum, field, new_field, field_length);
+    tcp_sum = checksum_update16(tcp_sum, load16(port), port_be);
+    store16(l4 + tcp_checksum_offset, tcp_sum);
+    if (!v6) {
+        uint16_t ip_sum = load16(l3 + ipv4_checksum_offset);
+        store16(l3 + ipv4_checksum_offset, checksum_update(ip_sum, field, new_field, 4));
+    }
+
+    std::memcpy(field, new_field, field_length);
+    store16(port, port_be);
+    if (src) {
+        meta.key.src = addr;
+        meta.key.src_port = port_be;
+    } else {
+        meta.key.dst = addr;
+        meta.key.dst_port = port_be;
+    }
+}
+
+} // namespace evenflow::net

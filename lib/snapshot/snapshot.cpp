@@ -1,0 +1,184 @@
+#include "snapshot/snapshot.hpp"
+
+#include <arpa/inet.h>
+
+#include <bit>
+
+#include <fmt/format.h>
+
+namespace evenflow {
+
+std::string_view to_string(backend_state s) {
+    switch (s) {
+    case backend_state::unknown:
+        return "unknown";
+    case backend_state::up:
+        return "up";
+    case backend_state::down:
+        return "down";
+    case backend_state::draining:
+        return "draining";
+    case backend_state::disabled:
+        return "disabled";
+    }
+    return "?";
+}
+
+uint32_t backend_registry::id_for(const std::string& service, const net::ip_addr& address,
+                                  uint16_t port) {
+    auto key = std::make_tuple(service, address, port);
+    if (auto it = m_ids.find(key); it != m_ids.end()) {
+        return it->second;
+    }
+    if (m_next >= max_ids) {
+        return balance::no_backend;
+    }
+    uint32_t id = m_next++;
+    m_ids.emplace(std::move(key), id);
+    return id;
+}
+
+std::string snapshot_backend::key() const {
+    if (address.is_v4()) {
+        return fmt::format("{}:{}", address.to_string(), port);
+    }
+    return fmt::format("[{}]:{}", address.to_string(), port);
+}
+
+uint32_t snapshot_service::flow_hash(const net::flow_key& key) const {
+    if (hash == config::hash_mode::src_ip) {
+        return net::crc32c(key.src.bytes.data(), key.src.bytes.size(), 0x9e3779b9u);
+    }
+    return net::flow_hash(key);
+}
+
+namespace {
+
+uint32_t service_slot_hash(const net::ip_addr& vip, uint16_t port_be, uint8_t proto) {
+    uint32_t h = net::crc32c(vip.bytes.data(), vip.bytes.size(), proto);
+    return net::crc32c(&port_be, sizeof port_be, h);
+}
+
+} // namespace
+
+const snapshot_service* snapshot::find_service(const net::ip_addr& vip, uint16_t port_be,
+                                               uint8_t proto) const {
+    if (m_service_slots.empty()) {
+        return nullptr;
+    }
+    size_t mask = m_service_slots.size() - 1;
+    for (size_t i = service_slot_hash(vip, port_be, proto) & mask;; i = (i + 1) & mask) {
+        const service_slot& slot = m_service_slots[i];
+        if (slot.service < 0) {
+            return nullptr;
+        }
+        if (slot.port_be == port_be && slot.proto == proto && slot.vip == vip) {
+            return &services[size_t(slot.service)];
+        }
+    }
+}
+
+bool snapshot::is_vip(const net::ip_addr& ip) const {
+    for (const snapshot_service& svc : services) {
+        if (svc.vip == ip) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const snapshot_service* snapshot::service_of_backend(const net::ip_addr& address,
+                                                     uint16_t port_be) const {
+    const snapshot_service* found = nullptr;
+    for (const snapshot_backend& b : backends) {
+        if (b.port_be == port_be && b.address == address) {
+            if (found != nullptr && found->index != b.service_index) {
+                return nullptr;
+            }
+            found = &services[b.service_index];
+        }
+    }
+    return found;
+}
+
+build_result build_snapshot(const config::config& cfg, backend_registry& registry,
+                            const std::map<uint32_t, backend_state>& states, uint64_t version) {
+    auto snap = std::make_unique<snapshot>();
+    snap->version = version;
+    snap->cfg = cfg;
+    snap->m_backend_by_id.assign(backend_registry::max_ids, -1);
+
+    for (const config::service_config& sc : cfg.services) {
+        const config::pool_config* pool = cfg.find_pool(sc.pool);
+        if (pool == nullptr) {
+            return {nullptr, fmt::format("service {}: pool {} does not exist", sc.name, sc.pool)};
+        }
+        snapshot_service svc;
+        svc.index = uint16_t(snap->services.size());
+        svc.name = sc.name;
+        svc.pool = sc.pool;
+        svc.vip = sc.vip;
+        svc.port = sc.port;
+        svc.port_be = htons(sc.port);
+        svc.proto = 6;
+        svc.hash = sc.hash;
+
+        uint64_t total_weight = 0;
+        for (const config::backend_config& bc : pool->backends) {
+            total_weight += bc.weight;
+        }
+
+        std::vector<balance::maglev_backend> members;
+        for (const config::backend_config& bc : pool->backends) {
+            snapshot_backend b;
+            b.id = registry.id_for(sc.name, bc.address, bc.port);
+            if (b.id == balance::no_backend) {
+                return {nullptr, fmt::format("service {}: backend id space ({}) exhausted; "
+                                             "restart the daemon to renumber",
+                                             sc.name, backend_registry::max_ids - 1)};
+            }
+            b.service_index = svc.index;
+            b.address = bc.address;
+            b.port = bc.port;
+            b.port_be = htons(bc.port);
+            b.weight = bc.weight;
+            if (auto it = states.find(b.id); it != states.end()) {
+                b.state = it->second;
+            } else {
+                b.state = bc.weight == 0 ? backend_state::draining : backend_state::unknown;
+            }
+            b.expected_share = total_weight == 0 ? 0.0 : double(bc.weight) / double(total_weight);
+            if (takes_new_flows(b.state) && bc.weight > 0) {
+                members.push_back({b.id, b.key(), bc.weight});
+                svc.has_backend_up = true;
+            }
+            snap->m_backend_by_id[b.id] = int32_t(snap->backends.size());
+            svc.backend_indexes.push_back(uint32_t(snap->backends.size()));
+            snap->backends.push_back(std::move(b));
+        }
+
+        svc.table = balance::build_maglev_table(members, sc.table_size);
+        std::vector<uint32_t> slots = balance::count_slots(svc.table, backend_registry::max_ids);
+        for (uint32_t i : svc.backend_indexes) {
+            snapshot_backend& b = snap->backends[i];
+            b.slots = slots[b.id];
+            b.predicted_share = double(b.slots) / double(svc.table.size());
+        }
+        snap->services.push_back(std::move(svc));
+    }
+
+    // Open-addressing service index at most half full, so probes stay short.
+    size_t slots = std::bit_ceil(std::max<size_t>(8, snap->services.size() * 2));
+    snap->m_service_slots.assign(slots, {});
+    for (const snapshot_service& svc : snap->services) {
+        size_t mask = slots - 1;
+        size_t i = service_slot_hash(svc.vip, svc.port_be, svc.proto) & mask;
+        while (snap->m_service_slots[i].service >= 0) {
+            i = (i + 1) & mask;
+        }
+        snap->m_service_slots[i] = {svc.vip, svc.port_be, svc.proto, int16_t(svc.index)};
+    }
+    return {std::move(snap), {}};
+}
+
+} // namespace evenflow

@@ -1,0 +1,128 @@
+// An immutable, self-contained view of the configuration that workers read:
+// services with their Maglev tables, backends with stable ids and states.
+// Built by the control thread, published by one pointer store, never modified.
+#pragma once
+
+#include "balance/maglev.hpp"
+#include "config/config.hpp"
+#include "net/flow_key.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace evenflow {
+
+// What the control plane knows about a backend. Long-lived: kept outside snapshots
+// and fed into each build, so a config apply does not reset health verdicts.
+enum class backend_state : uint8_t {
+    unknown, // no health verdict yet: receives traffic (fail open, like a fresh pool)
+    up,
+    down,     // failed health checks: out of the Maglev table, its flows reset
+    draining, // no new flows; existing flows continue (weight 0 or `evenctl drain`)
+    disabled, // taken out by an operator: out of the table, its flows reset
+};
+std::string_view to_string(backend_state s);
+
+// Whether a backend in this state is given Maglev slots.
+inline bool takes_new_flows(backend_state s) {
+    return s == backend_state::unknown || s == backend_state::up;
+}
+
+// Stable ids for (service, address, port). An id is never reused while the daemon
+// runs, so per-backend counters and pinned flows keep meaning across applies.
+// Control thread only.
+class backend_registry {
+public:
+    static constexpr uint32_t max_ids = 1u << 16; // ids 1..max_ids-1; 0 is "no backend"
+
+    // The id for this backend, assigned on first sight; 0 when the id space is exhausted.
+    uint32_t id_for(const std::string& service, const net::ip_addr& address, uint16_t port);
+    uint32_t assigned() const { return m_next - 1; }
+
+private:
+    std::map<std::tuple<std::string, net::ip_addr, uint16_t>, uint32_t> m_ids;
+    uint32_t m_next = 1;
+};
+
+struct snapshot_backend {
+    uint32_t id = 0;
+    uint16_t service_index = 0;
+    net::ip_addr address;
+    uint16_t port = 0;    // host byte order
+    uint16_t port_be = 0; // network byte order, for rewriting
+    uint32_t weight = 0;
+    backend_state state = backend_state::unknown;
+    double expected_share = 0.0;  // configured weight / total configured weight of the pool
+    double predicted_share = 0.0; // slots / table size in this snapshot's Maglev table
+    uint32_t slots = 0;
+    std::string key() const; // "ADDR:PORT"
+};
+
+struct snapshot_service {
+    uint16_t index = 0;
+    std::string name;
+    std::string pool;
+    net::ip_addr vip;
+    uint16_t port = 0;    // host byte order
+    uint16_t port_be = 0; // network byte order
+    uint8_t proto = 6;
+    config::hash_mode hash = config::hash_mode::five_tuple;
+    std::vector<uint32_t> table;           // Maglev: slot -> backend id (0 = none)
+    std::vector<uint32_t> backend_indexes; // into snapshot::backends
+    bool has_backend_up = false;
+
+    // The flow's hash for this service's hashing mode (5-tuple or source address).
+    uint32_t flow_hash(const net::flow_key& key) const;
+    // The Maglev pick for that hash; balance::no_backend when none is up.
+    uint32_t pick(uint32_t hash) const { return table[hash % table.size()]; }
+};
+
+struct snapshot {
+    uint64_t version = 0;
+    config::config cfg;
+    std::vector<snapshot_service> services;
+    std::vector<snapshot_backend> backends;
+
+    // Hot path: the service listening on (vip, port, proto), or nullptr.
+    const snapshot_service* find_service(const net::ip_addr& vip, uint16_t port_be,
+                                         uint8_t proto) const;
+    // Hot path: the backend with this id, or nullptr when it is not in this snapshot.
+    const snapshot_backend* find_backend(uint32_t id) const {
+        if (id >= m_backend_by_id.size() || m_backend_by_id[id] < 0) {
+            return nullptr;
+        }
+        return &backends[size_t(m_backend_by_id[id])];
+    }
+    // Whether `ip` is a VIP of some service (the balancer answers ICMP echo for it).
+    bool is_vip(const net::ip_addr& ip) const;
+    // The service a backend serves, for replies whose flow entry is missing; nullptr
+    // when the (address, port) belongs to several services (ambiguous) or none.
+    const snapshot_service* service_of_backend(const net::ip_addr& address, uint16_t port_be) const;
+
+    // Building blocks, filled by build_snapshot.
+    std::vector<int32_t> m_backend_by_id;
+    struct service_slot {
+        net::ip_addr vip;
+        uint16_t port_be = 0;
+        uint8_t proto = 0;
+        int16_t service = -1; // -1 = empty slot
+    };
+    std::vector<service_slot> m_service_slots; // open addressing, power-of-two size
+};
+
+struct build_result {
+    std::unique_ptr<snapshot> value;
+    std::string error; // set when value is null
+};
+
+// Builds a snapshot of a validated config. `states` overrides the state of backends by
+// id (health verdicts, operator actions); a backend absent from it is `unknown`, or
+// `draining` when its configured weight is 0.
+build_result build_snapshot(const config::config& cfg, backend_registry& registry,
+                            const std::map<uint32_t, backend_state>& states, uint64_t version);
+
+} // namespace evenflow

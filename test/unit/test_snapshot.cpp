@@ -1,0 +1,161 @@
+// Snapshots: service lookup, shares, stable backend ids, state-driven membership.
+#include "snapshot/snapshot.hpp"
+#include "support/configs.hpp"
+
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+
+using namespace evenflow;
+using evenflow::testing::basic_config_text;
+using evenflow::testing::load_or_fail;
+
+namespace {
+
+net::ip_addr ip(const char* text) {
+    return *net::ip_addr::parse(text);
+}
+
+const snapshot_backend& backend_by_key(const snapshot& s, const std::string& key) {
+    for (const auto& b : s.backends) {
+        if (b.key() == key) {
+            return b;
+        }
+    }
+    FAIL("no backend " << key);
+    return s.backends.front();
+}
+
+} // namespace
+
+TEST_CASE("snapshot: services are found by VIP, port and protocol") {
+    config::config cfg = load_or_fail(basic_config_text());
+    backend_registry registry;
+    build_result built = build_snapshot(cfg, registry, {}, 7);
+    REQUIRE(built.value);
+    const snapshot& s = *built.value;
+    CHECK(s.version == 7);
+    const snapshot_service* web = s.find_service(ip("10.10.0.100"), htons(80), 6);
+    REQUIRE(web != nullptr);
+    CHECK(web->name == "web");
+    CHECK(web->table.size() == 65537);
+    CHECK(s.find_service(ip("10.10.0.100"), htons(81), 6) == nullptr);
+    CHECK(s.find_service(ip("10.10.0.101"), htons(80), 6) == nullptr);
+    CHECK(s.find_service(ip("10.10.0.100"), htons(80), 17) == nullptr);
+    CHECK(s.is_vip(ip("10.10.0.100")));
+    CHECK_FALSE(s.is_vip(ip("10.10.0.2")));
+}
+
+TEST_CASE("snapshot: expected shares follow weights, predicted shares follow the table") {
+    config::config cfg = load_or_fail(basic_config_text());
+    backend_registry registry;
+    auto s = build_snapshot(cfg, registry, {}, 1).value;
+    REQUIRE(s);
+    REQUIRE(s->backends.size() == 3);
+    CHECK(backend_by_key(*s, "10.20.0.11:8080").expected_share == Approx(0.25));
+    CHECK(backend_by_key(*s, "10.20.0.13:8080").expected_share == Approx(0.5));
+    uint32_t total_slots = 0;
+    for (const auto& b : s->backends) {
+        CHECK(b.state == backend_state::unknown);
+        CHECK(b.predicted_share == Approx(b.expected_share).margin(0.005));
+        total_slots += b.slots;
+    }
+    CHECK(total_slots == 65537);
+    // Every slot names a backend of this snapshot.
+    for (uint32_t id : s->services[0].table) {
+        REQUIRE(s->find_backend(id) != nullptr);
+    }
+}
+
+TEST_CASE("snapshot: backend ids are stable across builds and listing order") {
+    config::config a = load_or_fail(basic_config_text());
+    config::config b = load_or_fail(
+        basic_config_text("", "  { address = \"10.20.0.13\", port = 8080, weight = 2 },\n"
+                              "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.12\", port = 8080, weight = 1 },\n"));
+    backend_registry registry;
+    auto sa = build_snapshot(a, registry, {}, 1).value;
+    auto sb = build_snapshot(b, registry, {}, 2).value;
+    for (const char* key : {"10.20.0.11:8080", "10.20.0.12:8080", "10.20.0.13:8080"}) {
+        CHECK(backend_by_key(*sa, key).id == backend_by_key(*sb, key).id);
+    }
+    // Same backend set, any order: the same Maglev table (what ECMP peers rely on).
+    CHECK(sa->services[0].table == sb->services[0].table);
+    CHECK(registry.assigned() == 3);
+}
+
+TEST_CASE("snapshot: states decide Maglev membership") {
+    config::config cfg = load_or_fail(
+        basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 0 },\n"));
+    backend_registry registry;
+    uint32_t down_id = registry.id_for("web", ip("10.20.0.11"), 8080);
+    uint32_t disabled_id = registry.id_for("web", ip("10.20.0.12"), 8080);
+    auto s =
+        build_snapshot(cfg, registry,
+                       {{down_id, backend_state::down}, {disabled_id, backend_state::disabled}}, 1)
+            .value;
+    REQUIRE(s);
+    CHECK(backend_by_key(*s, "10.20.0.11:8080").state == backend_state::down);
+    CHECK(backend_by_key(*s, "10.20.0.12:8080").state == backend_state::disabled);
+    CHECK(backend_by_key(*s, "10.20.0.14:8080").state == backend_state::draining);
+    const auto& only = backend_by_key(*s, "10.20.0.13:8080");
+    CHECK(only.slots == 65537);
+    // Expected share is what the operator configured, not what happens to be up.
+    CHECK(only.expected_share == Approx(0.5));
+    for (uint32_t id : s->services[0].table) {
+        REQUIRE(id == only.id);
+    }
+    CHECK(s->services[0].has_backend_up);
+
+    uint32_t last = only.id;
+    auto none = build_snapshot(cfg, registry,
+                               {{down_id, backend_state::down},
+                                {disabled_id, backend_state::down},
+                                {last, backend_state::down}},
+                               2)
+                    .value;
+    CHECK_FALSE(none->services[0].has_backend_up);
+    CHECK(none->services[0].pick(12345) == balance::no_backend);
+}
+
+TEST_CASE("snapshot: replies map back to the one service a backend serves") {
+    std::string text = basic_config_text() + R"(
+[[services]]
+name = "web-alt"
+vip = "10.10.0.101"
+port = 80
+protocol = "tcp"
+pool = "web"
+table_size = 65537
+)";
+    config::config cfg = load_or_fail(text);
+    backend_registry registry;
+    auto s = build_snapshot(cfg, registry, {}, 1).value;
+    // 10.20.0.11:8080 serves two VIPs: ambiguous, so no stateless answer.
+    CHECK(s->service_of_backend(ip("10.20.0.11"), htons(8080)) == nullptr);
+
+    config::config single = load_or_fail(basic_config_text());
+    auto s1 = build_snapshot(single, registry, {}, 2).value;
+    const snapshot_service* owner = s1->service_of_backend(ip("10.20.0.11"), htons(8080));
+    REQUIRE(owner != nullptr);
+    CHECK(owner->name == "web");
+    CHECK(s1->service_of_backend(ip("10.20.0.11"), htons(9090)) == nullptr);
+}
+
+TEST_CASE("snapshot: src_ip hashing ignores ports") {
+    std::string text = basic_config_text() + "hash = \"src_ip\"\n";
+    config::config cfg = load_or_fail(text);
+    backend_registry registry;
+    auto s = build_snapshot(cfg, registry, {}, 1).value;
+    const snapshot_service& svc = s->services[0];
+    net::flow_key a;
+    a.src = ip("192.0.2.10");
+    a.dst = ip("10.10.0.100");
+    a.src_port = htons(40000);
+    a.dst_port = htons(80);
+    a.proto = 6;
+    net::flow_key b = a;
+    b.src_port = htons(50000);
+    CHECK(svc.flow_hash(a) == svc.flow_hash(b));
+    CHECK(net::flow_hash(a) != net::flow_hash(b));
+}
