@@ -1,5 +1,6 @@
 #include "net/nat.hpp"
 
+#include "net/bytes.hpp"
 #include "net/checksum.hpp"
 
 #include <cassert>
@@ -18,15 +19,6 @@ constexpr size_t ipv6_dst_offset = 24;
 constexpr size_t tcp_src_port_offset = 0;
 constexpr size_t tcp_dst_port_offset = 2;
 constexpr size_t tcp_checksum_offset = 16;
-
-uint16_t load16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-void store16(uint8_t* p, uint16_t v) {
-    std::memcpy(p, &v, 2);
-}
 
 } // namespace
 

@@ -1,5 +1,6 @@
 #include "net/reply.hpp"
 
+#include "net/bytes.hpp"
 #include "net/checksum.hpp"
 
 #include <arpa/inet.h>
@@ -12,23 +13,6 @@ namespace evenflow::net {
 namespace {
 
 constexpr uint8_t reply_ttl = 64;
-
-uint16_t load16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-void store16(uint8_t* p, uint16_t v) {
-    std::memcpy(p, &v, 2);
-}
-uint32_t load32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-void store32(uint8_t* p, uint32_t v) {
-    std::memcpy(p, &v, 4);
-}
 
 void swap_macs(uint8_t* frame) {
     uint8_t tmp[6];

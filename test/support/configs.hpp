@@ -1,7 +1,8 @@
-// Config texts shared by the snapshot, control and dataplane tests.
+// Config texts and small helpers shared by the snapshot, control and dataplane tests.
 #pragma once
 
 #include "config/load.hpp"
+#include "snapshot/snapshot.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -64,6 +65,20 @@ inline config::config load_or_fail(const std::string& text) {
     REQUIRE(r.errors.empty());
     REQUIRE(r.ok());
     return *r.value;
+}
+
+inline net::ip_addr ip(const char* text) {
+    return *net::ip_addr::parse(text);
+}
+
+inline const snapshot_backend& backend_by_key(const snapshot& s, const std::string& key) {
+    for (const auto& b : s.backends) {
+        if (b.key() == key) {
+            return b;
+        }
+    }
+    FAIL("no backend " << key);
+    return s.backends.front();
 }
 
 } // namespace evenflow::testing

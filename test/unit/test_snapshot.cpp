@@ -7,26 +7,10 @@
 #include <catch2/catch.hpp>
 
 using namespace evenflow;
+using evenflow::testing::backend_by_key;
 using evenflow::testing::basic_config_text;
+using evenflow::testing::ip;
 using evenflow::testing::load_or_fail;
-
-namespace {
-
-net::ip_addr ip(const char* text) {
-    return *net::ip_addr::parse(text);
-}
-
-const snapshot_backend& backend_by_key(const snapshot& s, const std::string& key) {
-    for (const auto& b : s.backends) {
-        if (b.key() == key) {
-            return b;
-        }
-    }
-    FAIL("no backend " << key);
-    return s.backends.front();
-}
-
-} // namespace
 
 TEST_CASE("snapshot: services are found by VIP, port and protocol") {
     config::config cfg = load_or_fail(basic_config_text());

@@ -1,0 +1,18 @@
+// Structured logs: one `key=value` line per event on stderr (journald keeps them).
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace evenflow::control {
+
+using log_field = std::pair<std::string_view, std::string>;
+
+// ts=2026-11-22T07:00:00.123Z level=info event=apply version=3 uid=0 ...
+// Values with spaces or quotes are quoted.
+void log_event(std::string_view level, std::string_view event,
+               std::initializer_list<log_field> fields = {});
+
+} // namespace evenflow::control

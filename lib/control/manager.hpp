@@ -1,0 +1,101 @@
+// The control plane's model of what is running: the config, its version history,
+// operator and health states of backends, and the snapshot built from all of them.
+// Pure (no DPDK): the daemon publishes the snapshots it returns.
+#pragma once
+
+#include "config/config.hpp"
+#include "snapshot/snapshot.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace evenflow::control {
+
+// Who asked for a change (SO_PEERCRED of the control socket peer, or the daemon).
+struct actor {
+    uint32_t uid = 0;
+    int32_t pid = 0;
+    std::string via; // "socket", "sighup", "startup", "skew-guard"
+};
+
+struct history_entry {
+    uint64_t version = 0;
+    std::chrono::system_clock::time_point at;
+    actor who;
+    std::string origin;            // "apply FILE", "rollback to 3", ...
+    std::vector<std::string> diff; // against the version it replaced
+    std::shared_ptr<const config::config> cfg;
+};
+
+// What an operator set on a backend; orthogonal to health.
+enum class admin_state : uint8_t { enabled, draining, disabled };
+
+enum class health_verdict : uint8_t { unknown, up, down };
+
+struct change_result {
+    bool ok = false;
+    std::string error;              // why it was refused, when !ok
+    uint64_t version = 0;           // the running config version afterwards
+    std::vector<std::string> diff;  // what changed
+    std::unique_ptr<snapshot> snap; // to publish, when ok
+};
+
+class config_manager {
+public:
+    explicit config_manager(size_t keep_versions = 32) : m_keep(keep_versions) {}
+
+    // The first config (version 1).
+    change_result start(const config::config& cfg, const actor& who, std::string origin);
+
+    // A new version, unless it changes what only a restart can change (EAL, control
+    // socket, interfaces, workers, flow table) or is identical to the running one.
+    change_result apply(const config::config& next, const actor& who, std::string origin);
+
+    // Back to a kept version (the previous one by default), as a new version.
+    change_result rollback(std::optional<uint64_t> version, const actor& who);
+
+    // drain / enable / disable SERVICE BACKEND ("ADDR:PORT"). Rebuilds the snapshot.
+    change_result set_admin(const std::string& service, const std::string& backend,
+                            admin_state state, const actor& who);
+
+    // A health verdict for a backend id; a rebuild only when it changes membership.
+    change_result set_health(uint32_t backend_id, health_verdict verdict);
+
+    const config::config& running() const { return *m_history.back().cfg; }
+    uint64_t version() const { return m_history.empty() ? 0 : m_history.back().version; }
+    uint64_t generation() const { return m_generation; } // snapshots built so far
+    const std::deque<history_entry>& history() const { return m_history; }
+    backend_registry& registry() { return m_registry; }
+    admin_state admin_of(uint32_t backend_id) const;
+    health_verdict health_of(uint32_t backend_id) const;
+
+    // Builds a snapshot of the running config with current states (e.g. at start).
+    build_result rebuild();
+
+private:
+    change_result commit(std::shared_ptr<const config::config> cfg, const actor& who,
+                         std::string origin);
+    std::map<uint32_t, backend_state> effective_states(const config::config& cfg);
+
+    size_t m_keep;
+    std::deque<history_entry> m_history;
+    uint64_t m_next_version = 1;
+    uint64_t m_generation = 0;
+    backend_registry m_registry;
+    std::map<uint32_t, admin_state> m_admin;
+    std::map<uint32_t, health_verdict> m_health;
+};
+
+// Why `next` cannot be applied to a daemon running `running`, or "" when it can.
+std::string restart_required(const config::config& running, const config::config& next);
+
+std::string_view to_string(admin_state s);
+std::string_view to_string(health_verdict v);
+
+} // namespace evenflow::control

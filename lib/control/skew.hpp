@@ -1,0 +1,84 @@
+// The skew detector: compares each backend's observed share of its service's new
+// flows (over a sliding window) and of its active flows with the share the operator
+// configured, and keeps alarms with hysteresis.
+#pragma once
+
+#include "config/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace evenflow::control {
+
+// One backend's cumulative figures at one instant (summed over workers).
+struct backend_sample {
+    uint32_t id = 0;
+    std::string service;
+    std::string backend;       // "ADDR:PORT"
+    double expected_share = 0; // configured weight share
+    uint64_t new_flows = 0;    // cumulative
+    uint64_t active_flows = 0; // current
+};
+
+enum class skew_kind : uint8_t { hot, starved };
+enum class skew_basis : uint8_t { new_flows, active_flows };
+
+struct skew_alarm {
+    std::string service;
+    std::string backend;
+    uint32_t id = 0;
+    skew_kind kind = skew_kind::hot;
+    skew_basis basis = skew_basis::new_flows;
+    double observed_share = 0;
+    double expected_share = 0;
+    uint64_t flows = 0; // the service's flows the verdict rests on
+    std::chrono::system_clock::time_point since;
+};
+
+struct backend_view {
+    double observed_share = 0; // of new flows in the window (0 when no flows)
+    double new_flows_per_s = 0;
+    bool skewed = false;
+};
+
+std::string_view to_string(skew_kind k);
+std::string_view to_string(skew_basis b);
+
+class skew_detector {
+public:
+    using clock = std::chrono::steady_clock;
+    // Standard deviations a share must stand off its expectation (binomial) to count.
+    static constexpr double significance_z = 4.0;
+    // Ticks a cleared condition must hold before an alarm is cleared.
+    static constexpr int clear_after_ticks = 3;
+
+    explicit skew_detector(config::skew_config cfg = {}) : m_cfg(cfg) {}
+    void reconfigure(const config::skew_config& cfg) { m_cfg = cfg; }
+
+    struct event {
+        bool raised; // false: cleared
+        skew_alarm alarm;
+    };
+    // Feeds one sample of every configured backend; returns alarms raised or cleared.
+    std::vector<event> tick(clock::time_point now, std::chrono::system_clock::time_point wall,
+                            const std::vector<backend_sample>& samples);
+
+    const std::map<uint32_t, skew_alarm>& alarms() const { return m_alarms; }
+    backend_view view(uint32_t id) const;
+
+private:
+    struct history {
+        std::deque<std::pair<clock::time_point, uint64_t>> points; // cumulative new flows
+        int calm_ticks = 0;
+    };
+    config::skew_config m_cfg;
+    std::map<uint32_t, history> m_history;
+    std::map<uint32_t, backend_view> m_views;
+    std::map<uint32_t, skew_alarm> m_alarms;
+};
+
+} // namespace evenflow::control

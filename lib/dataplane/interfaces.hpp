@@ -1,0 +1,63 @@
+// The balancer's interfaces as the data plane sees them, and next-hop selection.
+#pragma once
+
+#include "net/addr.hpp"
+
+#include <rte_ether.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace evenflow::dataplane {
+
+// Fixed for the daemon's lifetime: interfaces are bound to DPDK ports at start.
+struct interface_info {
+    uint16_t index = 0;   // position in [[interfaces]]
+    uint16_t port_id = 0; // DPDK port
+    std::string name;
+    std::string device;
+    rte_ether_addr mac{};
+    net::ip_prefix address;
+    std::optional<net::ip_addr> gateway;
+};
+
+struct egress {
+    uint16_t iface = 0;
+    net::ip_addr next_hop;
+};
+
+// On-link destinations go to themselves through the interface whose prefix holds
+// them; anything else goes to the first interface that has a gateway. nullopt when
+// there is no way out (counted as not_for_us by the caller).
+inline std::optional<egress> route(std::span<const interface_info> interfaces,
+                                   const net::ip_addr& dst) {
+    for (const interface_info& i : interfaces) {
+        if (i.address.contains(dst)) {
+            return egress{i.index, dst};
+        }
+    }
+    for (const interface_info& i : interfaces) {
+        if (i.gateway && i.gateway->is_v4() == dst.is_v4()) {
+            return egress{i.index, *i.gateway};
+        }
+    }
+    return std::nullopt;
+}
+
+// Whether `ip` is one of the balancer's own interface addresses; sets *iface.
+inline bool is_interface_address(std::span<const interface_info> interfaces, const net::ip_addr& ip,
+                                 uint16_t* iface = nullptr) {
+    for (const interface_info& i : interfaces) {
+        if (i.address.addr == ip) {
+            if (iface != nullptr) {
+                *iface = i.index;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace evenflow::dataplane

@@ -1,0 +1,33 @@
+// Binding [[interfaces]] to DPDK ports: one RX and one TX queue per worker.
+#pragma once
+
+#include "config/config.hpp"
+#include "dataplane/interfaces.hpp"
+
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace evenflow::dataplane {
+
+struct port_options {
+    uint16_t queues = 1; // one per worker
+    uint16_t rx_descriptors = 1024;
+    uint16_t tx_descriptors = 1024;
+};
+
+// Packet buffers for every port, queue and ring; sized from the config.
+rte_mempool* create_packet_pool(size_t interfaces, const port_options& options, std::string* error);
+
+// Configures and starts the port behind every interface (by DPDK device name: a
+// vdev name or a PCI address). Fills `out` in [[interfaces]] order. On failure,
+// ports already started are stopped again and *error says which device and why.
+bool start_ports(const std::vector<config::interface_config>& interfaces,
+                 const port_options& options, rte_mempool* pool, std::vector<interface_info>& out,
+                 std::string* error);
+
+void stop_ports(const std::vector<interface_info>& interfaces);
+
+} // namespace evenflow::dataplane

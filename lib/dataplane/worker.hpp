@@ -1,0 +1,128 @@
+// A poll-mode worker: owns one RX/TX queue on every port, its flow table and its
+// counters; forwards client<->backend traffic with DNAT, answers what it can
+// answer on its own, and hands the rest to the control thread.
+#pragma once
+
+#include "dataplane/counters.hpp"
+#include "dataplane/interfaces.hpp"
+#include "dataplane/neighbor.hpp"
+#include "dataplane/rcu.hpp"
+#include "flow/flow_table.hpp"
+#include "net/parse.hpp"
+#include "snapshot/snapshot.hpp"
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace evenflow::dataplane {
+
+inline constexpr uint16_t burst_size = 32;
+
+// Why a packet was handed to the control thread; carried in mbuf->hash.usr, with
+// mbuf->port set to the interface index it arrived on (or must leave by).
+enum class control_reason : uint32_t {
+    arp = 1,        // ARP request or reply: answer, learn
+    unresolved = 2, // forwarded packet whose next hop has no MAC yet: hold, resolve
+    local_tcp = 3,  // TCP to an interface address: health-probe replies
+};
+
+// State every worker and the control thread share. Immutable after start-up except
+// for the published objects and the stop flag.
+struct dataplane_shared {
+    std::vector<interface_info> interfaces; // ro after start
+    published<snapshot> snap;               // dataplane: ro, ctlplane: rw
+    published<neighbor_table> neighbors;    // dataplane: ro, ctlplane: rw
+    qsbr_domain* qsbr = nullptr;            // readers: the workers, by index
+    rte_ring* to_control = nullptr;         // MP/SC: workers -> control thread
+    std::atomic<bool> stop{false};          // ctlplane: rw, dataplane: ro
+    static_assert(std::atomic<bool>::is_always_lock_free);
+};
+
+struct worker_config {
+    uint32_t index = 0; // reader id in the QSBR domain, queue id on every port
+    size_t flow_capacity = 1u << 20;
+    flow::flow_timeouts_ms timeouts;
+    uint32_t sweep_slots_per_poll = 2048; // flow-table slots examined per idle poll
+};
+
+class worker {
+public:
+    // Allocates everything the loop needs: flow table, inject ring. nullptr and
+    // *error set on failure.
+    static std::unique_ptr<worker> create(const worker_config& cfg, dataplane_shared& shared,
+                                          std::string* error);
+    ~worker();
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // The poll loop: runs until shared.stop. Registers with QSBR on entry, goes
+    // offline on exit. Returns 0 (signature fits rte_eal_remote_launch).
+    int run();
+    static int launch(void* self) { return static_cast<worker*>(self)->run(); }
+
+    // One iteration: inject ring, then one RX burst per interface, then TX flush.
+    // Used by run() and by in-process tests that drive the worker step by step
+    // (the caller must be online in the QSBR domain as reader `index`).
+    void poll_once(uint64_t now_ms);
+
+    // Control thread -> worker: packets to transmit on mbuf->port (interface index).
+    // SP/SC: the control thread is the only producer.
+    rte_ring* inject_ring() const { return m_inject; }
+
+    const worker_stats& stats() const { return m_stats; }
+    uint32_t index() const { return m_cfg.index; }
+    const flow::flow_table& flows() const { return *m_flows; }
+
+    static uint64_t now_ms();
+
+private:
+    worker(const worker_config& cfg, dataplane_shared& shared);
+
+    struct rx_item {
+        rte_mbuf* mbuf;
+        net::packet_meta meta;
+        net::drop_reason parsed;
+        uint32_t hash;
+    };
+
+    void process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint32_t now);
+    void handle(uint16_t iface, rx_item& item, const snapshot& snap, const neighbor_table* neigh,
+                uint32_t now);
+    void handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
+                    const neighbor_table* neigh, uint32_t now);
+    void forward(rte_mbuf* m, net::packet_meta& meta, const neighbor_table* neigh);
+    void to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
+                    const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh);
+    // Removes a flow's client-side entry and its backend-side partner.
+    void forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
+                     uint32_t now);
+    void send_reset(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);
+    void to_control(uint16_t iface, rte_mbuf* m, control_reason reason);
+    void transmit(uint16_t iface, rte_mbuf* m);
+    void drop(rte_mbuf* m, net::drop_reason reason);
+    void flush();
+    void sweep(uint32_t now);
+
+    worker_config m_cfg;
+    dataplane_shared& m_shared;
+    std::unique_ptr<flow::flow_table> m_flows;
+    rte_ring* m_inject = nullptr;
+    worker_stats m_stats;
+
+    struct tx_queue {
+        uint16_t port_id = 0;
+        uint16_t count = 0;
+        rte_mbuf* pkts[burst_size * 2];
+    };
+    std::vector<tx_queue> m_tx; // per interface
+    size_t m_sweep_cursor = 0;
+    std::vector<uint64_t> m_sweep_active; // per backend id, for the sweep in progress
+};
+
+} // namespace evenflow::dataplane

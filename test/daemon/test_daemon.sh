@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Daemon tier: evenflowd as a real process (net_null ports), driven by evenctl.
+# Usage: test_daemon.sh BUILD_DIR
+set -uo pipefail
+
+build=${1:?usage: test_daemon.sh BUILD_DIR}
+evenflowd=$build/app/evenflowd
+evenctl=$build/app/evenctl
+if [[ $(id -u) -ne 0 ]]; then
+  echo "FAIL: the daemon tier needs root (DPDK EAL, /run)" >&2
+  exit 1
+fi
+
+work=$(mktemp -d /tmp/evenflow-daemon-test.XXXXXX)
+sock=$work/evenflow.sock
+pid=
+cleanup() {
+  [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
+  rm -rf "$work" /var/run/dpdk/"evenflow-daemon-test-$$"
+}
+trap cleanup EXIT
+
+failures=0
+checks=0
+pass() { checks=$((checks + 1)); echo "ok   - $*"; }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }
+expect_eq() { # WHAT ACTUAL EXPECTED
+  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got [$2], expected [$3]"; fi
+}
+expect_contains() { # WHAT HAYSTACK NEEDLE
+  if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1: [$2] does not contain [$3]"; fi
+}
+json_get() { # JSON PYTHON_EXPR (on variable r)
+  python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$2" <<<"$1"
+}
+ctl() { "$evenctl" --socket "$sock" "$@"; }
+
+write_config() { # FILE EXTRA_BACKENDS [WEIGHT_OF_13]
+  cat >"$1" <<TOML
+[eal]
+args = ["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--file-prefix", "evenflow-daemon-test-$$",
+        "--vdev=net_null0,no-rx=1", "--vdev=net_null1,no-rx=1"]
+
+[control]
+socket = "$sock"
+metrics = ""
+
+[dataplane]
+workers = [1]
+flow_capacity = 65536
+
+[[interfaces]]
+name = "client-side"
+device = "net_null0"
+address = "10.10.0.2/24"
+
+[[interfaces]]
+name = "backend-side"
+device = "net_null1"
+address = "10.20.0.1/24"
+
+[[pools]]
+name = "web"
+backends = [
+  { address = "10.20.0.11", port = 8080, weight = 1 },
+  { address = "10.20.0.12", port = 8080, weight = 1 },
+  { address = "10.20.0.13", port = 8080, weight = ${3:-2} },
+$2]
+health = { kind = "none" }
+
+[[services]]
+name = "web"
+vip = "10.10.0.100"
+port = 80
+protocol = "tcp"
+pool = "web"
+TOML
+}
+
+write_config "$work/v1.toml" ""
+write_config "$work/v2.toml" '  { address = "10.20.0.14", port = 8080, weight = 1 },'
+sed 's/weight = 1 },$/weight = 1, colour = "blue" },/' "$work/v2.toml" >"$work/bad.toml"
+
+# ---- start ----
+"$evenflowd" --config "$work/v1.toml" >"$work/daemon.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+  [[ -S $sock ]] && ctl status >/dev/null 2>&1 && break
+  sleep 0.1
+done
+if ! ctl status >/dev/null 2>&1; then
+  fail "evenflowd did not come up"
+  cat "$work/daemon.log"
+  exit 1
+fi
+pass "evenflowd answers on its socket"
+expect_eq "socket mode is 0660" "$(stat -c %a "$sock")" "660"
+
+status=$(ctl --json status)
+expect_eq "status: version 1" "$(json_get "$status" 'r["version"]')" "1"
+expect_eq "status: one worker" "$(json_get "$status" 'len(r["workers"])')" "1"
+expect_eq "status: uptime is a number" "$(json_get "$status" 'type(r["uptime_s"]).__name__')" "float"
+
+expect_contains "services table" "$(ctl services)" "10.10.0.100:80"
+backends=$(ctl backends)
+expect_contains "backends table header" "$backends" "EXPECTED"
+expect_contains "backends: 13 has half the weight" "$(grep 10.20.0.13 <<<"$backends")" "50.0%"
+
+# ---- apply a good config ----
+out=$(ctl apply "$work/v2.toml"); rc=$?
+expect_eq "apply good: exit 0" "$rc" "0"
+expect_contains "apply good: version 2" "$out" "version 2 running"
+expect_contains "apply good: diff names the new backend" "$out" "10.20.0.14:8080"
+expect_eq "backends after apply" "$(json_get "$(ctl --json backends web)" 'len(r["backends"])')" "4"
+
+# ---- apply a bad config: refused, old one still serving ----
+out=$(ctl apply "$work/bad.toml" 2>&1); rc=$?
+expect_eq "apply bad: exit 1" "$rc" "1"
+expect_contains "apply bad: names file, line and key" "$out" "bad.toml:"
+expect_contains "apply bad: unknown key" "$out" "colour"
+expect_eq "apply bad: version still 2" "$(json_get "$(ctl --json status)" 'r["version"]')" "2"
+expect_eq "apply bad: 4 backends still" "$(json_get "$(ctl --json backends)" 'len(r["backends"])')" "4"
+
+# ---- history and rollback ----
+hist=$(ctl --json history)
+expect_eq "history: two versions" "$(json_get "$hist" 'len(r["history"])')" "2"
+expect_eq "history: uid recorded" "$(json_get "$hist" 'r["history"][1]["uid"]')" "$(id -u)"
+out=$(ctl rollback); rc=$?
+expect_eq "rollback: exit 0" "$rc" "0"
+expect_contains "rollback: version 3" "$out" "version 3 running"
+expect_eq "rollback: 3 backends" "$(json_get "$(ctl --json backends)" 'len(r["backends"])')" "3"
+out=$(ctl rollback 42 2>&1); rc=$?
+expect_eq "rollback to unknown version: exit 1" "$rc" "1"
+expect_contains "rollback to unknown version: says so" "$out" "version 42 is not kept"
+
+# ---- guarded apply: a config that moves most weight onto one backend ----
+write_config "$work/shift.toml" ""
+sed -i 's/10.20.0.11", port = 8080, weight = 1/10.20.0.11", port = 8080, weight = 36/' "$work/shift.toml"
+out=$(ctl apply "$work/shift.toml" 2>&1); rc=$?
+expect_eq "shift: refused with exit 1" "$rc" "1"
+expect_contains "shift: review names the backend" "$out" "backend 10.20.0.11:8080 expected share 25.0% -> 92.3%"
+expect_eq "shift: running config untouched" "$(json_get "$(ctl --json status)" 'r["version"]')" "3"
+check_out=$("$evenctl" check "$work/shift.toml" 2>&1); rc=$?
+expect_eq "shift: check exits 0 (a warning)" "$rc" "0"
+expect_contains "shift: check flags the dominant backend" "$check_out" "holds 92.3% of pool web's weight"
+out=$(ctl apply "$work/shift.toml" --accept-shift 2>&1); rc=$?
+expect_eq "shift: --accept-shift applies" "$rc" "0"
+expect_contains "shift: version 4" "$out" "version 4 running"
+ctl rollback >/dev/null
+
+# ---- drain / disable / enable ----
+state_of() { json_get "$(ctl --json backends web)" "[b['state'] for b in r['backends'] if b['backend']=='$1'][0]"; }
+ctl drain web 10.20.0.11:8080 >/dev/null
+expect_eq "drain" "$(state_of 10.20.0.11:8080)" "draining"
+ctl disable web 10.20.0.12:8080 >/dev/null
+expect_eq "disable" "$(state_of 10.20.0.12:8080)" "disabled"
+ctl enable web 10.20.0.11:8080 >/dev/null
+expect_eq "enable" "$(state_of 10.20.0.11:8080)" "up"
+out=$(ctl drain web 10.20.0.99:8080 2>&1); rc=$?
+expect_eq "drain unknown backend: exit 1" "$rc" "1"
+expect_contains "drain unknown backend: message" "$out" "has no backend 10.20.0.99:8080"
+
+# ---- stats, skew ----
+expect_contains "stats" "$(ctl stats)" "rx_packets"
+expect_eq "skew: no alarms" "$(ctl skew)" "no alarms"
+
+# ---- bad input on the socket: error reply, connection and daemon survive ----
+reply=$(python3 - "$sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+out = []
+for line in [b"this is not json\n", b"[1,2]\n", b'{"cmd": 5}\n', b'{"cmd": "rollback", "version": "x"}\n', b'{"cmd": "status"}\n']:
+    f.write(line); f.flush()
+    out.append(f.readline().decode().strip())
+print("\n".join(out))
+PY
+)
+expect_contains "malformed line: error reply" "$(sed -n 1p <<<"$reply")" '"ok":false'
+expect_contains "non-object: error reply" "$(sed -n 2p <<<"$reply")" "malformed request"
+expect_contains "bad cmd type: error reply" "$(sed -n 3p <<<"$reply")" "missing \\\"cmd\\\""
+expect_contains "bad field type: error reply" "$(sed -n 4p <<<"$reply")" "malformed request"
+expect_contains "same connection still served" "$(sed -n 5p <<<"$reply")" '"ok":true'
+
+# ---- usage errors ----
+ctl frobnicate >/dev/null 2>&1; expect_eq "unknown command: exit 2" "$?" "2"
+ctl drain web >/dev/null 2>&1; expect_eq "missing argument: exit 2" "$?" "2"
+"$evenctl" --socket "$work/nobody.sock" status >"$work/out" 2>&1; rc=$?
+expect_eq "no daemon: exit 2" "$rc" "2"
+expect_contains "no daemon: what to do" "$(cat "$work/out")" "is evenflowd running?"
+"$evenctl" check "$work/bad.toml" >/dev/null 2>&1; expect_eq "check bad: exit 1" "$?" "1"
+"$evenctl" check "$work/v2.toml" >/dev/null 2>&1; expect_eq "check good: exit 0" "$?" "0"
+
+# ---- a second daemon on the same socket refuses to start ----
+timeout 60 "$evenflowd" --config "$work/v1.toml" >"$work/second.log" 2>&1; rc=$?
+expect_eq "second daemon: exit 1" "$rc" "1"
+expect_contains "second daemon: says why" "$(cat "$work/second.log")" "another evenflowd answers"
+ctl status >/dev/null 2>&1; expect_eq "first daemon still serving" "$?" "0"
+
+# ---- SIGHUP re-reads the file ----
+cp "$work/v2.toml" "$work/v1.toml"
+kill -HUP "$pid"
+for _ in $(seq 1 50); do
+  [[ $(json_get "$(ctl --json status)" 'r["version"]') == 6 ]] && break
+  sleep 0.1
+done
+expect_eq "SIGHUP: applied as version 6" "$(json_get "$(ctl --json status)" 'r["version"]')" "6"
+
+# ---- SIGTERM: clean shutdown, no socket left ----
+kill -TERM "$pid"
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+wait "$pid"; rc=$?
+pid=
+expect_eq "SIGTERM: exit 0" "$rc" "0"
+if [[ -e $sock ]]; then fail "SIGTERM: socket removed"; else pass "SIGTERM: socket removed"; fi
+expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=apply version=2"
+
+echo "$((checks - failures)) passed, $failures failed"
+[[ $failures -eq 0 ]]

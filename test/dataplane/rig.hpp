@@ -1,0 +1,245 @@
+// An in-process balancer on net_ring ports: a real worker, real snapshots and
+// RCU publication, with the test playing the wire on both sides.
+#pragma once
+
+#include "control/manager.hpp"
+#include "dataplane/ports.hpp"
+#include "dataplane/worker.hpp"
+#include "support/configs.hpp"
+#include "support/packet_builder.hpp"
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace evenflow::testing {
+
+inline constexpr uint16_t client_side = 0;
+inline constexpr uint16_t backend_side = 1;
+
+inline const mac router_mac = {0x02, 0, 0, 0, 0x10, 0x01}; // 10.10.0.1, client-side gateway
+inline const mac client_mac = {0x02, 0, 0, 0, 0x10, 0x32}; // 10.10.0.50, on-link client
+inline mac backend_mac(int last_octet) {
+    return {0x02, 0, 0, 0, 0x20, uint8_t(last_octet)};
+}
+
+inline mac to_mac(const rte_ether_addr& a) {
+    mac m;
+    std::memcpy(m.data(), a.addr_bytes, 6);
+    return m;
+}
+
+inline rte_mempool* test_pool() {
+    static rte_mempool* pool =
+        rte_pktmbuf_pool_create("test_pool", 65535, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    return pool;
+}
+
+class ring_rig {
+public:
+    explicit ring_rig(const std::string& config_text, size_t flow_capacity = 1 << 16) {
+        static std::atomic<int> counter{0};
+        int n = counter++;
+        cfg = load_or_fail(config_text);
+        for (int side = 0; side < 2; ++side) {
+            std::string base = fmt::format("r{}_{}", n, side);
+            rx[side] =
+                rte_ring_create((base + "_rx").c_str(), 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            tx[side] =
+                rte_ring_create((base + "_tx").c_str(), 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            REQUIRE(rx[side] != nullptr);
+            REQUIRE(tx[side] != nullptr);
+            std::string dev = "ef_ring_" + base;
+            REQUIRE(rte_eth_from_rings(dev.c_str(), &rx[side], 1, &tx[side], 1, 0) >= 0);
+            cfg.interfaces[size_t(side)].device = "net_ring_" + dev; // the PMD prefixes it
+        }
+        std::string error;
+        dataplane::port_options opts;
+        opts.rx_descriptors = 512;
+        opts.tx_descriptors = 512;
+        bool started =
+            dataplane::start_ports(cfg.interfaces, opts, test_pool(), shared.interfaces, &error);
+        INFO(error);
+        REQUIRE(started);
+        qsbr = dataplane::qsbr_domain::create(1);
+        shared.qsbr = qsbr.get();
+        shared.to_control =
+            rte_ring_create(fmt::format("r{}_ctl", n).c_str(), 1024, 0, RING_F_SC_DEQ);
+
+        auto first = manager.start(cfg, control::actor{0, 0, "test"}, "start");
+        REQUIRE(first.ok);
+        shared.snap.publish(std::move(first.snap), *qsbr);
+
+        std::vector<dataplane::neighbor_table::entry> neighbors;
+        auto add = [&](uint16_t iface, const char* ip, const mac& m) {
+            dataplane::neighbor_table::entry e;
+            e.iface = iface;
+            e.ip = *net::ip_addr::parse(ip);
+            std::memcpy(e.mac.addr_bytes, m.data(), 6);
+            neighbors.push_back(e);
+        };
+        add(client_side, "10.10.0.1", router_mac);
+        add(client_side, "10.10.0.50", client_mac);
+        for (int last = 11; last <= 20; ++last) {
+            add(backend_side, fmt::format("10.20.0.{}", last).c_str(), backend_mac(last));
+        }
+        shared.neighbors.publish(dataplane::neighbor_table::build(neighbors), *qsbr);
+
+        dataplane::worker_config wc;
+        wc.index = 0;
+        wc.flow_capacity = flow_capacity;
+        worker = dataplane::worker::create(wc, shared, &error);
+        REQUIRE(worker);
+    }
+
+    ~ring_rig() {
+        if (m_online) {
+            qsbr->offline(0);
+            qsbr->unregister_reader(0);
+        }
+        worker.reset();
+        dataplane::stop_ports(shared.interfaces);
+        for (int side = 0; side < 2; ++side) {
+            drain(tx[side]);
+            drain(rx[side]);
+            rte_ring_free(rx[side]);
+            rte_ring_free(tx[side]);
+        }
+        drain(shared.to_control);
+        rte_ring_free(shared.to_control);
+    }
+
+    mac lb_mac(uint16_t side) const { return to_mac(shared.interfaces[side].mac); }
+
+    // The test thread acts as the worker's lcore for step-by-step tests.
+    void become_reader() {
+        qsbr->register_reader(0);
+        qsbr->online(0);
+        m_online = true;
+    }
+
+    // Publishes a snapshot. When the test thread is the reader, it steps out of the
+    // read side first, as a worker between bursts would.
+    void publish(std::unique_ptr<snapshot> snap) {
+        if (m_online) {
+            qsbr->offline(0);
+        }
+        shared.snap.publish(std::move(snap), *qsbr);
+        if (m_online) {
+            qsbr->online(0);
+        }
+    }
+
+    // A config text as the rig runs it (its ring devices in place of the text's).
+    config::config load(const std::string& text) const {
+        config::config c = load_or_fail(text);
+        for (size_t i = 0; i < c.interfaces.size() && i < cfg.interfaces.size(); ++i) {
+            c.interfaces[i].device = cfg.interfaces[i].device;
+        }
+        return c;
+    }
+
+    // Runs `f` as the control thread would: outside the worker's read-side section,
+    // so an RCU grace period inside it (a publication) can complete.
+    template <typename F>
+    auto as_control(F&& f) {
+        if (m_online) {
+            qsbr->offline(0);
+        }
+        auto result = f();
+        if (m_online) {
+            qsbr->online(0);
+        }
+        return result;
+    }
+
+    void send(uint16_t side, const bytes& frame) {
+        rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
+        REQUIRE(m != nullptr);
+        char* data = rte_pktmbuf_append(m, uint16_t(frame.size()));
+        REQUIRE(data != nullptr);
+        std::memcpy(data, frame.data(), frame.size());
+        REQUIRE(rte_ring_enqueue(rx[side], m) == 0);
+    }
+
+    void poll(int times = 1) {
+        for (int i = 0; i < times; ++i) {
+            worker->poll_once(now_ms);
+        }
+    }
+
+    std::vector<bytes> received(uint16_t side) { return collect(tx[side]); }
+    std::vector<bytes> to_control() { return collect(shared.to_control); }
+
+    // One frame in, the frames that came out of each side.
+    struct outcome {
+        std::vector<bytes> client, backend, control;
+    };
+    outcome exchange(uint16_t side, const bytes& frame) {
+        send(side, frame);
+        poll();
+        return {received(client_side), received(backend_side), to_control()};
+    }
+
+    uint64_t drops(net::drop_reason r) const {
+        return worker->stats().totals.drops[size_t(r)].get();
+    }
+
+    config::config cfg;
+    control::config_manager manager;
+    dataplane::dataplane_shared shared;
+    std::unique_ptr<dataplane::qsbr_domain> qsbr;
+    std::unique_ptr<dataplane::worker> worker;
+    rte_ring* rx[2] = {};
+    rte_ring* tx[2] = {};
+    uint64_t now_ms = 1'000'000;
+
+private:
+    static std::vector<bytes> collect(rte_ring* ring) {
+        std::vector<bytes> out;
+        rte_mbuf* m;
+        while (rte_ring_dequeue(ring, reinterpret_cast<void**>(&m)) == 0) {
+            const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+            out.emplace_back(d, d + rte_pktmbuf_data_len(m));
+            rte_pktmbuf_free(m);
+        }
+        return out;
+    }
+    static void drain(rte_ring* ring) {
+        rte_mbuf* m;
+        while (ring != nullptr && rte_ring_dequeue(ring, reinterpret_cast<void**>(&m)) == 0) {
+            rte_pktmbuf_free(m);
+        }
+    }
+    bool m_online = false;
+};
+
+// Independent checks of a frame's IPv4 header and TCP checksums (reference sum).
+inline bool ipv4_tcp_checksums_ok(const bytes& f, size_t l3 = 14) {
+    size_t ihl = size_t(f.at(l3) & 0x0f) * 4;
+    if (reference_fold(reference_sum({f.data() + l3, ihl})) != 0xffff) {
+        return false;
+    }
+    size_t total = get16(f, l3 + 2);
+    size_t l4 = l3 + ihl;
+    size_t l4_len = total - ihl;
+    uint8_t pseudo[12];
+    std::memcpy(pseudo, &f[l3 + 12], 8);
+    pseudo[8] = 0;
+    pseudo[9] = 6;
+    pseudo[10] = uint8_t(l4_len >> 8);
+    pseudo[11] = uint8_t(l4_len);
+    uint32_t sum = reference_sum({pseudo, 12});
+    sum = reference_sum({f.data() + l4, l4_len}, sum);
+    return reference_fold(sum) == 0xffff;
+}
+
+} // namespace evenflow::testing

@@ -1,0 +1,419 @@
+// The worker loop on real DPDK ports (net_ring), driven packet by packet: exact
+// bytes out for each case, checksums verified by an independent computation.
+#include "dataplane/slow_path.hpp"
+#include "rig.hpp"
+
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <map>
+
+using namespace evenflow;
+using namespace evenflow::testing;
+using net::drop_reason;
+
+namespace {
+
+constexpr const char* client_ip = "198.51.100.7"; // off-link: reached through 10.10.0.1
+constexpr const char* vip = "10.10.0.100";
+
+// The backend Maglev picks for this client port, read from the published snapshot.
+const snapshot_backend& chosen_backend(ring_rig& rig, const char* src, uint16_t sport) {
+    const snapshot* snap = rig.shared.snap.load();
+    const snapshot_service* svc = snap->find_service(*net::ip_addr::parse(vip), htons(80), 6);
+    net::flow_key key;
+    key.src = *net::ip_addr::parse(src);
+    key.dst = *net::ip_addr::parse(vip);
+    key.src_port = htons(sport);
+    key.dst_port = htons(80);
+    key.proto = 6;
+    const snapshot_backend* b = snap->find_backend(svc->pick(svc->flow_hash(key)));
+    REQUIRE(b != nullptr);
+    return *b;
+}
+
+bytes client_packet(ring_rig& rig, uint16_t sport, uint8_t flags, uint32_t seq = 1000,
+                    uint32_t ack = 0, const std::string& payload = "") {
+    return packet_builder()
+        .eth(router_mac, rig.lb_mac(client_side))
+        .ipv4(client_ip, vip)
+        .ttl(64)
+        .tcp(sport, 80, flags, seq, ack)
+        .payload(payload)
+        .build();
+}
+
+int last_octet(const snapshot_backend& b) {
+    return b.address.bytes[15];
+}
+
+} // namespace
+
+TEST_CASE("worker: a SYN to the VIP leaves toward the Maglev-chosen backend, exact bytes") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const snapshot_backend& b = chosen_backend(rig, client_ip, 40000);
+
+    auto out = rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::syn));
+    REQUIRE(out.backend.size() == 1);
+    CHECK(out.client.empty());
+    CHECK(out.control.empty());
+
+    bytes expected = packet_builder()
+                         .eth(rig.lb_mac(backend_side), backend_mac(last_octet(b)))
+                         .ipv4(client_ip, b.address.to_string())
+                         .ttl(63)
+                         .tcp(40000, 8080, tcp_flags::syn)
+                         .build();
+    CHECK(out.backend[0] == expected);
+    CHECK(ipv4_tcp_checksums_ok(out.backend[0]));
+    const auto& c = rig.worker->stats().totals;
+    CHECK(c.new_flows.get() == 1);
+    CHECK(rig.worker->stats().backends[b.id].new_flows.get() == 1);
+}
+
+TEST_CASE("worker: the reply path rewrites the source back to VIP:port") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const snapshot_backend& b = chosen_backend(rig, client_ip, 40001);
+    rig.exchange(client_side, client_packet(rig, 40001, tcp_flags::syn));
+
+    bytes syn_ack = packet_builder()
+                        .eth(backend_mac(last_octet(b)), rig.lb_mac(backend_side))
+                        .ipv4(b.address.to_string(), client_ip)
+                        .ttl(64)
+                        .tcp(8080, 40001, tcp_flags::syn | tcp_flags::ack, 5000, 1001)
+                        .build();
+    auto out = rig.exchange(backend_side, syn_ack);
+    REQUIRE(out.client.size() == 1);
+    bytes expected = packet_builder()
+                         .eth(rig.lb_mac(client_side), router_mac)
+                         .ipv4(vip, client_ip)
+                         .ttl(63)
+                         .tcp(80, 40001, tcp_flags::syn | tcp_flags::ack, 5000, 1001)
+                         .build();
+    CHECK(out.client[0] == expected);
+    CHECK(ipv4_tcp_checksums_ok(out.client[0]));
+
+    // Data both ways keeps flowing to the same backend, payload untouched.
+    auto data = rig.exchange(client_side, client_packet(rig, 40001, tcp_flags::ack | tcp_flags::psh,
+                                                        1001, 5001, "GET / HTTP/1.1\r\n\r\n"));
+    REQUIRE(data.backend.size() == 1);
+    CHECK(get32(data.backend[0], 14 + 16) == ntohl(b.address.v4_be()));
+    CHECK(ipv4_tcp_checksums_ok(data.backend[0]));
+    CHECK(rig.worker->stats().backends[b.id].packets_to.get() == 2);
+    CHECK(rig.worker->stats().backends[b.id].packets_from.get() == 1);
+}
+
+TEST_CASE("worker: ARP requests for the VIP and interface addresses are answered") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    dataplane::slow_path slow(rig.shared, test_pool(), rig.worker->inject_ring());
+
+    for (const char* target : {"10.10.0.100", "10.10.0.2"}) {
+        bytes request = packet_builder()
+                            .eth(router_mac, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+                            .arp(1, router_mac, "10.10.0.1", mac{}, target)
+                            .build();
+        rig.send(client_side, request);
+        rig.poll();
+        CHECK(rig.received(client_side).empty()); // ARP is the control thread's
+        CHECK(rig.as_control([&] { return slow.drain(); }) == 1);
+        rig.poll(); // the worker transmits what the control thread injected
+        auto replies = rig.received(client_side);
+        REQUIRE(replies.size() == 1);
+        bytes expected = packet_builder()
+                             .eth(rig.lb_mac(client_side), router_mac)
+                             .arp(2, rig.lb_mac(client_side), target, router_mac, "10.10.0.1")
+                             .pad_to(60)
+                             .build();
+        CHECK(replies[0] == expected);
+    }
+    // Not ours: no answer.
+    rig.send(client_side, packet_builder()
+                              .eth(router_mac, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+                              .arp(1, router_mac, "10.10.0.1", mac{}, "10.10.0.77")
+                              .build());
+    rig.poll();
+    rig.as_control([&] { return slow.drain(); });
+    rig.poll();
+    CHECK(rig.received(client_side).empty());
+    CHECK(slow.arp_replies_sent() == 2);
+}
+
+TEST_CASE("worker: an unresolved next hop is held, resolved by ARP, then sent") {
+    std::string text =
+        basic_config_text("  { address = \"10.20.0.99\", port = 8080, weight = 1000 },\n");
+    ring_rig rig(text);
+    rig.become_reader();
+    dataplane::slow_path slow(rig.shared, test_pool(), rig.worker->inject_ring());
+    // Find a client port that lands on 10.20.0.99 (no neighbor entry in the rig).
+    uint16_t port = 0;
+    for (uint16_t p = 30000; p < 31000; ++p) {
+        if (chosen_backend(rig, client_ip, p).address == *net::ip_addr::parse("10.20.0.99")) {
+            port = p;
+            break;
+        }
+    }
+    REQUIRE(port != 0);
+    rig.send(client_side, client_packet(rig, port, tcp_flags::syn));
+    rig.poll();
+    CHECK(rig.received(backend_side).empty());
+    rig.as_control([&] { return slow.drain(); }); // holds the SYN, asks who has 10.20.0.99
+    rig.poll();
+    auto asks = rig.received(backend_side);
+    REQUIRE(asks.size() == 1);
+    CHECK(get16(asks[0], 12) == 0x0806);
+    CHECK(get32(asks[0], 14 + 24) == 0x0a140063); // target 10.20.0.99
+
+    mac m99 = {0x02, 0, 0, 0, 0x20, 99};
+    rig.send(backend_side, packet_builder()
+                               .eth(m99, rig.lb_mac(backend_side))
+                               .arp(2, m99, "10.20.0.99", rig.lb_mac(backend_side), "10.20.0.1")
+                               .build());
+    rig.poll();
+    rig.as_control([&] { return slow.drain(); }); // learns, releases the held SYN
+    rig.poll();
+    auto out = rig.received(backend_side);
+    REQUIRE(out.size() == 1);
+    bytes expected = packet_builder()
+                         .eth(rig.lb_mac(backend_side), m99)
+                         .ipv4(client_ip, "10.20.0.99")
+                         .ttl(63)
+                         .tcp(port, 8080, tcp_flags::syn)
+                         .build();
+    CHECK(out[0] == expected);
+}
+
+TEST_CASE("worker: ICMP echo to the VIP is answered") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    bytes ping = packet_builder()
+                     .eth(router_mac, rig.lb_mac(client_side))
+                     .ipv4(client_ip, vip)
+                     .icmp(8, 0, 77, 3)
+                     .payload("ping payload")
+                     .build();
+    auto out = rig.exchange(client_side, ping);
+    REQUIRE(out.client.size() == 1);
+    bytes expected = packet_builder()
+                         .eth(rig.lb_mac(client_side), router_mac)
+                         .ipv4(vip, client_ip)
+                         .icmp(0, 0, 77, 3)
+                         .payload("ping payload")
+                         .build();
+    CHECK(out.client[0] == expected);
+}
+
+TEST_CASE("worker: an unknown destination is dropped and counted") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    bytes stray = packet_builder()
+                      .eth(router_mac, rig.lb_mac(client_side))
+                      .ipv4(client_ip, "10.10.0.200")
+                      .tcp(1234, 80, tcp_flags::syn)
+                      .build();
+    auto out = rig.exchange(client_side, stray);
+    CHECK(out.client.empty());
+    CHECK(out.backend.empty());
+    CHECK(rig.drops(drop_reason::not_for_us) == 1);
+    // The VIP on a port with no service is not for us either.
+    rig.exchange(client_side, packet_builder()
+                                  .eth(router_mac, rig.lb_mac(client_side))
+                                  .ipv4(client_ip, vip)
+                                  .tcp(1234, 443, tcp_flags::syn)
+                                  .build());
+    CHECK(rig.drops(drop_reason::not_for_us) == 2);
+}
+
+TEST_CASE("worker: malformed packets are counted drops and never crash") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    bytes good = client_packet(rig, 41000, tcp_flags::syn, 1000, 0, "abcdefgh");
+    uint64_t before_rx = rig.worker->stats().totals.rx_packets.get();
+
+    // Truncated at every length short of the full TCP header.
+    size_t sent = 0;
+    for (size_t len = 0; len < 14 + 20 + 20; ++len) {
+        if (len == 0) {
+            continue; // an mbuf with no data is not a frame a port delivers
+        }
+        bytes cut(good.begin(), good.begin() + long(len));
+        auto out = rig.exchange(client_side, cut);
+        CHECK(out.backend.empty());
+        CHECK(out.client.empty());
+        ++sent;
+    }
+    // Bad IHL, total length past the frame, a fragment, IPv4 options.
+    bytes bad_ihl = good;
+    put8(bad_ihl, 14, 0x44);
+    bytes long_total = good;
+    put16(long_total, 16, 1500);
+    bytes fragment = packet_builder()
+                         .eth(router_mac, rig.lb_mac(client_side))
+                         .ipv4(client_ip, vip)
+                         .fragment(0, true)
+                         .tcp(41001, 80, tcp_flags::syn)
+                         .build();
+    bytes options = packet_builder()
+                        .eth(router_mac, rig.lb_mac(client_side))
+                        .ipv4(client_ip, vip)
+                        .ipv4_options({0x94, 0x04, 0x00, 0x00}) // router alert
+                        .tcp(41002, 80, tcp_flags::syn)
+                        .build();
+    bytes bad_offset = good;
+    put8(bad_offset, 14 + 20 + 12, 0x30); // data offset 3
+    for (const bytes& f : {bad_ihl, long_total, fragment, options, bad_offset}) {
+        auto out = rig.exchange(client_side, f);
+        CHECK(out.backend.empty());
+        ++sent;
+    }
+    const auto& c = rig.worker->stats().totals;
+    CHECK(c.rx_packets.get() - before_rx == sent);
+    uint64_t dropped = 0;
+    for (size_t r = 1; r < size_t(drop_reason::count_); ++r) {
+        dropped += c.drops[r].get();
+    }
+    CHECK(dropped == sent);
+    CHECK(rig.drops(drop_reason::ip_fragment) == 1);
+    CHECK(rig.drops(drop_reason::ip_options) == 1);
+    CHECK(rig.drops(drop_reason::bad_ipv4_ihl) >= 1);
+    CHECK(rig.drops(drop_reason::bad_tcp_data_offset) == 1);
+    CHECK(c.tx_packets.get() == 0);
+}
+
+TEST_CASE("worker: established flows keep their backend across snapshot swaps") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    std::map<uint16_t, std::string> pinned;
+    for (uint16_t p = 42000; p < 42200; ++p) {
+        auto out = rig.exchange(client_side, client_packet(rig, p, tcp_flags::syn));
+        REQUIRE(out.backend.size() == 1);
+        pinned[p] = fmt::format("{}", get32(out.backend[0], 14 + 16));
+    }
+    // Add two backends and drop weight from the others: Maglev moves slots around.
+    auto applied = rig.manager.apply(
+        rig.load(basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 5 },\n"
+                                   "  { address = \"10.20.0.15\", port = 8080, weight = 5 },\n")),
+        control::actor{0, 0, "test"}, "apply");
+    INFO(applied.error);
+    REQUIRE(applied.ok);
+    rig.publish(std::move(applied.snap));
+
+    size_t moved_if_new = 0;
+    for (auto& [p, backend] : pinned) {
+        auto out = rig.exchange(client_side, client_packet(rig, p, tcp_flags::ack, 1001, 1));
+        REQUIRE(out.backend.size() == 1);
+        CHECK(fmt::format("{}", get32(out.backend[0], 14 + 16)) == backend);
+        const snapshot_backend& now_chosen = chosen_backend(rig, client_ip, p);
+        moved_if_new += fmt::format("{}", ntohl(now_chosen.address.v4_be())) != backend;
+    }
+    // The new table would have sent some of them elsewhere: pinning is what kept them.
+    CHECK(moved_if_new > 0);
+}
+
+TEST_CASE("worker: flows of a backend that goes down are reset; no backend up means RST") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const snapshot_backend& b = chosen_backend(rig, client_ip, 43000);
+    uint32_t id = b.id;
+    rig.exchange(client_side, client_packet(rig, 43000, tcp_flags::syn, 1000));
+    auto down = rig.manager.set_health(id, control::health_verdict::down);
+    REQUIRE(down.snap);
+    rig.publish(std::move(down.snap));
+
+    auto out = rig.exchange(client_side, client_packet(rig, 43000, tcp_flags::ack, 1001, 7000));
+    CHECK(out.backend.empty());
+    REQUIRE(out.client.size() == 1);
+    bytes expected_rst = packet_builder()
+                             .eth(rig.lb_mac(client_side), router_mac)
+                             .ipv4(vip, client_ip)
+                             .ttl(64)
+                             .ip_id(0)
+                             .tcp(80, 43000, tcp_flags::rst, 7000, 0)
+                             .window(0)
+                             .build();
+    CHECK(out.client[0] == expected_rst);
+    CHECK(ipv4_tcp_checksums_ok(out.client[0]));
+    CHECK(rig.worker->stats().backends[id].resets.get() == 1);
+
+    // Everyone down: a new SYN is answered with RST|ACK right away.
+    // (Ids first: each publication frees the snapshot being iterated.)
+    std::vector<uint32_t> ids;
+    for (const auto& other : rig.shared.snap.load()->backends) {
+        ids.push_back(other.id);
+    }
+    for (uint32_t other : ids) {
+        auto r = rig.manager.set_health(other, control::health_verdict::down);
+        if (r.snap) {
+            rig.publish(std::move(r.snap));
+        }
+    }
+    auto refused = rig.exchange(client_side, client_packet(rig, 43001, tcp_flags::syn, 555));
+    REQUIRE(refused.client.size() == 1);
+    CHECK(refused.client[0].at(14 + 20 + 13) == (tcp_flags::rst | tcp_flags::ack));
+    CHECK(get32(refused.client[0], 14 + 20 + 8) == 556);
+    CHECK(rig.drops(drop_reason::no_backend) == 1);
+}
+
+TEST_CASE("worker: health probes leave from the interface address; SYN-ACKs get a RST") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    dataplane::slow_path slow(rig.shared, test_pool(), rig.worker->inject_ring());
+    std::vector<net::packet_meta> seen;
+    slow.on_local_tcp([&](const net::packet_meta& meta) {
+        seen.push_back(meta);
+        return (meta.tcp_flags & net::tcp_flag::syn) != 0;
+    });
+
+    slow.send_tcp_syn(*net::ip_addr::parse("10.20.0.11"), 8080, 61000, 0x01020304);
+    rig.poll();
+    auto probes = rig.received(backend_side);
+    REQUIRE(probes.size() == 1);
+    bytes expected = packet_builder()
+                         .eth(rig.lb_mac(backend_side), backend_mac(11))
+                         .ipv4("10.20.0.1", "10.20.0.11")
+                         .ttl(64)
+                         .ip_id(0)
+                         .dont_fragment()
+                         .tcp(61000, 8080, tcp_flags::syn, 0x01020304, 0)
+                         .window(1024)
+                         .build();
+    CHECK(probes[0] == expected);
+
+    // The backend answers; the worker hands it to the control thread, which resets.
+    rig.send(backend_side, packet_builder()
+                               .eth(backend_mac(11), rig.lb_mac(backend_side))
+                               .ipv4("10.20.0.11", "10.20.0.1")
+                               .tcp(8080, 61000, tcp_flags::syn | tcp_flags::ack, 9000, 0x01020305)
+                               .build());
+    rig.poll();
+    CHECK(rig.received(client_side).empty());
+    rig.as_control([&] { return slow.drain(); });
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].key.src == *net::ip_addr::parse("10.20.0.11"));
+    CHECK(ntohs(seen[0].key.dst_port) == 61000);
+    rig.poll();
+    auto resets = rig.received(backend_side);
+    REQUIRE(resets.size() == 1);
+    CHECK(resets[0].at(14 + 20 + 13) == tcp_flags::rst);
+    CHECK(get32(resets[0], 14 + 20 + 4) == 0x01020305);
+    CHECK(ipv4_tcp_checksums_ok(resets[0]));
+}
+
+TEST_CASE("worker: a SYN that reuses the port of a closing flow starts a new flow") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 1000));
+    rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::ack, 1001, 1));
+    rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::fin | tcp_flags::ack, 1001, 1));
+    CHECK(rig.worker->stats().totals.new_flows.get() == 1);
+    auto again = rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 90000));
+    REQUIRE(again.backend.size() == 1);
+    CHECK(rig.worker->stats().totals.new_flows.get() == 2);
+    // A retransmitted SYN of a live flow is not a new flow.
+    rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 90000));
+    CHECK(rig.worker->stats().totals.new_flows.get() == 2);
+}

@@ -1,0 +1,432 @@
+// The control plane's pure logic: versions, history and rollback, operator and
+// health states (config manager), and the skew detector's statistics.
+#include "control/guard.hpp"
+#include "control/health.hpp"
+#include "control/manager.hpp"
+#include "control/skew.hpp"
+#include "support/configs.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+using namespace evenflow;
+using evenflow::testing::backend_by_key;
+using evenflow::testing::basic_config_text;
+using evenflow::testing::ip;
+using evenflow::testing::load_or_fail;
+
+// ---- config manager ----
+
+TEST_CASE("manager: versions grow with every apply and rollback") {
+    control::config_manager m;
+    control::actor who{1000, 42, "socket"};
+    config::config v1 = load_or_fail(basic_config_text());
+    auto r1 = m.start(v1, who, "start");
+    REQUIRE(r1.ok);
+    CHECK(r1.version == 1);
+    CHECK(m.version() == 1);
+
+    config::config v2 = load_or_fail(
+        basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n"));
+    auto r2 = m.apply(v2, who, "apply b.toml");
+    REQUIRE(r2.ok);
+    CHECK(r2.version == 2);
+    REQUIRE(r2.snap);
+    CHECK(r2.snap->backends.size() == 4);
+    REQUIRE(r2.diff.size() == 1);
+    CHECK(r2.diff[0].find("10.20.0.14:8080") != std::string::npos);
+
+    // The same config again: nothing to do, no new version.
+    auto same = m.apply(v2, who, "apply b.toml");
+    CHECK(same.ok);
+    CHECK(same.snap == nullptr);
+    CHECK(m.version() == 2);
+
+    auto back = m.rollback(std::nullopt, who);
+    REQUIRE(back.ok);
+    CHECK(back.version == 3);
+    CHECK(back.snap->backends.size() == 3);
+    CHECK(m.history().back().origin == "rollback to 1");
+    CHECK(m.history().back().who.uid == 1000);
+    CHECK(m.history().back().who.pid == 42);
+
+    auto to_two = m.rollback(2, who);
+    REQUIRE(to_two.ok);
+    CHECK(to_two.version == 4);
+    CHECK(to_two.snap->backends.size() == 4);
+
+    auto missing = m.rollback(99, who);
+    CHECK_FALSE(missing.ok);
+    CHECK(missing.error == "version 99 is not kept (kept: 1..4); see evenctl history");
+    CHECK(m.version() == 4);
+}
+
+TEST_CASE("manager: what only a restart can change is refused") {
+    control::config_manager m;
+    control::actor who{0, 1, "socket"};
+    config::config v1 = load_or_fail(basic_config_text());
+    REQUIRE(m.start(v1, who, "start").ok);
+    config::config moved = v1;
+    moved.interfaces[1].address = *net::ip_prefix::parse("10.30.0.1/24");
+    moved.dataplane.workers = {1, 2};
+    auto r = m.apply(moved, who, "apply");
+    CHECK_FALSE(r.ok);
+    CHECK(r.error == "dataplane.workers, interfaces cannot change while evenflowd runs: restart "
+                     "it to change these");
+    CHECK(m.version() == 1);
+}
+
+TEST_CASE("manager: operator states and health verdicts survive applies") {
+    control::config_manager m;
+    control::actor who{0, 1, "socket"};
+    REQUIRE(m.start(load_or_fail(basic_config_text()), who, "start").ok);
+
+    auto drained = m.set_admin("web", "10.20.0.11:8080", control::admin_state::draining, who);
+    REQUIRE(drained.ok);
+    CHECK(backend_by_key(*drained.snap, "10.20.0.11:8080").state == backend_state::draining);
+    CHECK(backend_by_key(*drained.snap, "10.20.0.11:8080").slots == 0);
+
+    auto bad = m.set_admin("web", "10.20.0.99:8080", control::admin_state::disabled, who);
+    CHECK_FALSE(bad.ok);
+    CHECK(bad.error == "service web has no backend 10.20.0.99:8080; see evenctl backends web");
+    auto bad_service = m.set_admin("api", "10.20.0.11:8080", control::admin_state::disabled, who);
+    CHECK(bad_service.error == "no service named api; see evenctl services");
+
+    uint32_t id12 = m.registry().id_for("web", ip("10.20.0.12"), 8080);
+    auto down = m.set_health(id12, control::health_verdict::down);
+    REQUIRE(down.snap);
+    CHECK(backend_by_key(*down.snap, "10.20.0.12:8080").state == backend_state::down);
+    // Same verdict again: no rebuild.
+    CHECK(m.set_health(id12, control::health_verdict::down).snap == nullptr);
+
+    auto applied = m.apply(load_or_fail(basic_config_text(
+                               "  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n")),
+                           who, "apply");
+    REQUIRE(applied.ok);
+    CHECK(backend_by_key(*applied.snap, "10.20.0.11:8080").state == backend_state::draining);
+    CHECK(backend_by_key(*applied.snap, "10.20.0.12:8080").state == backend_state::down);
+    CHECK(backend_by_key(*applied.snap, "10.20.0.14:8080").state == backend_state::unknown);
+
+    auto enabled = m.set_admin("web", "10.20.0.11:8080", control::admin_state::enabled, who);
+    CHECK(backend_by_key(*enabled.snap, "10.20.0.11:8080").state == backend_state::unknown);
+}
+
+// ---- skew detector ----
+
+namespace {
+
+struct simulated_service {
+    std::vector<double> expected;
+    std::vector<uint64_t> cumulative;
+    std::vector<control::backend_sample> samples() const {
+        std::vector<control::backend_sample> out;
+        for (size_t i = 0; i < expected.size(); ++i) {
+            control::backend_sample s;
+            s.id = uint32_t(i + 1);
+            s.service = "web";
+            s.backend = "10.20.0." + std::to_string(11 + i) + ":8080";
+            s.expected_share = expected[i];
+            s.new_flows = cumulative[i];
+            out.push_back(s);
+        }
+        return out;
+    }
+    // `flows` new flows drawn with probabilities `actual`.
+    void add(std::mt19937_64& rng, const std::vector<double>& actual, int flows) {
+        std::discrete_distribution<size_t> pick(actual.begin(), actual.end());
+        for (int i = 0; i < flows; ++i) {
+            ++cumulative[pick(rng)];
+        }
+    }
+};
+
+} // namespace
+
+TEST_CASE("skew: fair traffic raises no alarm over 10,000 windows") {
+    config::skew_config cfg;
+    cfg.window = std::chrono::seconds(1);
+    control::skew_detector d(cfg);
+    std::mt19937_64 rng(1);
+    simulated_service svc{{0.25, 0.25, 0.5}, {0, 0, 0}};
+    auto t = std::chrono::steady_clock::time_point{};
+    size_t raised = 0;
+    for (int window = 0; window < 10000; ++window) {
+        svc.add(rng, svc.expected, 1000);
+        t += std::chrono::seconds(1);
+        for (const auto& e : d.tick(t, {}, svc.samples())) {
+            raised += e.raised ? 1 : 0;
+        }
+    }
+    CHECK(raised == 0);
+}
+
+TEST_CASE("skew: a 2x hot backend and a starved one are flagged within two windows") {
+    config::skew_config cfg;
+    cfg.window = std::chrono::seconds(10);
+    cfg.threshold = 2.0;
+    cfg.min_flows = 500;
+    control::skew_detector d(cfg);
+    std::mt19937_64 rng(2);
+    // Four equal backends; 1,000 new flows/s; backend 1 gets twice its share (50%).
+    simulated_service svc{{0.25, 0.25, 0.25, 0.25}, {0, 0, 0, 0}};
+    auto t = std::chrono::steady_clock::time_point{};
+    d.tick(t, {}, svc.samples());
+    int ticks_to_hot = -1;
+    int ticks_to_starved = -1;
+    for (int s = 1; s <= 20 && (ticks_to_hot < 0 || ticks_to_starved < 0); ++s) {
+        svc.add(rng, {0.5, 0.4, 0.1 - 0.08, 0.08}, 1000);
+        t += std::chrono::seconds(1);
+        d.tick(t, {}, svc.samples());
+        if (ticks_to_hot < 0 && d.alarms().count(1) &&
+            d.alarms().at(1).kind == control::skew_kind::hot) {
+            ticks_to_hot = s;
+        }
+        if (ticks_to_starved < 0 && d.alarms().count(3) &&
+            d.alarms().at(3).kind == control::skew_kind::starved) {
+            ticks_to_starved = s;
+        }
+    }
+    INFO("hot after " << ticks_to_hot << " s, starved after " << ticks_to_starved << " s");
+    REQUIRE(ticks_to_hot > 0);
+    REQUIRE(ticks_to_starved > 0);
+    CHECK(ticks_to_hot <= 20); // two 10 s windows
+    CHECK(ticks_to_starved <= 20);
+
+    // Traffic turns fair again: the alarm clears once the window has moved on and the
+    // calm has lasted (hysteresis), not on the first fair second.
+    int cleared_after = -1;
+    for (int s = 1; s <= 30; ++s) {
+        svc.add(rng, svc.expected, 1000);
+        t += std::chrono::seconds(1);
+        d.tick(t, {}, svc.samples());
+        if (!d.alarms().count(1)) {
+            cleared_after = s;
+            break;
+        }
+    }
+    CHECK(cleared_after >= control::skew_detector::clear_after_ticks);
+}
+
+TEST_CASE("skew: no verdict below min_flows") {
+    config::skew_config cfg;
+    cfg.min_flows = 500;
+    control::skew_detector d(cfg);
+    simulated_service svc{{0.5, 0.5}, {0, 0}};
+    auto t = std::chrono::steady_clock::time_point{};
+    d.tick(t, {}, svc.samples());
+    svc.cumulative = {499, 0}; // everything on one backend, but too few flows to judge
+    t += std::chrono::seconds(1);
+    d.tick(t, {}, svc.samples());
+    CHECK(d.alarms().empty());
+    svc.cumulative = {999, 0};
+    t += std::chrono::seconds(1);
+    d.tick(t, {}, svc.samples());
+    CHECK(d.alarms().size() == 2); // one hot, one starved
+}
+
+// ---- health checker ----
+
+namespace {
+
+std::unique_ptr<snapshot> health_snapshot(backend_registry& registry, const std::string& health) {
+    std::string text = basic_config_text();
+    auto pos = text.find("health = {");
+    text.replace(pos, text.find('\n', pos) - pos, health);
+    return build_snapshot(load_or_fail(text), registry, {}, 1).value;
+}
+
+} // namespace
+
+TEST_CASE("health: rise and fall turn probe results into verdicts") {
+    using clock = control::health_checker::clock;
+    using kind = control::health_checker::reply_kind;
+    backend_registry registry;
+    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
+                                          "\"500ms\", rise = 2, fall = 3 }");
+    control::health_checker h;
+    clock::time_point t{};
+    h.sync(*snap, t);
+    CHECK(h.targets() == 3);
+    uint32_t id11 = registry.id_for("web", ip("10.20.0.11"), 8080);
+
+    auto probe_for = [&](uint32_t id) -> std::optional<control::health_checker::probe> {
+        for (const auto& p : h.due(t)) {
+            if (p.backend_id == id) {
+                return p;
+            }
+        }
+        return std::nullopt;
+    };
+    // First success: unknown -> up.
+    t += std::chrono::seconds(1);
+    auto p = probe_for(id11);
+    REQUIRE(p);
+    CHECK(p->port == 8080);
+    CHECK(p->src_port >= control::health_checker::first_probe_port);
+    // A reply from the wrong port answers nothing.
+    CHECK_FALSE(h.on_reply(ip("10.20.0.11"), 9999, p->src_port, kind::syn_ack, t));
+    CHECK(h.on_reply(ip("10.20.0.11"), 8080, p->src_port, kind::syn_ack, t));
+    auto changes = h.take_transitions(t);
+    REQUIRE(changes.size() >= 1);
+    CHECK(changes[0].backend == "10.20.0.11:8080");
+    CHECK(changes[0].to == control::health_verdict::up);
+
+    // Three failures in a row (two RSTs, one timeout): down.
+    for (int i = 0; i < 3; ++i) {
+        t += std::chrono::seconds(1);
+        auto q = probe_for(id11);
+        REQUIRE(q);
+        if (i < 2) {
+            CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::rst, t));
+            for (const auto& c : h.take_transitions(t)) {
+                CHECK(c.backend != "10.20.0.11:8080");
+            }
+        } else {
+            t += std::chrono::milliseconds(600);
+            bool went_down = false;
+            for (const auto& c : h.take_transitions(t)) {
+                if (c.backend == "10.20.0.11:8080") {
+                    went_down = c.to == control::health_verdict::down && c.reason == "timeout";
+                }
+            }
+            CHECK(went_down);
+        }
+    }
+    // Back up only after `rise` (2) successes.
+    for (int i = 0; i < 2; ++i) {
+        t += std::chrono::seconds(1);
+        auto q = probe_for(id11);
+        REQUIRE(q);
+        CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::syn_ack, t));
+        bool up = false;
+        for (const auto& c : h.take_transitions(t)) {
+            up |= c.backend == "10.20.0.11:8080" && c.to == control::health_verdict::up;
+        }
+        CHECK(up == (i == 1));
+    }
+}
+
+TEST_CASE("health: a health port overrides the backend port; kind none is not probed") {
+    backend_registry registry;
+    auto custom = health_snapshot(registry, "health = { kind = \"tcp\", port = 9100 }");
+    control::health_checker h;
+    h.sync(*custom, {});
+    auto probes = h.due(control::health_checker::clock::time_point{} + std::chrono::seconds(2));
+    REQUIRE(probes.size() == 3);
+    for (const auto& p : probes) {
+        CHECK(p.port == 9100);
+    }
+    auto none = health_snapshot(registry, "health = { kind = \"none\" }");
+    h.sync(*none, {});
+    CHECK(h.targets() == 0);
+}
+
+// ---- lint and the shift guard ----
+
+namespace {
+
+std::vector<std::string> lint_messages(const std::string& text) {
+    config::config cfg = load_or_fail(text);
+    backend_registry registry;
+    auto snap = build_snapshot(cfg, registry, {}, 1).value;
+    std::vector<std::string> out;
+    for (const auto& d : control::lint(cfg, *snap)) {
+        out.push_back(d.to_string());
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("lint: a fair three-backend pool has nothing to say") {
+    CHECK(lint_messages(basic_config_text()).empty());
+}
+
+TEST_CASE("lint: one backend, a dominant backend, all zero, port slips, VIP off-subnet") {
+    auto one = lint_messages(
+        basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"));
+    REQUIRE(one.size() == 1);
+    CHECK(one[0] == "test.toml: warning: pools[0]: pool web has one backend: all of its traffic "
+                    "goes to one server and nothing takes over when it fails");
+
+    auto dominant = lint_messages(
+        basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.12\", port = 8080, weight = 9 },\n"));
+    REQUIRE(dominant.size() == 1);
+    CHECK(dominant[0] == "test.toml: warning: pools[0].backends[1].weight: backend "
+                         "10.20.0.12:8080 holds 90.0% of pool web's weight (9 of 10): more than "
+                         "all the others together");
+
+    auto zero = lint_messages(
+        basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 0 },\n"
+                              "  { address = \"10.20.0.12\", port = 8080, weight = 0 },\n"));
+    REQUIRE_FALSE(zero.empty());
+    CHECK(zero[0] == "test.toml: error: pools[0]: every backend of pool web has weight 0: its "
+                     "services would send no traffic anywhere");
+
+    std::string two_pools = basic_config_text() + R"(
+[[pools]]
+name = "api"
+backends = [ { address = "10.20.0.11", port = 9090 }, { address = "10.20.0.12", port = 9090 } ]
+
+[[services]]
+name = "api"
+vip = "192.0.2.1"
+port = 80
+pool = "api"
+)";
+    auto slips = lint_messages(two_pools);
+    REQUIRE(slips.size() == 3);
+    CHECK(slips[0] == "test.toml: warning: pools (api): backend 10.20.0.11 is in pool web on port "
+                      "8080 and in pool api on port 9090: is one of the ports a mistake?");
+    CHECK(slips[2] == "test.toml: warning: services[1].vip: VIP 192.0.2.1 is on no interface's "
+                      "subnet: routers must send it to the balancer by a static route");
+}
+
+TEST_CASE("lint: a table too small for even shares is flagged") {
+    // Weights 1 and 100 in 211 slots: the light backend's 2.09 slots round to 2.
+    std::string text =
+        basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.12\", port = 8080, weight = 100 },\n");
+    text.replace(text.find("table_size = 65537"), 18, "table_size = 211");
+    auto msgs = lint_messages(text);
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1] == "test.toml: warning: services[0].table_size: table_size 211 puts backend "
+                     "10.20.0.11:8080 4.3% off its weight share; a larger prime table evens it "
+                     "out");
+}
+
+TEST_CASE("shift guard: 90% of the weight on one backend is refused, new capacity is not") {
+    backend_registry registry;
+    auto before = build_snapshot(load_or_fail(basic_config_text()), registry, {}, 1).value;
+    auto skewed =
+        build_snapshot(load_or_fail(basic_config_text(
+                           "", "  { address = \"10.20.0.11\", port = 8080, weight = 18 },\n"
+                               "  { address = \"10.20.0.12\", port = 8080, weight = 1 },\n"
+                               "  { address = \"10.20.0.13\", port = 8080, weight = 1 },\n")),
+                       registry, {}, 2)
+            .value;
+    config::skew_config guard;
+    auto review = control::review_shift(*before, *skewed, guard);
+    CHECK(review.refused);
+    REQUIRE(review.lines.size() == 1);
+    CHECK(review.lines[0] ==
+          "service web: backend 10.20.0.11:8080 expected share 25.0% -> 90.0% (x3.6, limit x2.0)");
+
+    auto grown = build_snapshot(load_or_fail(basic_config_text(
+                                    "  { address = \"10.20.0.14\", port = 8080, weight = 4 },\n")),
+                                registry, {}, 3)
+                     .value;
+    CHECK_FALSE(control::review_shift(*before, *grown, guard).refused);
+
+    auto shrunk =
+        build_snapshot(load_or_fail(basic_config_text(
+                           "", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n")),
+                       registry, {}, 4)
+            .value;
+    auto loss = control::review_shift(*before, *shrunk, guard);
+    CHECK(loss.refused);
+    CHECK(loss.lines.back() == "service web: pool weight 4 -> 1 (75% of its capacity removed, "
+                               "limit 50%)");
+}
