@@ -7,6 +7,7 @@
 #include "control/protocol.hpp"
 #include "snapshot/snapshot.hpp"
 #include "table.hpp"
+#include "top.hpp"
 
 #include <fmt/format.h>
 
@@ -43,6 +44,7 @@ const char* usage_text =
     "  disable SERVICE BACKEND     out of rotation; its flows are reset\n"
     "  stats                       data-plane counters and drops by reason\n"
     "  skew                        active skew alarms\n"
+    "  top [--iterations N]        live view of the distribution, every second (q quits)\n"
     "socket: --socket PATH, else $EVENFLOW_SOCKET, else /run/evenflow/evenflow.sock\n";
 
 int usage_error(const std::string& message) {
@@ -280,8 +282,8 @@ int main(int argc, char** argv) {
         } else if (a == "-h" || a == "--help") {
             std::fputs(usage_text, stdout);
             return exit_ok;
-        } else if (a == "--accept-shift") {
-            args.push_back(a); // an option of apply, checked there
+        } else if (a == "--accept-shift" || (a == "--iterations" && !args.empty())) {
+            args.push_back(a); // an option of apply / top, checked there
         } else if (a.size() > 1 && a[0] == '-' && args.empty()) {
             return usage_error(fmt::format("unknown option {}", a));
         } else {
@@ -301,6 +303,16 @@ int main(int argc, char** argv) {
             return usage_error("check takes one FILE");
         }
         return cmd_check(args[1], as_json);
+    }
+
+    if (cmd == "top") {
+        int iterations = 0;
+        if (args.size() == 3 && args[1] == "--iterations") {
+            iterations = std::atoi(args[2].c_str());
+        } else if (!want_args(0, 0)) {
+            return usage_error("top takes no arguments but --iterations N");
+        }
+        return evenflow::evenctl::run_top(socket_path, iterations);
     }
 
     json request{{"cmd", cmd}};

@@ -138,6 +138,7 @@ bool evenflowd::start() {
         return false;
     }
     m_eal_ready = true;
+    register_telemetry();
 
     for (uint32_t lcore : cfg.dataplane.workers) {
         if (lcore == rte_get_main_lcore() || !rte_lcore_is_enabled(lcore)) {
@@ -215,6 +216,13 @@ bool evenflowd::start() {
     if (!open_socket(cfg.control.socket)) {
         return false;
     }
+    if (!cfg.control.metrics.empty()) {
+        std::string metrics_error;
+        if (!m_metrics.start(cfg.control.metrics, &metrics_error)) {
+            log_event("error", "start_refused", {{"reason", metrics_error}});
+            return false;
+        }
+    }
 
     for (size_t i = 0; i < m_workers.size(); ++i) {
         rte_eal_remote_launch(dataplane::worker::launch, m_workers[i].get(), m_worker_lcores[i]);
@@ -227,6 +235,7 @@ bool evenflowd::start() {
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
                 sample_backends());
+    m_metrics.publish(render_metrics());
     log_event("info", "started",
               {{"version", std::to_string(m_manager.version())},
                {"workers", std::to_string(m_workers.size())},
@@ -237,6 +246,7 @@ bool evenflowd::start() {
 }
 
 void evenflowd::shutdown() {
+    m_metrics.stop();
     if (m_workers_launched) {
         m_shared.stop.store(true);
         rte_eal_mp_wait_lcore();
@@ -508,21 +518,27 @@ json evenflowd::cmd_backends(const json& request) {
             resets += c.resets.get();
         }
         control::backend_view v = m_skew.view(b.id);
-        rows.push_back({{"service", svc.name},
-                        {"backend", b.key()},
-                        {"id", b.id},
-                        {"state", to_string(b.state)},
-                        {"weight", b.weight},
-                        {"expected_share", b.expected_share},
-                        {"predicted_share", b.predicted_share},
-                        {"observed_share", v.observed_share},
-                        {"active_flows", active},
-                        {"new_flows", new_flows},
-                        {"new_flows_per_s", v.new_flows_per_s},
-                        {"packets_to", packets_to},
-                        {"packets_from", packets_from},
-                        {"resets", resets},
-                        {"skew", v.skewed}});
+        rows.push_back(
+            {{"service", svc.name},
+             {"backend", b.key()},
+             {"id", b.id},
+             {"state", to_string(b.state)},
+             {"weight", b.weight},
+             {"expected_share", b.expected_share},
+             {"predicted_share", b.predicted_share},
+             {"observed_share", v.observed_share},
+             {"active_flows", active},
+             {"new_flows", new_flows},
+             {"new_flows_per_s", v.new_flows_per_s},
+             {"packets_to", packets_to},
+             {"packets_from", packets_from},
+             {"resets", resets},
+             {"drain_deadline_s", b.drain_deadline_ms == 0
+                                      ? 0.0
+                                      : std::max(0.0, double(int64_t(b.drain_deadline_ms -
+                                                                     dataplane::worker::now_ms())) /
+                                                          1000.0)},
+             {"skew", v.skewed}});
     }
     json reply = control::ok_reply();
     reply["backends"] = rows;
@@ -552,6 +568,7 @@ json evenflowd::cmd_apply(const json& request, const control::actor& who) {
     std::string path = request.value("path", "<apply>");
     config::load_result loaded = config::load_string(request["config"].get<std::string>(), path);
     if (!loaded.ok()) {
+        ++m_refused["invalid"];
         log_event("warning", "apply_refused",
                   {{"reason", "invalid config"},
                    {"path", path},
@@ -572,6 +589,7 @@ json evenflowd::cmd_apply(const json& request, const control::actor& who) {
             control::shift_review review = control::review_shift(
                 *m_shared.snap.load(), *candidate.value, m_manager.running().skew);
             if (review.refused) {
+                ++m_refused["shift"];
                 log_event("warning", "apply_refused",
                           {{"reason", "distribution shift"},
                            {"path", path},
@@ -593,6 +611,7 @@ json evenflowd::cmd_apply(const json& request, const control::actor& who) {
     control::change_result result =
         m_manager.apply(*loaded.value, who, fmt::format("apply {}", path));
     if (!result.ok) {
+        ++m_refused["restart"];
         log_event("warning", "apply_refused",
                   {{"reason", result.error},
                    {"path", path},
@@ -600,6 +619,7 @@ json evenflowd::cmd_apply(const json& request, const control::actor& who) {
                    {"pid", std::to_string(who.pid)},
                    {"version", std::to_string(m_manager.version())}});
     } else if (result.snap) {
+        ++m_applies;
         log_event("info", "apply",
                   {{"version", std::to_string(result.version)},
                    {"path", path},
@@ -643,6 +663,7 @@ json evenflowd::cmd_rollback(const json& request, const control::actor& who) {
     }
     control::change_result result = m_manager.rollback(version, who);
     if (result.ok) {
+        ++m_rollbacks["operator"];
         log_event("info", "rollback",
                   {{"version", std::to_string(result.version)},
                    {"to", m_manager.history().back().origin},
@@ -756,7 +777,28 @@ json evenflowd::cmd_skew() {
 
 // ---- configuration ----
 
+void evenflowd::stamp_drain_deadlines(snapshot& snap) {
+    // A draining backend's clock starts when it is first seen draining and stops
+    // when it leaves that state; the deadline is in the workers' clock.
+    uint64_t now = dataplane::worker::now_ms();
+    std::map<uint32_t, uint64_t> still_draining;
+    for (snapshot_backend& b : snap.backends) {
+        if (b.state != backend_state::draining) {
+            continue;
+        }
+        auto it = m_draining_since.find(b.id);
+        uint64_t since = it != m_draining_since.end() ? it->second : now;
+        still_draining[b.id] = since;
+        const config::pool_config* pool = snap.cfg.find_pool(snap.services[b.service_index].pool);
+        uint64_t timeout = pool != nullptr ? uint64_t(pool->drain_timeout.count()) : 0;
+        // 0 = no deadline: a zero drain_timeout means "drain until the flows end".
+        b.drain_deadline_ms = timeout == 0 ? 0 : std::max<uint64_t>(since + timeout, 1);
+    }
+    m_draining_since = std::move(still_draining);
+}
+
 void evenflowd::publish(std::unique_ptr<snapshot> snap) {
+    stamp_drain_deadlines(*snap);
     m_shared.snap.publish(std::move(snap), *m_qsbr);
     m_health.sync(*m_shared.snap.load(), std::chrono::steady_clock::now());
     check_no_backend_alarms();
@@ -836,6 +878,7 @@ void evenflowd::reload_from_file() {
     control::actor who{uint32_t(getuid()), int32_t(getpid()), "sighup"};
     config::load_result loaded = config::load_file(m_options.config_path);
     if (!loaded.ok()) {
+        ++m_refused["invalid"];
         log_event("warning", "apply_refused",
                   {{"reason", "invalid config"},
                    {"via", "sighup"},
@@ -846,10 +889,12 @@ void evenflowd::reload_from_file() {
     control::change_result result =
         m_manager.apply(*loaded.value, who, fmt::format("reload {}", m_options.config_path));
     if (!result.ok) {
+        ++m_refused["restart"];
         log_event("warning", "apply_refused", {{"reason", result.error}, {"via", "sighup"}});
         return;
     }
     if (result.snap) {
+        ++m_applies;
         log_event("info", "apply",
                   {{"version", std::to_string(result.version)},
                    {"via", "sighup"},
@@ -892,6 +937,7 @@ void evenflowd::maybe_roll_back(const std::string& why) {
         log_event("warning", "auto_rollback_failed", {{"reason", r.error}, {"why", why}});
         return;
     }
+    ++m_rollbacks["automatic"];
     double since_apply = std::chrono::duration<double>(now - *m_last_apply).count();
     m_last_apply.reset(); // probation ends with the rollback
     log_event("warning", "auto_rollback",
@@ -917,6 +963,7 @@ void evenflowd::stats_tick() {
                    {"flows", std::to_string(e.alarm.flows)},
                    {"version", std::to_string(m_manager.version())}});
     }
+    m_metrics.publish(render_metrics());
     for (const auto& e : events) {
         if (e.raised) {
             maybe_roll_back(fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",

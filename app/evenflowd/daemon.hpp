@@ -9,6 +9,7 @@
 #include "dataplane/neighbor.hpp"
 #include "dataplane/slow_path.hpp"
 #include "dataplane/worker.hpp"
+#include "metrics.hpp"
 
 #include <rte_mempool.h>
 
@@ -65,6 +66,7 @@ private:
     // Configuration.
     void reload_from_file();
     void publish(std::unique_ptr<snapshot> snap);
+    void stamp_drain_deadlines(snapshot& snap);
     void after_config_change();
 
     // Health checks and alarms.
@@ -75,8 +77,10 @@ private:
     // rises within `probation` of an apply.
     void maybe_roll_back(const std::string& why);
 
-    // Figures.
+    // Figures: counters, Prometheus exposition (observe.cpp), DPDK telemetry.
     void stats_tick();
+    std::string render_metrics();
+    void register_telemetry();
     std::vector<control::backend_sample> sample_backends() const;
 
     options m_options;
@@ -99,6 +103,11 @@ private:
     std::map<int, client> m_clients;
     std::chrono::steady_clock::time_point m_started;
     std::optional<std::chrono::steady_clock::time_point> m_last_apply; // for probation
+    std::map<uint32_t, uint64_t> m_draining_since; // backend id -> worker clock ms
+    metrics_server m_metrics;
+    uint64_t m_applies = 0;
+    std::map<std::string, uint64_t> m_refused;   // by reason: invalid, shift, restart
+    std::map<std::string, uint64_t> m_rollbacks; // by trigger: operator, automatic
     std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
 };
 

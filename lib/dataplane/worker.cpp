@@ -38,6 +38,12 @@ flow::flow_state next_state(flow::flow_state current, uint8_t flags) {
     return current;
 }
 
+// Whether a draining backend's drain_timeout has passed (clock compared modulo 2^32).
+bool drain_expired(const snapshot_backend& b, uint32_t now) {
+    return b.state == backend_state::draining && b.drain_deadline_ms != 0 &&
+           int32_t(now - uint32_t(b.drain_deadline_ms)) >= 0;
+}
+
 } // namespace
 
 uint64_t worker::now_ms() {
@@ -280,10 +286,11 @@ void worker::handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
         if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
             const snapshot_backend* b = snap.find_backend(entry->value.backend_id);
             // Rule for pinned flows: a backend removed from the config keeps its
-            // established flows until they end; one that is down or disabled has its
-            // flows reset so clients reconnect at once instead of hanging.
-            if (b != nullptr &&
-                (b->state == backend_state::down || b->state == backend_state::disabled)) {
+            // established flows until they end; one that is down or disabled, or
+            // draining past its drain_timeout, has its flows reset so clients
+            // reconnect at once instead of hanging.
+            if (b != nullptr && (b->state == backend_state::down ||
+                                 b->state == backend_state::disabled || drain_expired(*b, now))) {
                 m_stats.backends[entry->value.backend_id].resets.add();
                 forget_flow(entry, meta.key, now);
                 send_reset(iface, m, meta);

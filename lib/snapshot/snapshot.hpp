@@ -59,6 +59,9 @@ struct snapshot_backend {
     double expected_share = 0.0;  // configured weight / total configured weight of the pool
     double predicted_share = 0.0; // slots / table size in this snapshot's Maglev table
     uint32_t slots = 0;
+    // When draining: the data-plane clock (ms) after which its remaining flows are
+    // reset; 0 = no deadline. Stamped by the daemon before publishing.
+    uint64_t drain_deadline_ms = 0;
     std::string key() const; // "ADDR:PORT"
 };
 

@@ -12,6 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 work=$(mktemp -d /tmp/evenflow-daemon-test.XXXXXX)
+metrics_port=$((19000 + $$ % 1000))
 sock=$work/evenflow.sock
 pid=
 cleanup() {
@@ -43,7 +44,7 @@ args = ["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--file-prefix", "eve
 
 [control]
 socket = "$sock"
-metrics = ""
+metrics = "127.0.0.1:$metrics_port"
 
 [dataplane]
 workers = [1]
@@ -163,6 +164,39 @@ expect_contains "drain unknown backend: message" "$out" "has no backend 10.20.0.
 # ---- stats, skew ----
 expect_contains "stats" "$(ctl stats)" "rx_packets"
 expect_eq "skew: no alarms" "$(ctl skew)" "no alarms"
+
+# ---- Prometheus exposition and DPDK telemetry ----
+metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics"); rc=$?
+expect_eq "metrics: served" "$rc" "0"
+expect_contains "metrics: config version" "$metrics" "evenflow_config_version "
+expect_contains "metrics: per-backend expected share" "$metrics" 'evenflow_backend_expected_share{service="web",backend="10.20.0.13:8080"} 0.5'
+expect_contains "metrics: refused applies counted" "$metrics" 'evenflow_config_apply_refused_total{reason="invalid"} 1'
+if command -v promtool >/dev/null; then
+  promtool_out=$(promtool check metrics <<<"$metrics" 2>&1); rc=$?
+  expect_eq "metrics: promtool check metrics ($promtool_out)" "$rc" "0"
+else
+  fail "metrics: promtool is not installed (scripts/bootstrap installs prometheus)"
+fi
+telemetry=$(echo "/evenflow/status" | timeout 10 dpdk-telemetry.py -f "evenflow-daemon-test-$$" 2>&1)
+expect_contains "telemetry: /evenflow/status" "$telemetry" '"version":'
+
+# ---- evenctl top in a terminal (tmux): renders, refreshes, quits on q ----
+if command -v tmux >/dev/null; then
+  session="evenflow-top-$$"
+  tmux new-session -d -s "$session" -x 160 -y 40 "$evenctl --socket $sock top; echo TOP-EXITED; sleep 30"
+  sleep 2.5
+  screen=$(tmux capture-pane -p -t "$session")
+  expect_contains "top: header" "$screen" "evenflow top  version"
+  expect_contains "top: service section" "$screen" "service web"
+  expect_contains "top: backend row with a share bar" "$screen" "10.20.0.13:8080"
+  expect_contains "top: alarms line" "$screen" "no alarms"
+  tmux send-keys -t "$session" q
+  sleep 1
+  expect_contains "top: q quits" "$(tmux capture-pane -p -t "$session")" "TOP-EXITED"
+  tmux kill-session -t "$session" 2>/dev/null
+else
+  fail "top: tmux is not installed (scripts/bootstrap installs it)"
+fi
 
 # ---- bad input on the socket: error reply, connection and daemon survive ----
 reply=$(python3 - "$sock" <<'PY'

@@ -417,3 +417,42 @@ TEST_CASE("worker: a SYN that reuses the port of a closing flow starts a new flo
     rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 90000));
     CHECK(rig.worker->stats().totals.new_flows.get() == 2);
 }
+
+TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then resets them") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const snapshot_backend& chosen = chosen_backend(rig, client_ip, 45000);
+    uint32_t id = chosen.id;
+    std::string key = chosen.key();
+    rig.exchange(client_side, client_packet(rig, 45000, tcp_flags::syn, 1000));
+
+    auto drained = rig.manager.set_admin("web", key, control::admin_state::draining,
+                                         control::actor{0, 0, "test"});
+    REQUIRE(drained.snap);
+    for (auto& b : drained.snap->backends) {
+        if (b.id == id) {
+            b.drain_deadline_ms = rig.now_ms + 30'000;
+        }
+    }
+    rig.publish(std::move(drained.snap));
+
+    // Existing flow continues; new flows avoid the draining backend.
+    auto data = rig.exchange(client_side, client_packet(rig, 45000, tcp_flags::ack, 1001, 1));
+    REQUIRE(data.backend.size() == 1);
+    CHECK(get32(data.backend[0], 14 + 16) ==
+          ntohl(rig.shared.snap.load()->find_backend(id)->address.v4_be()));
+    for (uint16_t p = 46000; p < 46300; ++p) {
+        auto out = rig.exchange(client_side, client_packet(rig, p, tcp_flags::syn));
+        REQUIRE(out.backend.size() == 1);
+    }
+    CHECK(rig.shared.snap.load()->find_backend(id)->slots == 0);
+    CHECK(rig.worker->stats().backends[id].new_flows.get() == 1);
+
+    // Past the deadline, the next packet of the pinned flow is answered with RST.
+    rig.now_ms += 31'000;
+    auto late = rig.exchange(client_side, client_packet(rig, 45000, tcp_flags::ack, 1001, 1));
+    CHECK(late.backend.empty());
+    REQUIRE(late.client.size() == 1);
+    CHECK(late.client[0].at(14 + 20 + 13) == tcp_flags::rst);
+    CHECK(rig.worker->stats().backends[id].resets.get() == 1);
+}

@@ -1,0 +1,89 @@
+#include "metrics.hpp"
+
+#include <httplib.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace evenflow::daemon {
+
+metrics_server::metrics_server() = default;
+
+metrics_server::~metrics_server() {
+    stop();
+}
+
+bool metrics_server::start(const std::string& listen, std::string* error) {
+    auto colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+        *error = fmt::format("metrics address {} is not HOST:PORT", listen);
+        return false;
+    }
+    std::string host = listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    int port = std::atoi(listen.c_str() + colon + 1);
+    m_server = std::make_unique<httplib::Server>();
+    m_server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        std::lock_guard lock(m_mutex);
+        res.set_content(m_text, "text/plain; version=0.0.4; charset=utf-8");
+    });
+    if (!m_server->bind_to_port(host, port)) {
+        *error = fmt::format("cannot listen for metrics on {} (in use, or not a local address?)",
+                             listen);
+        m_server.reset();
+        return false;
+    }
+    m_thread = std::thread([this] { m_server->listen_after_bind(); });
+    return true;
+}
+
+void metrics_server::stop() {
+    if (m_server) {
+        m_server->stop();
+    }
+    if (m_thread.joinable()) {
+        m_thread.join();
+    }
+    m_server.reset();
+}
+
+void metrics_server::publish(std::string text) {
+    std::lock_guard lock(m_mutex);
+    m_text = std::move(text);
+}
+
+void exposition::help(const std::string& name, const std::string& type, const std::string& text) {
+    m_out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, text, name, type);
+}
+
+void exposition::sample(const std::string& name,
+                        std::initializer_list<std::pair<const char*, std::string>> labels,
+                        double value) {
+    m_out += name;
+    if (labels.size() != 0) {
+        m_out += '{';
+        bool first = true;
+        for (const auto& [key, raw] : labels) {
+            std::string escaped;
+            for (char c : raw) {
+                if (c == '\\' || c == '"') {
+                    escaped += '\\';
+                }
+                escaped += c == '\n' ? 'n' : c;
+            }
+            m_out += fmt::format("{}{}=\"{}\"", first ? "" : ",", key, escaped);
+            first = false;
+        }
+        m_out += '}';
+    }
+    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
+        m_out += fmt::format(" {}\n", int64_t(value));
+    } else {
+        m_out += fmt::format(" {}\n", value);
+    }
+}
+
+} // namespace evenflow::daemon

@@ -1,0 +1,231 @@
+// evenflowd's outward figures: the Prometheus exposition and DPDK telemetry
+// endpoints, both rendered on the control thread from the same counters that
+// evenctl reads.
+#include "daemon.hpp"
+
+#include <rte_telemetry.h>
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+namespace evenflow::daemon {
+
+namespace {
+
+// Telemetry callbacks run on DPDK's telemetry thread: they read this copy, which
+// the control thread refreshes once a second, never the daemon itself.
+struct telemetry_view {
+    std::mutex mutex;
+    uint64_t version = 0;
+    double uptime_s = 0;
+    uint64_t alarms = 0;
+    std::vector<std::pair<std::string, std::string>> backends; // "service/ADDR:PORT" -> summary
+};
+telemetry_view g_telemetry;
+
+int telemetry_status(const char*, const char*, rte_tel_data* d) {
+    std::lock_guard lock(g_telemetry.mutex);
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "version", g_telemetry.version);
+    rte_tel_data_add_dict_u64(d, "uptime_s", uint64_t(g_telemetry.uptime_s));
+    rte_tel_data_add_dict_u64(d, "alarms", g_telemetry.alarms);
+    return 0;
+}
+
+int telemetry_backends(const char*, const char*, rte_tel_data* d) {
+    std::lock_guard lock(g_telemetry.mutex);
+    rte_tel_data_start_dict(d);
+    for (const auto& [key, summary] : g_telemetry.backends) {
+        rte_tel_data_add_dict_string(d, key.c_str(), summary.c_str());
+    }
+    return 0;
+}
+
+} // namespace
+
+void evenflowd::register_telemetry() {
+    rte_telemetry_register_cmd("/evenflow/status", telemetry_status,
+                               "evenflowd: running config version, uptime, active alarms");
+    rte_telemetry_register_cmd("/evenflow/backends", telemetry_backends,
+                               "evenflowd: per backend state, expected/observed share, flows");
+}
+
+std::string evenflowd::render_metrics() {
+    exposition out;
+    const snapshot* snap = m_shared.snap.load();
+
+    out.help("evenflow_config_version", "gauge", "Running configuration version.");
+    out.sample("evenflow_config_version", {}, double(m_manager.version()));
+    out.help("evenflow_config_applies_total", "counter", "Configurations applied.");
+    out.sample("evenflow_config_applies_total", {}, double(m_applies));
+    out.help("evenflow_config_apply_refused_total", "counter",
+             "Applies refused, by reason (invalid, shift, restart).");
+    for (const char* reason : {"invalid", "shift", "restart"}) {
+        out.sample("evenflow_config_apply_refused_total", {{"reason", reason}},
+                   double(m_refused[reason]));
+    }
+    out.help("evenflow_config_rollbacks_total", "counter",
+             "Rollbacks, by trigger (operator, automatic).");
+    for (const char* trigger : {"operator", "automatic"}) {
+        out.sample("evenflow_config_rollbacks_total", {{"trigger", trigger}},
+                   double(m_rollbacks[trigger]));
+    }
+
+    struct row {
+        const snapshot_backend* b;
+        std::string service;
+        uint64_t active = 0, new_flows = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
+                 bytes_from = 0;
+        control::backend_view view;
+    };
+    std::vector<row> rows;
+    for (const snapshot_backend& b : snap->backends) {
+        row r{&b, snap->services[b.service_index].name};
+        for (const auto& w : m_workers) {
+            const dataplane::backend_counters& c = w->stats().backends[b.id];
+            r.active += c.active_flows.get();
+            r.new_flows += c.new_flows.get();
+            r.pkts_to += c.packets_to.get();
+            r.pkts_from += c.packets_from.get();
+            r.bytes_to += c.bytes_to.get();
+            r.bytes_from += c.bytes_from.get();
+        }
+        r.view = m_skew.view(b.id);
+        rows.push_back(r);
+    }
+    auto per_backend = [&](const char* name, const char* type, const char* help, auto value) {
+        out.help(name, type, help);
+        for (const row& r : rows) {
+            out.sample(name, {{"service", r.service}, {"backend", r.b->key()}}, value(r));
+        }
+    };
+    per_backend("evenflow_backend_up", "gauge", "1 when the backend takes new flows.",
+                [](const row& r) { return takes_new_flows(r.b->state) ? 1.0 : 0.0; });
+    out.help("evenflow_backend_state", "gauge", "1 for the backend's current state.");
+    for (const row& r : rows) {
+        for (backend_state s : {backend_state::unknown, backend_state::up, backend_state::down,
+                                backend_state::draining, backend_state::disabled}) {
+            out.sample("evenflow_backend_state",
+                       {{"service", r.service},
+                        {"backend", r.b->key()},
+                        {"state", std::string(to_string(s))}},
+                       r.b->state == s ? 1.0 : 0.0);
+        }
+    }
+    per_backend("evenflow_backend_active_flows", "gauge", "Live flows pinned to the backend.",
+                [](const row& r) { return double(r.active); });
+    per_backend("evenflow_backend_new_flows_total", "counter", "Flows opened to the backend.",
+                [](const row& r) { return double(r.new_flows); });
+    out.help("evenflow_backend_packets_total", "counter", "Packets forwarded, by direction.");
+    out.help("evenflow_backend_bytes_total", "counter", "Bytes forwarded, by direction.");
+    for (const row& r : rows) {
+        std::string key = r.b->key();
+        out.sample("evenflow_backend_packets_total",
+                   {{"service", r.service}, {"backend", key}, {"direction", "to_backend"}},
+                   double(r.pkts_to));
+        out.sample("evenflow_backend_packets_total",
+                   {{"service", r.service}, {"backend", key}, {"direction", "to_client"}},
+                   double(r.pkts_from));
+        out.sample("evenflow_backend_bytes_total",
+                   {{"service", r.service}, {"backend", key}, {"direction", "to_backend"}},
+                   double(r.bytes_to));
+        out.sample("evenflow_backend_bytes_total",
+                   {{"service", r.service}, {"backend", key}, {"direction", "to_client"}},
+                   double(r.bytes_from));
+    }
+    per_backend("evenflow_backend_expected_share", "gauge",
+                "Configured weight share within the service (0..1).",
+                [](const row& r) { return r.b->expected_share; });
+    per_backend("evenflow_backend_observed_share", "gauge",
+                "Share of the service's new flows in the skew window (0..1).",
+                [](const row& r) { return r.view.observed_share; });
+    per_backend(
+        "evenflow_backend_skew_ratio", "gauge", "Observed over expected share.", [](const row& r) {
+            return r.b->expected_share > 0 ? r.view.observed_share / r.b->expected_share : 0.0;
+        });
+    per_backend("evenflow_backend_skew_alarm", "gauge", "1 while a skew alarm is active.",
+                [&](const row& r) { return m_skew.alarms().count(r.b->id) ? 1.0 : 0.0; });
+
+    out.help("evenflow_service_backends_up", "gauge", "Backends taking new flows.");
+    out.help("evenflow_service_no_backend_alarm", "gauge", "1 while no backend is up.");
+    for (const snapshot_service& svc : snap->services) {
+        double up = 0;
+        for (uint32_t i : svc.backend_indexes) {
+            up += takes_new_flows(snap->backends[i].state) ? 1 : 0;
+        }
+        out.sample("evenflow_service_backends_up", {{"service", svc.name}}, up);
+        out.sample("evenflow_service_no_backend_alarm", {{"service", svc.name}},
+                   m_no_backend_since.count(svc.name) ? 1.0 : 0.0);
+    }
+
+    struct worker_metric {
+        const char* name;
+        const char* type;
+        const char* help;
+        const dataplane::counter dataplane::worker_counters::*field;
+    };
+    const worker_metric worker_metrics[] = {
+        {"evenflow_worker_rx_packets_total", "counter", "Packets received.",
+         &dataplane::worker_counters::rx_packets},
+        {"evenflow_worker_tx_packets_total", "counter", "Packets transmitted.",
+         &dataplane::worker_counters::tx_packets},
+        {"evenflow_worker_rx_bytes_total", "counter", "Bytes received.",
+         &dataplane::worker_counters::rx_bytes},
+        {"evenflow_worker_tx_bytes_total", "counter", "Bytes transmitted.",
+         &dataplane::worker_counters::tx_bytes},
+        {"evenflow_worker_flows_active", "gauge", "Flow-table entries in use (both directions).",
+         &dataplane::worker_counters::flows_active},
+        {"evenflow_worker_flow_capacity", "gauge", "Flow-table capacity.",
+         &dataplane::worker_counters::flow_capacity},
+        {"evenflow_worker_flow_evictions_total", "counter",
+         "Embryonic or closing flows evicted from a full bucket.",
+         &dataplane::worker_counters::flow_evictions},
+        {"evenflow_worker_flow_insert_failures_total", "counter",
+         "New flows that found no room (forwarded statelessly).",
+         &dataplane::worker_counters::flow_insert_failures},
+    };
+    for (const worker_metric& m : worker_metrics) {
+        out.help(m.name, m.type, m.help);
+        for (size_t i = 0; i < m_workers.size(); ++i) {
+            out.sample(m.name, {{"worker", std::to_string(i)}},
+                       double((m_workers[i]->stats().totals.*m.field).get()));
+        }
+    }
+    out.help("evenflow_worker_drops_total", "counter", "Packets dropped, by reason.");
+    for (size_t i = 0; i < m_workers.size(); ++i) {
+        const auto& c = m_workers[i]->stats().totals;
+        for (size_t r = 1; r < size_t(net::drop_reason::count_); ++r) {
+            if (net::drop_reason(r) == net::drop_reason::flow_table_full) {
+                continue; // informational, the packet went out
+            }
+            out.sample("evenflow_worker_drops_total",
+                       {{"worker", std::to_string(i)},
+                        {"reason", std::string(net::to_string(net::drop_reason(r)))}},
+                       double(c.drops[r].get()));
+        }
+    }
+    out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
+    out.sample("evenflow_alarms_active", {},
+               double(m_skew.alarms().size() + m_no_backend_since.size()));
+
+    // Same moment, same figures for the telemetry endpoints.
+    {
+        std::lock_guard lock(g_telemetry.mutex);
+        g_telemetry.version = m_manager.version();
+        g_telemetry.uptime_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
+        g_telemetry.alarms = m_skew.alarms().size() + m_no_backend_since.size();
+        g_telemetry.backends.clear();
+        for (const row& r : rows) {
+            g_telemetry.backends.emplace_back(
+                fmt::format("{}/{}", r.service, r.b->key()),
+                fmt::format("state={} expected={:.3f} observed={:.3f} active={} new={}",
+                            to_string(r.b->state), r.b->expected_share, r.view.observed_share,
+                            r.active, r.new_flows));
+        }
+    }
+    return out.take();
+}
+
+} // namespace evenflow::daemon
