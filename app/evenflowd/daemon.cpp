@@ -231,6 +231,7 @@ bool evenflowd::start() {
 
     m_slow_path =
         std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
+    m_slow_path->on_local_tcp([this](const net::packet_meta& meta) { return on_local_tcp(meta); });
     after_config_change();
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
@@ -561,6 +562,33 @@ json evenflowd::change_reply(control::change_result& result) {
     return reply;
 }
 
+std::optional<std::vector<std::string>> evenflowd::refused_shift(const config::config& next,
+                                                                 const control::actor& who,
+                                                                 const std::string& path) {
+    // Guarded apply: predict the new distribution and refuse a large shift. The
+    // running config's limits apply, so a config cannot loosen its own guard.
+    build_result candidate =
+        build_snapshot(next, m_manager.registry(), {}, m_manager.version() + 1);
+    if (!candidate.value) {
+        return std::nullopt; // the apply itself reports why it cannot build
+    }
+    control::shift_review review =
+        control::review_shift(*m_shared.snap.load(), *candidate.value, m_manager.running().skew);
+    if (!review.refused) {
+        return std::nullopt;
+    }
+    ++m_refused["shift"];
+    log_event("warning", "apply_refused",
+              {{"reason", "distribution shift"},
+               {"path", path},
+               {"uid", std::to_string(who.uid)},
+               {"pid", std::to_string(who.pid)},
+               {"via", who.via},
+               {"shift", join(review.lines, "; ")},
+               {"version", std::to_string(m_manager.version())}});
+    return review.lines;
+}
+
 json evenflowd::cmd_apply(const json& request, const control::actor& who) {
     if (!request.contains("config") || !request["config"].is_string()) {
         return control::error_reply("malformed request: apply needs \"config\" (the file's text)");
@@ -579,33 +607,16 @@ json evenflowd::cmd_apply(const json& request, const control::actor& who) {
         reply["version"] = m_manager.version();
         return reply;
     }
-    // Guarded apply: predict the new distribution and refuse a large shift unless the
-    // operator accepted it. The running config's limits apply, so a config cannot
-    // loosen its own guard.
     if (!request.value("accept_shift", false)) {
-        build_result candidate =
-            build_snapshot(*loaded.value, m_manager.registry(), {}, m_manager.version() + 1);
-        if (candidate.value) {
-            control::shift_review review = control::review_shift(
-                *m_shared.snap.load(), *candidate.value, m_manager.running().skew);
-            if (review.refused) {
-                ++m_refused["shift"];
-                log_event("warning", "apply_refused",
-                          {{"reason", "distribution shift"},
-                           {"path", path},
-                           {"uid", std::to_string(who.uid)},
-                           {"pid", std::to_string(who.pid)},
-                           {"shift", join(review.lines, "; ")},
-                           {"version", std::to_string(m_manager.version())}});
-                json reply = control::error_reply(
-                    "refused: this config shifts traffic too far (evenctl apply FILE "
-                    "--accept-shift to apply it anyway):\n  " +
-                        join(review.lines, "\n  "),
-                    true);
-                reply["version"] = m_manager.version();
-                reply["shift"] = review.lines;
-                return reply;
-            }
+        if (auto shift = refused_shift(*loaded.value, who, path)) {
+            json reply = control::error_reply(
+                "refused: this config shifts traffic too far (evenctl apply FILE "
+                "--accept-shift to apply it anyway):\n  " +
+                    join(*shift, "\n  "),
+                true);
+            reply["version"] = m_manager.version();
+            reply["shift"] = *shift;
+            return reply;
         }
     }
     control::change_result result =
@@ -620,6 +631,7 @@ json evenflowd::cmd_apply(const json& request, const control::actor& who) {
                    {"version", std::to_string(m_manager.version())}});
     } else if (result.snap) {
         ++m_applies;
+        m_last_apply = std::chrono::steady_clock::now();
         log_event("info", "apply",
                   {{"version", std::to_string(result.version)},
                    {"path", path},
@@ -777,10 +789,31 @@ json evenflowd::cmd_skew() {
 
 // ---- configuration ----
 
-void evenflowd::stamp_drain_deadlines(snapshot& snap) {
+void evenflowd::stamp_runtime_state(snapshot& snap) {
     // A draining backend's clock starts when it is first seen draining and stops
     // when it leaves that state; the deadline is in the workers' clock.
     uint64_t now = dataplane::worker::now_ms();
+    const config::skew_config& guard = m_manager.running().skew;
+    bool in_probation =
+        m_last_apply && std::chrono::steady_clock::now() - *m_last_apply <= guard.probation;
+    for (snapshot_service& svc : snap.services) {
+        uint64_t total = 0, down = 0;
+        for (uint32_t i : svc.backend_indexes) {
+            total += snap.backends[i].weight;
+            down += snap.backends[i].state == backend_state::down ? snap.backends[i].weight : 0;
+        }
+        // In probation a health failure may be the new config's fault (a wrong health
+        // port): new flows avoid down backends, established ones are not reset.
+        svc.keep_pinned_flows = in_probation && down > 0;
+        if (svc.keep_pinned_flows) {
+            log_event("warning", "probation_keeps_flows",
+                      {{"service", svc.name},
+                       {"down_weight", std::to_string(down)},
+                       {"total_weight", std::to_string(total)},
+                       {"action", "established flows of down backends kept, not reset"},
+                       {"version", std::to_string(m_manager.version())}});
+        }
+    }
     std::map<uint32_t, uint64_t> still_draining;
     for (snapshot_backend& b : snap.backends) {
         if (b.state != backend_state::draining) {
@@ -798,10 +831,11 @@ void evenflowd::stamp_drain_deadlines(snapshot& snap) {
 }
 
 void evenflowd::publish(std::unique_ptr<snapshot> snap) {
-    stamp_drain_deadlines(*snap);
+    stamp_runtime_state(*snap);
     m_shared.snap.publish(std::move(snap), *m_qsbr);
     m_health.sync(*m_shared.snap.load(), std::chrono::steady_clock::now());
     check_no_backend_alarms();
+    m_metrics.publish(render_metrics()); // scrapes see a change at once, not a second later
 }
 
 bool evenflowd::on_local_tcp(const net::packet_meta& meta) {
@@ -886,6 +920,11 @@ void evenflowd::reload_from_file() {
                    {"errors", diagnostics_text(loaded)}});
         return;
     }
+    // SIGHUP has no way to say "I accept the shift": a large one is refused and
+    // logged; `evenctl apply FILE --accept-shift` is the deliberate path.
+    if (refused_shift(*loaded.value, who, m_options.config_path)) {
+        return;
+    }
     control::change_result result =
         m_manager.apply(*loaded.value, who, fmt::format("reload {}", m_options.config_path));
     if (!result.ok) {
@@ -895,6 +934,7 @@ void evenflowd::reload_from_file() {
     }
     if (result.snap) {
         ++m_applies;
+        m_last_apply = std::chrono::steady_clock::now();
         log_event("info", "apply",
                   {{"version", std::to_string(result.version)},
                    {"via", "sighup"},
@@ -931,6 +971,10 @@ void evenflowd::maybe_roll_back(const std::string& why) {
         return;
     }
     uint64_t bad = m_manager.version();
+    // Verdicts reached under the bad config (a wrong health port, say) go with it,
+    // before the rollback builds its snapshot.
+    m_manager.forget_health();
+    m_health.forget_verdicts();
     control::change_result r = m_manager.rollback(
         std::nullopt, control::actor{uint32_t(getuid()), int32_t(getpid()), "skew-guard"});
     if (!r.ok) {
@@ -938,6 +982,7 @@ void evenflowd::maybe_roll_back(const std::string& why) {
         return;
     }
     ++m_rollbacks["automatic"];
+    m_skew.reset_windows();
     double since_apply = std::chrono::duration<double>(now - *m_last_apply).count();
     m_last_apply.reset(); // probation ends with the rollback
     log_event("warning", "auto_rollback",

@@ -54,6 +54,9 @@ private:
     control::json cmd_status();
     control::json cmd_services();
     control::json cmd_backends(const control::json& request);
+    // The shift review's lines when `next` moves traffic too far (logged, counted).
+    std::optional<std::vector<std::string>>
+    refused_shift(const config::config& next, const control::actor& who, const std::string& path);
     control::json cmd_apply(const control::json& request, const control::actor& who);
     control::json cmd_history();
     control::json cmd_rollback(const control::json& request, const control::actor& who);
@@ -66,7 +69,9 @@ private:
     // Configuration.
     void reload_from_file();
     void publish(std::unique_ptr<snapshot> snap);
-    void stamp_drain_deadlines(snapshot& snap);
+    // Fields only the daemon knows: drain deadlines (workers' clock), and whether a
+    // mass health failure during probation keeps pinned flows.
+    void stamp_runtime_state(snapshot& snap);
     void after_config_change();
 
     // Health checks and alarms.

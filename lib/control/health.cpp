@@ -105,6 +105,14 @@ void health_checker::record(uint32_t id, target& t, bool success, const char* re
     }
 }
 
+void health_checker::forget_verdicts() {
+    for (auto& [id, t] : m_targets) {
+        t.verdict = health_verdict::unknown;
+        t.successes = 0;
+        t.failures = 0;
+    }
+}
+
 std::vector<health_checker::transition> health_checker::take_transitions(clock::time_point now) {
     for (auto& [id, t] : m_targets) {
         if (t.outstanding_port && now - t.outstanding_since >= t.cfg.timeout) {

@@ -55,6 +55,9 @@ public:
     // Verdict changes since the last call (after replies and timeouts).
     std::vector<transition> take_transitions(clock::time_point now);
 
+    // Every target back to unknown with fresh counts (see config_manager::forget_health).
+    void forget_verdicts();
+
     size_t targets() const { return m_targets.size(); }
     uint64_t probes_sent() const { return m_sent; }
 

@@ -64,6 +64,10 @@ public:
     change_result set_admin(const std::string& service, const std::string& backend,
                             admin_state state, const actor& who);
 
+    // Forgets every health verdict (all back to unknown, which takes traffic): after
+    // an automatic rollback, verdicts reached under the bad config are suspect.
+    void forget_health() { m_health.clear(); }
+
     // A health verdict for a backend id; a rebuild only when it changes membership.
     change_result set_health(uint32_t backend_id, health_verdict verdict);
 

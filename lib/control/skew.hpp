@@ -58,6 +58,14 @@ public:
 
     explicit skew_detector(config::skew_config cfg = {}) : m_cfg(cfg) {}
     void reconfigure(const config::skew_config& cfg) { m_cfg = cfg; }
+    // Forgets the windows: after a rollback they still hold the bad period, and
+    // judging the restored config by them would raise stale alarms. Active alarms
+    // stay visible and clear through the usual hysteresis.
+    void reset_windows() {
+        for (auto& [id, h] : m_history) {
+            h.points.clear();
+        }
+    }
 
     struct event {
         bool raised; // false: cleared

@@ -289,7 +289,7 @@ void worker::handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
             // established flows until they end; one that is down or disabled, or
             // draining past its drain_timeout, has its flows reset so clients
             // reconnect at once instead of hanging.
-            if (b != nullptr && (b->state == backend_state::down ||
+            if (b != nullptr && ((b->state == backend_state::down && !svc->keep_pinned_flows) ||
                                  b->state == backend_state::disabled || drain_expired(*b, now))) {
                 m_stats.backends[entry->value.backend_id].resets.add();
                 forget_flow(entry, meta.key, now);

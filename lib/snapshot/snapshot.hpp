@@ -77,6 +77,10 @@ struct snapshot_service {
     std::vector<uint32_t> table;           // Maglev: slot -> backend id (0 = none)
     std::vector<uint32_t> backend_indexes; // into snapshot::backends
     bool has_backend_up = false;
+    // Set by the daemon during an apply's probation when backends of the service are
+    // down: a failure right after a config change may be the config's (a wrong
+    // health port), so flows pinned to them keep going instead of being reset.
+    bool keep_pinned_flows = false;
 
     // The flow's hash for this service's hashing mode (5-tuple or source address).
     uint32_t flow_hash(const net::flow_key& key) const;

@@ -166,7 +166,11 @@ expect_contains "stats" "$(ctl stats)" "rx_packets"
 expect_eq "skew: no alarms" "$(ctl skew)" "no alarms"
 
 # ---- Prometheus exposition and DPDK telemetry ----
-metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics"); rc=$?
+for _ in $(seq 1 30); do # rendered once a second and on every change: allow a refresh
+  metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics"); rc=$?
+  [[ $metrics == *'backend="10.20.0.13:8080"} 0.5'* ]] && break
+  sleep 0.1
+done
 expect_eq "metrics: served" "$rc" "0"
 expect_contains "metrics: config version" "$metrics" "evenflow_config_version "
 expect_contains "metrics: per-backend expected share" "$metrics" 'evenflow_backend_expected_share{service="web",backend="10.20.0.13:8080"} 0.5'

@@ -456,3 +456,21 @@ TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then 
     CHECK(late.client[0].at(14 + 20 + 13) == tcp_flags::rst);
     CHECK(rig.worker->stats().backends[id].resets.get() == 1);
 }
+
+TEST_CASE("worker: during a suspected mass health failure, pinned flows are not reset") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const snapshot_backend& b = chosen_backend(rig, client_ip, 47000);
+    uint32_t id = b.id;
+    net::ip_addr address = b.address; // (b dies with its snapshot at the next publish)
+    rig.exchange(client_side, client_packet(rig, 47000, tcp_flags::syn, 1000));
+    auto down = rig.manager.set_health(id, control::health_verdict::down);
+    REQUIRE(down.snap);
+    down.snap->services[0].keep_pinned_flows = true; // what the daemon stamps in probation
+    rig.publish(std::move(down.snap));
+    auto out = rig.exchange(client_side, client_packet(rig, 47000, tcp_flags::ack, 1001, 1));
+    CHECK(out.client.empty());
+    REQUIRE(out.backend.size() == 1);
+    CHECK(get32(out.backend[0], 14 + 16) == ntohl(address.v4_be()));
+    CHECK(rig.worker->stats().backends[id].resets.get() == 0);
+}

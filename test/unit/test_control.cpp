@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <random>
 
 using namespace evenflow;
@@ -429,4 +430,81 @@ TEST_CASE("shift guard: 90% of the weight on one backend is refused, new capacit
     CHECK(loss.refused);
     CHECK(loss.lines.back() == "service web: pool weight 4 -> 1 (75% of its capacity removed, "
                                "limit 50%)");
+}
+
+TEST_CASE("skew: long-lived connections piling up on one backend raise an alarm on active flows") {
+    config::skew_config cfg;
+    cfg.min_flows = 500;
+    control::skew_detector d(cfg);
+    // New flows are perfectly fair, but one backend holds most of the live ones.
+    simulated_service svc{{0.25, 0.25, 0.25, 0.25}, {0, 0, 0, 0}};
+    auto t = std::chrono::steady_clock::time_point{};
+    std::vector<uint64_t> active = {700, 100, 100, 100};
+    for (int s = 0; s < 3; ++s) {
+        for (auto& c : svc.cumulative) {
+            c += 250;
+        }
+        auto samples = svc.samples();
+        for (size_t i = 0; i < samples.size(); ++i) {
+            samples[i].active_flows = active[i];
+        }
+        t += std::chrono::seconds(1);
+        d.tick(t, {}, samples);
+    }
+    REQUIRE(d.alarms().count(1));
+    CHECK(d.alarms().at(1).kind == control::skew_kind::hot);
+    CHECK(d.alarms().at(1).basis == control::skew_basis::active_flows);
+    CHECK(d.alarms().at(1).observed_share == Approx(0.7));
+}
+
+TEST_CASE("skew: hashing on the source address with few clients concentrates traffic") {
+    // Real Maglev table, hash = "src_ip", three clients opening many connections: the
+    // flows land on at most three backends whatever their ports, and the detector sees it.
+    std::string text =
+        basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.12\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.13\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.15\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.16\", port = 8080, weight = 1 },\n") +
+        "hash = \"src_ip\"\n";
+    backend_registry registry;
+    auto snap = build_snapshot(load_or_fail(text), registry, {}, 1).value;
+    const snapshot_service& svc = snap->services[0];
+    std::map<uint32_t, uint64_t> per_backend;
+    const char* clients[] = {"192.0.2.1", "192.0.2.2", "192.0.2.3"};
+    for (int i = 0; i < 3000; ++i) {
+        net::flow_key k;
+        k.src = ip(clients[i % 3]);
+        k.dst = ip("10.10.0.100");
+        k.src_port = uint16_t(10000 + i);
+        k.dst_port = 80;
+        k.proto = 6;
+        ++per_backend[svc.pick(svc.flow_hash(k))];
+    }
+    CHECK(per_backend.size() <= 3);
+
+    config::skew_config cfg;
+    control::skew_detector d(cfg);
+    std::vector<control::backend_sample> zero, now;
+    for (const auto& b : snap->backends) {
+        control::backend_sample s;
+        s.id = b.id;
+        s.service = "web";
+        s.backend = b.key();
+        s.expected_share = b.expected_share;
+        zero.push_back(s);
+        s.new_flows = per_backend[b.id];
+        now.push_back(s);
+    }
+    auto t = std::chrono::steady_clock::time_point{};
+    d.tick(t, {}, zero);
+    d.tick(t + std::chrono::seconds(1), {}, now);
+    size_t hot = 0, starved = 0;
+    for (const auto& [id, a] : d.alarms()) {
+        hot += a.kind == control::skew_kind::hot;
+        starved += a.kind == control::skew_kind::starved;
+    }
+    CHECK(hot >= 1);
+    CHECK(starved >= 3);
 }
