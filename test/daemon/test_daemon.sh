@@ -254,5 +254,25 @@ expect_eq "SIGTERM: exit 0" "$rc" "0"
 if [[ -e $sock ]]; then fail "SIGTERM: socket removed"; else pass "SIGTERM: socket removed"; fi
 expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=apply version=2"
 
+# ---- two workers on one CPU (--lcores): both run, both take part in RCU ----
+sed -e 's/"-l", "0-1"/"--lcores", "0@0,1@1,2@1"/' -e 's/^workers = \[1\]/workers = [1, 2]/' \
+  -e "s/evenflow-daemon-test-$$/evenflow-daemon-test-$$-2/" "$work/v2.toml" >"$work/two.toml"
+sed -i "s/^metrics = .*/metrics = \"\"/" "$work/two.toml"
+"$evenflowd" --config "$work/two.toml" >"$work/two.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do ctl status >/dev/null 2>&1 && break; sleep 0.1; done
+two=$(ctl --json status)
+expect_eq "two workers: both reported" "$(json_get "$two" 'len(r["workers"])')" "2"
+expect_eq "two workers: lcores 1 and 2" "$(json_get "$two" '[w["lcore"] for w in r["workers"]]')" "[1, 2]"
+sed 's/weight = 2 }/weight = 3 }/' "$work/two.toml" >"$work/two_b.toml"
+out=$(ctl apply "$work/two_b.toml" 2>&1); rc=$?
+expect_contains "two workers: new version" "$out" "running"
+expect_eq "two workers: an apply completes its grace period over both" "$rc" "0"
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+pid=
+expect_eq "two workers: SIGTERM exit 0" "$rc" "0"
+rm -rf /var/run/dpdk/"evenflow-daemon-test-$$-2"
+
 echo "$((checks - failures)) passed, $failures failed"
 [[ $failures -eq 0 ]]
