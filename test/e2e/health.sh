@@ -39,6 +39,8 @@ E2E_NAME=health
 E2E_TOOLS="nginx nft curl python3 ethtool ip ss sha256sum flock"
 # shellcheck source=test/e2e/common.sh
 source "$root/test/e2e/common.sh"
+# shellcheck source=test/e2e/config.sh
+source "$root/test/e2e/config.sh"
 fsum() { python3 -c 'import sys; print(round(sum(float(a) for a in sys.argv[1:]), 3))' "$@"; }
 logline() { # AFTER KEY=VALUE... -> the first matching line
   local after=$1
@@ -90,29 +92,9 @@ ip netns exec ef-b4 setsid python3 "$hp" listen 10.20.0.14 8083 >"$work/bh.log" 
 bgpids+=($!)
 
 health="health = { kind = \"tcp\", interval = \"${INTERVAL}s\", timeout = \"${TIMEOUT}s\", rise = $RISE, fall = $FALL"
-cat >"$work/health.toml" <<TOML
-[eal]
-args = ["-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "$prefix",
-        "${vdevs[0]}", "${vdevs[1]}"]
-
-[control]
-socket = "$sock"
-metrics = ""
-
-[dataplane]
-workers = [1]
-flow_capacity = 65536
-timeouts = { syn = "5s", established = "300s", closing = "10s" }
-
-[[interfaces]]
-name = "client-side"
-device = "${driver}0"
-address = "10.10.0.2/24"
-
-[[interfaces]]
-name = "backend-side"
-device = "${driver}1"
-address = "10.20.0.1/24"
+{
+  e2e_config_head 65536
+  cat <<TOML
 
 [[pools]]
 name = "web"
@@ -193,6 +175,7 @@ threshold = 2.0
 min_flows = 500
 action = "alert"
 TOML
+} >"$work/health.toml"
 
 t_start=$(now)
 LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \

@@ -48,6 +48,8 @@ E2E_NAME=replay
 E2E_TOOLS="nginx curl python3 ethtool ip flock"
 # shellcheck source=test/e2e/common.sh
 source "$root/test/e2e/common.sh"
+# shellcheck source=test/e2e/config.sh
+source "$root/test/e2e/config.sh"
 loglines() { # AFTER KEY=VALUE...
   local after=$1
   shift
@@ -77,29 +79,9 @@ ip netns exec ef-b1 setsid python3 "$hp" listen 10.20.0.11 8089 >"$work/listen80
 bgpids+=($!)
 
 write_config() { # FILE WEB_HEALTH_EXTRA
-  cat >"$1" <<TOML
-[eal]
-args = ["-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "$prefix",
-        "${vdevs[0]}", "${vdevs[1]}"]
-
-[control]
-socket = "$sock"
-metrics = ""
-
-[dataplane]
-workers = [1]
-flow_capacity = 262144
-timeouts = { syn = "5s", established = "300s", closing = "10s" }
-
-[[interfaces]]
-name = "client-side"
-device = "${driver}0"
-address = "10.10.0.2/24"
-
-[[interfaces]]
-name = "backend-side"
-device = "${driver}1"
-address = "10.20.0.1/24"
+  {
+    e2e_config_head 262144
+    cat <<TOML
 
 [[pools]]
 name = "web"
@@ -142,6 +124,7 @@ min_flows = 100
 action = "rollback"
 probation = "60s"
 TOML
+  } >"$1"
 }
 write_config "$work/good.toml" ""
 write_config "$work/bad.toml" ", port = 8089"

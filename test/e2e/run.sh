@@ -43,6 +43,8 @@ evenflowd=$build/app/evenflowd
 evenctl=$build/app/evenctl
 netns=$root/scripts/netns
 e2e=$root/test/e2e/e2e.py
+# shellcheck source=test/e2e/config.sh
+source "$root/test/e2e/config.sh"
 started=$(date +%s)
 
 passed=0
@@ -119,29 +121,8 @@ fi
 write_config() {
   local file=$1 web=$2 echo_=$3 k w
   {
+    e2e_config_head 65536
     cat <<TOML
-[eal]
-args = ["-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "$prefix",
-        "${vdevs[0]}", "${vdevs[1]}"]
-
-[control]
-socket = "$sock"
-metrics = ""
-
-[dataplane]
-workers = [1]
-flow_capacity = 65536
-timeouts = { syn = "5s", established = "300s", closing = "10s" }
-
-[[interfaces]]
-name = "client-side"
-device = "${driver}0"
-address = "10.10.0.2/24"
-
-[[interfaces]]
-name = "backend-side"
-device = "${driver}1"
-address = "10.20.0.1/24"
 
 [[pools]]
 name = "web"
