@@ -44,6 +44,18 @@ bool drain_expired(const snapshot_backend& b, uint32_t now) {
            int32_t(now - uint32_t(b.drain_deadline_ms)) >= 0;
 }
 
+// The key under which a backend's replies to this client are found.
+net::flow_key backend_side_key(const net::ip_addr& backend, uint16_t backend_port_be,
+                               const net::flow_key& client_key) {
+    net::flow_key k;
+    k.src = backend;
+    k.src_port = backend_port_be;
+    k.dst = client_key.src;
+    k.dst_port = client_key.src_port;
+    k.proto = client_key.proto;
+    return k;
+}
+
 } // namespace
 
 uint64_t worker::now_ms() {
@@ -162,21 +174,47 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
     // Pass 2: with the buckets on their way, prefetch the candidate entries too: at a
     // million flows and more both are cache misses, and overlapping them doubles the
     // lookup rate (bench_micro: flow_lookup/packet_path with entry_prefetch:1).
+    // A SYN to a service will most likely insert two keys: its own (both candidate
+    // buckets) and the backend's reply key; their buckets are fetched now too, or a
+    // new flow waits on three misses in a row (scripts/bench, syn point).
+    // The snapshot is loaded once for the whole burst.
+    const snapshot* snap = m_shared.snap.load();
     for (uint16_t i = 0; i < count; ++i) {
-        if (items[i].hash != 0) {
-            m_flows->prefetch_entry(items[i].hash);
+        const rx_item& it = items[i];
+        if (it.hash == 0) {
+            continue;
+        }
+        m_flows->prefetch_entry(it.hash);
+        if (snap != nullptr &&
+            (it.meta.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn) {
+            prefetch_new_flow(it, *snap);
         }
     }
 
-    // Pass 3: look up and act. The snapshot is loaded once for the whole burst.
-    const snapshot* snap = m_shared.snap.load();
+    // Pass 3: look up and act.
     const neighbor_table* neigh = m_shared.neighbors.load();
+    for (next_hop_memo& memo : m_next_hops) {
+        memo.iface = UINT16_MAX;
+    }
     for (uint16_t i = 0; i < count; ++i) {
         if (snap == nullptr) {
             drop(items[i].mbuf, drop_reason::not_for_us);
             continue;
         }
         handle(iface, items[i], *snap, neigh, now);
+    }
+}
+
+void worker::prefetch_new_flow(const rx_item& item, const snapshot& snap) const {
+    const net::flow_key& key = item.meta.key;
+    const snapshot_service* svc = snap.find_service(key.dst, key.dst_port, key.proto);
+    if (svc == nullptr) {
+        return;
+    }
+    m_flows->prefetch_for_insert(item.hash);
+    if (const snapshot_backend* b = snap.find_backend(svc->pick(svc->flow_hash(key)))) {
+        net::flow_key reverse = backend_side_key(b->address, b->port_be, key);
+        m_flows->prefetch_for_insert(net::flow_hash(reverse));
     }
 }
 
@@ -225,22 +263,6 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
     }
     drop(m, drop_reason::not_for_us);
 }
-
-namespace {
-
-// The key under which a backend's replies to this client are found.
-net::flow_key backend_side_key(const net::ip_addr& backend, uint16_t backend_port_be,
-                               const net::flow_key& client_key) {
-    net::flow_key k;
-    k.src = backend;
-    k.src_port = backend_port_be;
-    k.dst = client_key.src;
-    k.dst_port = client_key.src_port;
-    k.proto = client_key.proto;
-    return k;
-}
-
-} // namespace
 
 void worker::forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
                          uint32_t now) {
@@ -396,7 +418,7 @@ void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh
         drop(m, drop_reason::not_for_us);
         return;
     }
-    const rte_ether_addr* mac = neigh != nullptr ? neigh->find(out->iface, out->next_hop) : nullptr;
+    const rte_ether_addr* mac = next_hop_mac(neigh, out->iface, out->next_hop);
     if (mac == nullptr) {
         to_control(out->iface, m, control_reason::unresolved);
         return;
@@ -405,6 +427,20 @@ void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh
     rte_ether_addr_copy(mac, &eth->dst_addr);
     rte_ether_addr_copy(&m_shared.interfaces[out->iface].mac, &eth->src_addr);
     transmit(out->iface, m);
+}
+
+const rte_ether_addr* worker::next_hop_mac(const neighbor_table* neigh, uint16_t iface,
+                                           const net::ip_addr& ip) {
+    if (neigh == nullptr) {
+        return nullptr;
+    }
+    next_hop_memo& memo = m_next_hops[(ip.bytes[15] ^ iface) % m_next_hops.size()];
+    if (memo.iface != iface || memo.ip != ip) {
+        memo.mac = neigh->find(iface, ip);
+        memo.ip = ip;
+        memo.iface = iface;
+    }
+    return memo.mac;
 }
 
 void worker::send_reset(uint16_t iface, rte_mbuf* m, const packet_meta& meta) {

@@ -14,6 +14,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -92,6 +93,7 @@ private:
     };
 
     void process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint32_t now);
+    void prefetch_new_flow(const rx_item& item, const snapshot& snap) const;
     void handle(uint16_t iface, rx_item& item, const snapshot& snap, const neighbor_table* neigh,
                 uint32_t now);
     void handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
@@ -121,6 +123,18 @@ private:
         rte_mbuf* pkts[burst_size * 2];
     };
     std::vector<tx_queue> m_tx; // per interface
+
+    // Next-hop MACs found during the current burst. A burst's packets share a few
+    // next hops (the gateway, a handful of backends), and the neighbor table is only
+    // valid until the burst ends, so the memo is cleared at every burst.
+    struct next_hop_memo {
+        net::ip_addr ip;
+        const rte_ether_addr* mac = nullptr;
+        uint16_t iface = UINT16_MAX; // UINT16_MAX: empty
+    };
+    std::array<next_hop_memo, 8> m_next_hops;
+    const rte_ether_addr* next_hop_mac(const neighbor_table* neigh, uint16_t iface,
+                                       const net::ip_addr& ip);
     size_t m_sweep_cursor = 0;
     std::vector<uint64_t> m_sweep_active; // per backend id, for the sweep in progress
 };

@@ -117,7 +117,8 @@ std::unique_ptr<flow_table> flow_table::create(size_t capacity, flow_timeouts_ms
     }
     size_t buckets = (capacity + ways - 1) / ways;
     buckets = std::bit_ceil(buckets < 1 ? size_t(1) : buckets);
-    const size_t bytes = buckets * sizeof(bucket) + buckets * ways * sizeof(flow_entry);
+    const size_t bytes =
+        buckets * sizeof(bucket) + buckets * ways * sizeof(flow_entry) + buckets; // + pinned ways
 
     std::unique_ptr<flow_table> t(new (std::nothrow) flow_table());
     if (!t) {
@@ -163,6 +164,7 @@ std::unique_ptr<flow_table> flow_table::create(size_t capacity, flow_timeouts_ms
 
     t->m_buckets = reinterpret_cast<bucket*>(data);
     t->m_entries = reinterpret_cast<flow_entry*>(data + buckets * sizeof(bucket));
+    t->m_pinned_ways = data + buckets * sizeof(bucket) + buckets * ways * sizeof(flow_entry);
     t->m_bucket_mask = buckets - 1;
     t->m_timeouts.syn = std::min(timeouts.syn, max_timeout_ms);
     t->m_timeouts.established = std::min(timeouts.established, max_timeout_ms);
@@ -241,6 +243,13 @@ inline size_t other_bucket(uint32_t sig, size_t index, size_t mask) {
 }
 
 } // namespace
+
+void flow_table::prefetch_for_insert(uint32_t hash) const {
+    const uint32_t sig = signature_of(hash);
+    const size_t primary = sig & m_bucket_mask;
+    __builtin_prefetch(&m_buckets[primary], 1, 3);
+    __builtin_prefetch(&m_buckets[other_bucket(sig, primary, m_bucket_mask)], 1, 3);
+}
 
 flow_entry* flow_table::lookup(const net::flow_key& key, uint32_t hash, uint32_t now_ms) {
     ++m_stats.lookups;
@@ -321,9 +330,12 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
         // 4. Make room by moving one live entry of either bucket to its other bucket.
         //    Only free ways are taken there (expired ones would have been reused in
         //    step 3 had they been in our buckets; elsewhere they are left to lazy expiry).
+        //    Each try is a cache miss on another bucket, so only a few are made: in a
+        //    nearly full table they rarely succeed, and step 5 is cheap.
+        unsigned tries = 0;
         for (int c = 0; c < ncand && slot < 0; ++c) {
             bucket& b = m_buckets[cand[c]];
-            for (unsigned w = 0; w < ways && slot < 0; ++w) {
+            for (unsigned w = 0; w < ways && slot < 0 && tries < max_move_tries; ++w, ++tries) {
                 const size_t dest = other_bucket(b.sig[w], cand[c], m_bucket_mask);
                 if (dest == cand[0] || dest == cand[1]) {
                     continue; // its pair is ours: both full
@@ -334,6 +346,7 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
                         m_entries[dest * ways + dw] = m_entries[cand[c] * ways + w];
                         d.deadline[dw] = b.deadline[w];
                         d.sig[dw] = b.sig[w];
+                        set_pinned(dest * ways + dw, is_pinned(cand[c] * ways + w));
                         slot = ptrdiff_t(cand[c] * ways + w);
                         ++m_live; // the moved entry is counted once; this is the new one
                         break;
@@ -350,8 +363,8 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
             const bucket& b = m_buckets[cand[c]];
             for (unsigned w = 0; w < ways; ++w) {
                 const size_t i = cand[c] * ways + w;
-                if (m_entries[i].value.state == flow_state::established) {
-                    continue;
+                if (is_pinned(i)) {
+                    continue; // established: never evicted
                 }
                 const int32_t left = int32_t(b.deadline[w] - now_ms);
                 if (slot < 0 || left < best_left) {
@@ -378,6 +391,7 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
     bucket& b = m_buckets[size_t(slot) / ways];
     b.sig[size_t(slot) % ways] = sig;
     b.deadline[size_t(slot) % ways] = deadline_for(value.state, now_ms);
+    set_pinned(size_t(slot), value.state == flow_state::established);
     if (outcome != nullptr) {
         *outcome = result;
     }
@@ -388,6 +402,7 @@ void flow_table::refresh(flow_entry* entry, flow_state state, uint32_t now_ms) {
     const size_t slot = size_t(entry - m_entries);
     entry->value.state = state;
     m_buckets[slot / ways].deadline[slot % ways] = deadline_for(state, now_ms);
+    set_pinned(slot, state == flow_state::established);
 }
 
 void flow_table::remove(flow_entry* entry) {

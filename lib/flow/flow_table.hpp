@@ -66,6 +66,9 @@ public:
     // Optional middle pass, once the bucket has arrived: pull in the entry whose
     // signature matches, so lookup() does not wait on a second cache miss.
     void prefetch_entry(uint32_t hash) const;
+    // Both candidate buckets of a key about to be inserted (a new flow's SYN, and its
+    // reverse key), for writing.
+    void prefetch_for_insert(uint32_t hash) const;
 
     // The live entry for `key`, or nullptr. An entry past its deadline counts as a
     // miss and is freed. `now_ms` is the worker's coarse clock (wraps; compared modulo 2^32).
@@ -104,8 +107,20 @@ public:
 private:
     flow_table() = default;
     struct bucket;
+    static constexpr unsigned max_move_tries = 8;
     bucket* m_buckets = nullptr;
     flow_entry* m_entries = nullptr;
+    // One byte per bucket, bit w set when way w holds an established flow (never
+    // evicted). A copy of the entries' state kept beside them so that choosing a
+    // victim in a full bucket pair reads two bytes, not 16 entries: a SYN flood into
+    // a full table would otherwise pay 16 cache misses per new flow.
+    uint8_t* m_pinned_ways = nullptr;
+    bool is_pinned(size_t slot) const { return (m_pinned_ways[slot / 8] >> (slot % 8)) & 1; }
+    void set_pinned(size_t slot, bool pinned) {
+        uint8_t bit = uint8_t(1u << (slot % 8));
+        m_pinned_ways[slot / 8] =
+            uint8_t(pinned ? m_pinned_ways[slot / 8] | bit : m_pinned_ways[slot / 8] & ~bit);
+    }
     size_t m_bucket_mask = 0;
     void* m_map = nullptr; // the one mapping holding buckets then entries
     size_t m_bytes = 0;    // its length

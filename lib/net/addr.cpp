@@ -61,23 +61,6 @@ std::optional<ip_prefix> ip_prefix::parse(std::string_view text) {
     return ip_prefix{*addr, uint8_t(len)};
 }
 
-bool ip_prefix::contains(const ip_addr& other) const {
-    if (addr.is_v4() != other.is_v4()) {
-        return false;
-    }
-    // Compare in the 128-bit space; IPv4 prefixes sit behind the 96-bit mapped prefix.
-    unsigned bits = addr.is_v4() ? 96u + length : length;
-    unsigned full = bits / 8, rest = bits % 8;
-    if (std::memcmp(addr.bytes.data(), other.bytes.data(), full) != 0) {
-        return false;
-    }
-    if (rest == 0) {
-        return true;
-    }
-    uint8_t mask = uint8_t(0xff << (8 - rest));
-    return (addr.bytes[full] & mask) == (other.bytes[full] & mask);
-}
-
 std::string ip_prefix::to_string() const {
     return fmt::format("{}/{}", addr.to_string(), length);
 }

@@ -48,7 +48,14 @@ struct ip_addr {
     std::string to_string() const;
 
     auto operator<=>(const ip_addr&) const = default;
-    bool operator==(const ip_addr&) const = default;
+    // Two 64-bit compares: the defaulted form calls memcmp, and this is on the
+    // per-packet path (service and neighbor lookups).
+    bool operator==(const ip_addr& other) const {
+        uint64_t a[2], b[2];
+        std::memcpy(a, bytes.data(), 16);
+        std::memcpy(b, other.bytes.data(), 16);
+        return ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
+    }
 };
 
 // An address with a prefix length, e.g. an interface's "10.10.0.2/24".
@@ -57,7 +64,25 @@ struct ip_prefix {
     uint8_t length = 0; // in the address's own family: 0..32 for IPv4, 0..128 for IPv6
 
     static std::optional<ip_prefix> parse(std::string_view text);
-    bool contains(const ip_addr& other) const;
+    bool contains(const ip_addr& other) const {
+        if (addr.is_v4() != other.is_v4()) {
+            return false;
+        }
+        // Compare in the 128-bit space (IPv4 sits behind the 96-bit mapped prefix),
+        // as two big-endian halves under a mask: per packet when routing.
+        unsigned bits = addr.is_v4() ? 96u + length : length;
+        uint64_t high_mask = bits >= 64  ? ~uint64_t(0)
+                             : bits == 0 ? 0
+                                         : ~uint64_t(0) << (64 - bits);
+        uint64_t low_mask = bits <= 64    ? 0
+                            : bits >= 128 ? ~uint64_t(0)
+                                          : ~uint64_t(0) << (128 - bits);
+        uint64_t a[2], b[2];
+        std::memcpy(a, addr.bytes.data(), 16);
+        std::memcpy(b, other.bytes.data(), 16);
+        return ((__builtin_bswap64(a[0] ^ b[0]) & high_mask) |
+                (__builtin_bswap64(a[1] ^ b[1]) & low_mask)) == 0;
+    }
     std::string to_string() const;
     bool operator==(const ip_prefix&) const = default;
 };

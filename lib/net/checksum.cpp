@@ -67,9 +67,4 @@ uint16_t checksum_update(uint16_t checksum, const void* old_data, const void* ne
     return uint16_t(~fold16(acc));
 }
 
-uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word) {
-    uint32_t acc = uint32_t(uint16_t(~checksum)) + uint16_t(~old_word) + new_word;
-    return uint16_t(~fold16(acc));
-}
-
 } // namespace evenflow::net

@@ -11,8 +11,14 @@ namespace evenflow::net {
 // checksum as stored in the header (network byte order in, network byte order out).
 uint16_t checksum_update(uint16_t checksum, const void* old_data, const void* new_data, size_t len);
 
-// Same for one 16-bit word (e.g. a port), both values in network byte order.
-uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word);
+// Same for one 16-bit word (e.g. a port, the TTL), both values in network byte
+// order. Inline: it runs for every forwarded packet.
+inline uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word) {
+    uint32_t acc = uint32_t(uint16_t(~checksum)) + uint16_t(~old_word) + new_word;
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    return uint16_t(~acc);
+}
 
 // Full computation over a buffer (ones' complement sum, folded, not inverted).
 // Chain calls by passing the previous result as `sum`; only the last piece may have

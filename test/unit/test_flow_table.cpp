@@ -269,6 +269,32 @@ TEST_CASE("flow_table: a single-bucket table evicts syn, refuses established", "
     }
 }
 
+TEST_CASE("flow_table: eviction follows state changes: syn -> established is protected, "
+          "established -> closing is not",
+          "[flow]") {
+    // The eviction choice reads a per-bucket copy of "established" kept by insert and
+    // refresh; this checks the copy follows the entries through both.
+    const uint32_t h = 0x1234567u;
+    auto t = make_table(8);
+    for (uint32_t i = 0; i < 8; ++i) {
+        REQUIRE(t->insert(make_key(i), h, make_value(i, flow_state::syn), 0) != nullptr);
+    }
+    for (uint32_t i = 0; i < 8; ++i) {
+        t->refresh(t->lookup(make_key(i), h, 1), flow_state::established, 1);
+    }
+    CHECK(t->insert(make_key(100), h, make_value(100, flow_state::syn), 2) == nullptr);
+    CHECK(t->stats().insert_failures == 1);
+    // One of them starts closing: it is the one that may go.
+    t->refresh(t->lookup(make_key(5), h, 3), flow_state::closing, 3);
+    insert_outcome out{};
+    REQUIRE(t->insert(make_key(101), h, make_value(101, flow_state::syn), 4, &out) != nullptr);
+    CHECK(out == insert_outcome::evicted_other);
+    CHECK(t->lookup(make_key(5), h, 5) == nullptr);
+    for (uint32_t i : {0u, 1u, 2u, 3u, 4u, 6u, 7u}) {
+        CHECK(t->lookup(make_key(i), h, 5) != nullptr);
+    }
+}
+
 TEST_CASE("flow_table: full buckets: reuse expired, evict syn/closing, refuse established",
           "[flow]") {
     // A key has two candidate buckets; 16 keys with one fabricated hash fill both.
