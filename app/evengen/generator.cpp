@@ -1,0 +1,735 @@
+#include "generator.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstring>
+#include <memory>
+
+namespace evenflow::gen {
+
+namespace {
+
+constexpr uint16_t burst = 32;
+constexpr uint16_t descriptors = 1024;
+constexpr size_t side_client = 0;
+constexpr size_t side_backend = 1;
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_signal(int) {
+    g_interrupted = 1;
+}
+
+struct port_state {
+    uint16_t id = 0;
+    mac_addr mac{};
+    mac_addr peer{}; // the balancer's MAC on this link
+    bool peer_known = false;
+    rte_mbuf* tx[burst * 8];
+    uint16_t tx_count = 0;
+};
+
+class generator {
+public:
+    explicit generator(const options& opts)
+        : m_opts(opts), m_tracker(opts.pcap_path.empty() ? opts.flows : 0) {}
+
+    bool set_up(std::string* error);
+    bool resolve(std::string* error);
+    void warm_up(run_result& result);
+    void measure(run_result& result);
+    uint64_t write_pcap();
+
+private:
+    // Sends what `next` produces until it has nothing more, the time is up or the
+    // job is interrupted; receives and checks all along, then drains.
+    template <class Next>
+    void pump(Next&& next, double seconds, double rate);
+    void receive(size_t side, uint64_t now);
+    void on_tcp(size_t side, const received_tcp& pkt, uint64_t now);
+    void on_arp(size_t side, const arp_message& arp);
+    void send_arp(size_t side, uint16_t op, const mac_addr& dst, uint32_t sender_ip,
+                  uint32_t target_ip);
+    // Builds one packet from the side's template (data or control size).
+    bool enqueue(size_t side, const tcp_fields& f, bool data);
+    void flush(size_t side);
+    bool add_port(const std::string& name, port_state& port, std::string* error);
+    void rebuild_templates();
+    tcp_fields forward_fields(uint64_t flow, uint32_t seq, uint8_t flags) const;
+    tcp_fields reverse_fields(uint64_t flow, uint32_t seq, uint8_t flags) const;
+    tcp_fields syn_fields(uint64_t flow) const; // a new flow's first packet
+    endpoint backend_for(uint64_t flow) const;
+
+    const options& m_opts;
+    flow_tracker m_tracker;
+    rte_mempool* m_pool = nullptr;
+    port_state m_ports[2];
+    size_t m_port_count = 2;
+    std::unique_ptr<frame_template> m_templates[2][2]; // [side][data?]
+    phase_result* m_phase = nullptr;
+    uint64_t m_last_rx_tsc = 0;
+    uint64_t m_first_tx_tsc = 0;
+    double m_ns_per_cycle = 0;
+};
+
+bool generator::add_port(const std::string& name, port_state& port, std::string* error) {
+    if (rte_eth_dev_get_port_by_name(name.c_str(), &port.id) != 0) {
+        *error =
+            fmt::format("no DPDK port named {} (give it with --vdev in the EAL arguments)", name);
+        return false;
+    }
+    rte_eth_conf conf{};
+    rte_eth_dev_info info{};
+    rte_eth_dev_info_get(port.id, &info);
+    uint16_t rx_queues = info.max_rx_queues > 0 ? 1 : 0;
+    int rc = rte_eth_dev_configure(port.id, rx_queues, 1, &conf);
+    if (rc == 0 && rx_queues > 0) {
+        rc = rte_eth_rx_queue_setup(port.id, 0, descriptors, rte_eth_dev_socket_id(port.id),
+                                    nullptr, m_pool);
+    }
+    if (rc == 0) {
+        rc = rte_eth_tx_queue_setup(port.id, 0, descriptors, rte_eth_dev_socket_id(port.id),
+                                    nullptr);
+    }
+    if (rc != 0) {
+        *error = fmt::format("port {}: cannot set up: {}", name, rte_strerror(-rc));
+        return false;
+    }
+    // A memif client fails to start while its peer is not listening yet: the link
+    // wait in set_up() retries.
+    rc = rte_eth_dev_start(port.id);
+    if (rc != 0 && !m_opts.pcap_path.empty()) {
+        *error = fmt::format("port {}: cannot start: {}", name, rte_strerror(-rc));
+        return false;
+    }
+    rte_eth_promiscuous_enable(port.id);
+    rte_ether_addr mac{};
+    rte_eth_macaddr_get(port.id, &mac);
+    std::memcpy(port.mac.data(), mac.addr_bytes, 6);
+    return true;
+}
+
+bool generator::set_up(std::string* error) {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    m_ns_per_cycle = 1e9 / double(rte_get_tsc_hz());
+    m_pool = rte_pktmbuf_pool_create("evengen", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                     int(rte_socket_id()));
+    if (m_pool == nullptr) {
+        *error = fmt::format("cannot create the packet pool: {}", rte_strerror(rte_errno));
+        return false;
+    }
+    if (!m_opts.pcap_path.empty()) {
+        m_port_count = 1;
+        m_ports[side_client].peer = m_opts.pcap_dst_mac;
+        m_ports[side_client].peer_known = true;
+        if (!add_port("net_pcap_evengen", m_ports[side_client], error)) {
+            return false;
+        }
+        rebuild_templates();
+        return true;
+    }
+    if (!add_port(m_opts.client_port, m_ports[side_client], error) ||
+        !add_port(m_opts.backend_port, m_ports[side_backend], error)) {
+        return false;
+    }
+    // memif links come up when the peer connects. A memif client tries to connect
+    // when the port starts and not again, so a peer that was not listening yet is
+    // retried by restarting the port once a second.
+    uint64_t hz = rte_get_tsc_hz();
+    uint64_t deadline = rte_get_tsc_cycles() + 10 * hz;
+    for (size_t s = 0; s < 2; ++s) {
+        rte_eth_link link{};
+        uint64_t next_retry = rte_get_tsc_cycles() + hz;
+        while (rte_eth_link_get_nowait(m_ports[s].id, &link) == 0 && !link.link_status) {
+            uint64_t now = rte_get_tsc_cycles();
+            if (now > deadline || g_interrupted) {
+                *error = fmt::format("port {}: link down after 10 s (is the peer running?)",
+                                     s == side_client ? m_opts.client_port : m_opts.backend_port);
+                return false;
+            }
+            if (now > next_retry) {
+                rte_eth_dev_stop(m_ports[s].id);
+                rte_eth_dev_start(m_ports[s].id);
+                next_retry = now + hz;
+            }
+            rte_delay_ms(10);
+        }
+    }
+    // The peer marks its rings ready a moment after the link is up; packets sent in
+    // that moment are lost (seen: one burst per direction on a fresh connection).
+    rte_delay_ms(200);
+    if (m_opts.reflect) {
+        // A 5-tuple swapper does not look at MACs; any unicast address will do.
+        for (port_state& p : m_ports) {
+            p.peer = {0x02, 0, 0, 0, 0, 0xfe};
+            p.peer_known = true;
+        }
+    }
+    rebuild_templates();
+    return true;
+}
+
+void generator::rebuild_templates() {
+    for (size_t s = 0; s < m_port_count; ++s) {
+        m_templates[s][1] =
+            std::make_unique<frame_template>(m_opts.packet_size, m_ports[s].mac, m_ports[s].peer);
+        m_templates[s][0] =
+            std::make_unique<frame_template>(min_packet_size, m_ports[s].mac, m_ports[s].peer);
+    }
+}
+
+void generator::send_arp(size_t side, uint16_t op, const mac_addr& dst, uint32_t sender_ip,
+                         uint32_t target_ip) {
+    rte_mbuf* m = rte_pktmbuf_alloc(m_pool);
+    if (m == nullptr) {
+        return;
+    }
+    arp_message msg;
+    msg.op = op;
+    msg.sender_mac = m_ports[side].mac;
+    msg.sender_ip = sender_ip;
+    msg.target_mac = op == 1 ? mac_addr{} : dst;
+    msg.target_ip = target_ip;
+    write_arp(rte_pktmbuf_mtod(m, uint8_t*), dst, msg);
+    rte_pktmbuf_append(m, arp_frame_length);
+    m->hash.usr = 0;
+    port_state& p = m_ports[side];
+    if (p.tx_count == std::size(p.tx)) {
+        flush(side);
+    }
+    if (p.tx_count == std::size(p.tx)) {
+        rte_pktmbuf_free(m); // ARP is retried by whoever asked
+        return;
+    }
+    p.tx[p.tx_count++] = m;
+}
+
+void generator::on_arp(size_t side, const arp_message& arp) {
+    uint32_t lb_address = side == side_client ? m_opts.lb_client : m_opts.lb_backend;
+    if (arp.op == 2 && arp.sender_ip == lb_address) {
+        m_ports[side].peer = arp.sender_mac;
+        m_ports[side].peer_known = true;
+        return;
+    }
+    // Answer for everyone we play (gateway, backends), never for the balancer's own
+    // addresses, and never a gratuitous announcement.
+    if (arp.op == 1 && arp.sender_ip != arp.target_ip && arp.target_ip != m_opts.lb_client &&
+        arp.target_ip != m_opts.lb_backend && arp.target_ip != m_opts.addr.vip.addr) {
+        send_arp(side, 2, arp.sender_mac, arp.target_ip, arp.sender_ip);
+    }
+}
+
+bool generator::resolve(std::string* error) {
+    if (m_opts.reflect) {
+        return true;
+    }
+    // Ask the balancer for its MACs, from the addresses it will need to reach: it
+    // learns ours from the requests, we learn its from the replies.
+    const mac_addr broadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint64_t hz = rte_get_tsc_hz();
+    uint64_t deadline = rte_get_tsc_cycles() + 10 * hz;
+    uint64_t next_ask = 0;
+    phase_result scratch;
+    m_phase = &scratch;
+    while (!(m_ports[0].peer_known && m_ports[1].peer_known)) {
+        uint64_t now = rte_get_tsc_cycles();
+        if (now > deadline || g_interrupted) {
+            *error = fmt::format(
+                "no ARP reply from the balancer on the {} side after 10 s (is it running, "
+                "with the addresses given by --lb-client/--lb-backend?)",
+                m_ports[0].peer_known ? "backend" : "client");
+            return false;
+        }
+        if (now >= next_ask) {
+            send_arp(side_client, 1, broadcast, m_opts.gateway, m_opts.lb_client);
+            for (const endpoint& b : m_opts.addr.backends) {
+                send_arp(side_backend, 1, broadcast, b.addr, m_opts.lb_backend);
+            }
+            flush(side_client);
+            flush(side_backend);
+            next_ask = now + hz / 5;
+        }
+        receive(side_client, now);
+        receive(side_backend, now);
+        flush(side_client);
+        flush(side_backend);
+    }
+    rebuild_templates();
+    return true;
+}
+
+endpoint generator::backend_for(uint64_t flow) const {
+    const std::vector<endpoint>& b = m_opts.addr.backends;
+    if (m_opts.reflect) {
+        return b[flow % b.size()];
+    }
+    uint8_t landed = m_tracker.backend_of(flow);
+    return landed != 0 ? b[landed - 1] : b[0];
+}
+
+tcp_fields generator::forward_fields(uint64_t flow, uint32_t seq, uint8_t flags) const {
+    tcp_fields f;
+    f.src = m_opts.addr.client(flow);
+    f.dst = m_opts.addr.vip;
+    f.seq = seq;
+    f.ack = 1;
+    f.flags = flags;
+    return f;
+}
+
+tcp_fields generator::syn_fields(uint64_t flow) const {
+    tcp_fields f = forward_fields(flow, 0, tcp_flags::syn);
+    f.ack = 0;
+    return f;
+}
+
+tcp_fields generator::reverse_fields(uint64_t flow, uint32_t seq, uint8_t flags) const {
+    tcp_fields f;
+    f.src = backend_for(flow);
+    f.dst = m_opts.addr.client(flow);
+    f.seq = seq;
+    f.ack = 1;
+    f.flags = flags;
+    return f;
+}
+
+bool generator::enqueue(size_t side, const tcp_fields& f, bool data) {
+    rte_mbuf* m = rte_pktmbuf_alloc(m_pool);
+    if (m == nullptr) {
+        return false;
+    }
+    const frame_template& t = *m_templates[side][data ? 1 : 0];
+    auto* bytes = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(t.frame_length())));
+    tcp_fields stamped = f;
+    stamped.timestamp = rte_rdtsc();
+    t.write(bytes, stamped);
+    m->hash.usr = 1; // part of the load: counted when sent, expected back
+    port_state& p = m_ports[side];
+    if (p.tx_count == std::size(p.tx)) {
+        flush(side);
+        if (p.tx_count == std::size(p.tx)) {
+            ++m_phase->count.tx_busy; // the ring and our queue are full: not sent
+            rte_pktmbuf_free(m);
+            return false;
+        }
+    }
+    p.tx[p.tx_count++] = m;
+    return true;
+}
+
+void generator::flush(size_t side) {
+    port_state& p = m_ports[side];
+    if (p.tx_count == 0) {
+        return;
+    }
+    // Read the marks before the PMD owns the buffers: ARP is not part of the load.
+    bool counted[burst * 8];
+    for (uint16_t i = 0; i < p.tx_count; ++i) {
+        counted[i] = p.tx[i]->hash.usr != 0;
+    }
+    uint16_t sent = rte_eth_tx_burst(p.id, 0, p.tx, p.tx_count);
+    counters& c = m_phase->count;
+    for (uint16_t i = 0; i < sent; ++i) {
+        c.tx[side == side_client ? 0 : 1] += counted[i];
+    }
+    if (m_first_tx_tsc == 0 && sent > 0) {
+        m_first_tx_tsc = rte_rdtsc();
+    }
+    // What the ring refused waits for the next flush: a lifecycle's answers must
+    // not be dropped here, or its connection never completes.
+    std::memmove(p.tx, p.tx + sent, (p.tx_count - sent) * sizeof(rte_mbuf*));
+    p.tx_count = uint16_t(p.tx_count - sent);
+}
+
+void generator::receive(size_t side, uint64_t now) {
+    port_state& p = m_ports[side];
+    rte_mbuf* pkts[burst];
+    uint16_t n = rte_eth_rx_burst(p.id, 0, pkts, burst);
+    if (n == 0) {
+        return;
+    }
+    m_last_rx_tsc = now;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (i + 1 < n) {
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        }
+        rte_mbuf* m = pkts[i];
+        std::span<const uint8_t> frame{rte_pktmbuf_mtod(m, const uint8_t*),
+                                       rte_pktmbuf_data_len(m)};
+        received_tcp pkt;
+        bool checksums_ok = false;
+        switch (read_frame(frame, pkt, checksums_ok)) {
+        case frame_kind::arp:
+            if (std::optional<arp_message> arp = read_arp(frame)) {
+                on_arp(side, *arp);
+            }
+            break;
+        case frame_kind::malformed:
+            ++m_phase->count.rx[side == side_backend ? 0 : 1];
+            ++m_phase->count.malformed;
+            break;
+        case frame_kind::tcp:
+            if (!checksums_ok) {
+                ++m_phase->count.bad_checksum;
+            }
+            on_tcp(side, pkt, now);
+            break;
+        }
+        rte_pktmbuf_free(m);
+    }
+}
+
+void generator::on_tcp(size_t side, const received_tcp& pkt, uint64_t now) {
+    counters& c = m_phase->count;
+    // What arrives on the backend side was sent by a client, and vice versa.
+    direction dir = side == side_backend ? direction::forward : direction::reverse;
+    ++c.rx[size_t(dir)];
+    if (pkt.timestamp) {
+        uint64_t cycles = (now - *pkt.timestamp) & 0xffffffffffffULL;
+        m_phase->latency.record(uint64_t(double(cycles) * m_ns_per_cycle));
+    }
+    const addressing& a = m_opts.addr;
+    // Which end is the client, and what the other end must be.
+    bool client_is_src = (dir == direction::forward) != m_opts.reflect;
+    const endpoint& client = client_is_src ? pkt.src : pkt.dst;
+    const endpoint& other = client_is_src ? pkt.dst : pkt.src;
+    std::optional<uint64_t> flow = a.flow_of(client);
+    if (!flow || *flow >= m_opts.flows) {
+        ++c.unknown_flow;
+        return;
+    }
+    int backend = -1;
+    if (m_opts.reflect) {
+        bool ok = dir == direction::forward ? other == a.vip : other == backend_for(*flow);
+        if (!ok) {
+            ++c.wrong_endpoint;
+            return;
+        }
+    } else {
+        if (pkt.ttl != 63) {
+            ++c.ttl_not_decremented;
+        }
+        if (dir == direction::forward) {
+            backend = a.backend_index(other);
+            if (backend < 0) {
+                ++c.wrong_endpoint;
+                return;
+            }
+        } else if (other != a.vip) {
+            ++c.wrong_endpoint;
+            return;
+        }
+    }
+    if (!m_tracker.in_order(*flow, dir, pkt.seq)) {
+        ++c.reordered;
+    }
+    if (backend >= 0) {
+        flow_tracker::sighting s = m_tracker.land(*flow, uint8_t(backend + 1));
+        if (s.first) {
+            ++c.new_flows_per_backend[size_t(backend)];
+        } else if (s.moved) {
+            ++c.moved;
+        } else if (m_opts.mode == traffic::syn) {
+            ++c.duplicate_syn;
+        }
+    }
+    if (m_opts.mode != traffic::lifecycle) {
+        return;
+    }
+    // Lifecycle: the backend side answers SYN and FIN, the client side goes on.
+    uint8_t f = pkt.flags;
+    if (dir == direction::forward) {
+        if ((f & tcp_flags::syn) && !(f & tcp_flags::ack)) {
+            enqueue(side_backend, reverse_fields(*flow, 0, tcp_flags::syn | tcp_flags::ack), false);
+        } else if (f & tcp_flags::fin) {
+            enqueue(side_backend, reverse_fields(*flow, 1, tcp_flags::fin | tcp_flags::ack), false);
+        }
+        return;
+    }
+    uint32_t k = m_opts.lifecycle_data;
+    if ((f & tcp_flags::syn) && (f & tcp_flags::ack)) {
+        enqueue(side_client, forward_fields(*flow, 1, tcp_flags::ack), false);
+        for (uint32_t i = 0; i < k; ++i) {
+            enqueue(side_client, forward_fields(*flow, 2 + i, tcp_flags::psh | tcp_flags::ack),
+                    true);
+        }
+        enqueue(side_client, forward_fields(*flow, 2 + k, tcp_flags::fin | tcp_flags::ack), false);
+    } else if (f & tcp_flags::fin) {
+        enqueue(side_client, forward_fields(*flow, 3 + k, tcp_flags::ack), false);
+        ++c.lifecycles_completed;
+    }
+}
+
+template <class Next>
+void generator::pump(Next&& next, double seconds, double rate) {
+    counters& c = m_phase->count;
+    c.new_flows_per_backend.assign(m_opts.addr.backends.size(), 0);
+    uint64_t hz = rte_get_tsc_hz();
+    uint64_t start = rte_get_tsc_cycles();
+    uint64_t end = start + uint64_t(seconds * double(hz));
+    uint64_t generated = 0; // packets `next` produced
+    uint64_t scheduled = 0; // --rate: sends accounted for (produced or skipped)
+    constexpr uint64_t max_debt = 2 * burst;
+    uint64_t written_off = 0; // in flight when the device went quiet: presumed lost
+    uint64_t quiet_since = start;
+    m_first_tx_tsc = 0;
+    m_last_rx_tsc = 0;
+    bool sending = true;
+    // A lifecycle puts up to this many packets in flight per SYN sent.
+    // A lifecycle is a SYN now and up to this many packets later, sent as answers
+    // arrive: the window counts open connections at that weight, so the answers
+    // never overflow a ring.
+    const bool lifecycles = m_opts.mode == traffic::lifecycle;
+    const uint64_t per_send = lifecycles ? m_opts.lifecycle_data + 6 : 1;
+    uint64_t abandoned = 0; // lifecycles presumed dead when the device went quiet
+    while (!g_interrupted) {
+        uint64_t now = rte_get_tsc_cycles();
+        receive(side_client, now);
+        receive(side_backend, now);
+        flush(side_client);
+        flush(side_backend);
+        uint64_t packets_in_flight = c.sent() - std::min(c.sent(), c.received() + written_off);
+        uint64_t in_flight =
+            lifecycles
+                ? (generated - std::min(generated, c.lifecycles_completed + abandoned)) * per_send
+                : packets_in_flight;
+        if (!sending) {
+            // Drain: until nothing is in flight or the device has been quiet 50 ms.
+            uint64_t last = std::max(m_last_rx_tsc, quiet_since);
+            bool queued = m_ports[side_client].tx_count + m_ports[side_backend].tx_count > 0;
+            if ((in_flight == 0 && packets_in_flight == 0 && !queued) || now - last > hz / 20) {
+                break;
+            }
+            continue;
+        }
+        if (now >= end) {
+            sending = false;
+            quiet_since = now;
+            continue;
+        }
+        if (m_ports[side_client].tx_count >= burst ||
+            (m_port_count > 1 && m_ports[side_backend].tx_count >= burst)) {
+            continue; // the device is not taking packets: no point building more
+        }
+        // Never more than `window` packets in flight, at a fixed rate too: more would
+        // overrun the rings between evengen and the device (ours included, when this
+        // core is taken away for a moment), and that loss would be the harness's.
+        if (in_flight + per_send > m_opts.window) {
+            // Nothing has come back for 100 ms: what is in flight is not coming.
+            if (now - std::max(m_last_rx_tsc, quiet_since) > hz / 10) {
+                written_off += in_flight;
+                abandoned = generated - std::min(generated, c.lifecycles_completed);
+                quiet_since = now;
+            }
+            continue;
+        }
+        uint64_t budget = std::min<uint64_t>((m_opts.window - in_flight) / per_send, burst);
+        if (rate > 0) {
+            auto due = uint64_t(double(now - start) / double(hz) * rate);
+            if (due > scheduled + max_debt) {
+                // Behind schedule (the core was busy elsewhere): a pktgen keeps its
+                // rate rather than catching up in one line-rate burst.
+                c.rate_deficit += due - scheduled - max_debt;
+                scheduled = due - max_debt;
+            }
+            budget = due > scheduled ? std::min<uint64_t>(due - scheduled, budget) : 0;
+        }
+        for (uint64_t i = 0; i < budget; ++i) {
+            size_t side = 0;
+            tcp_fields f;
+            bool data = true;
+            if (!next(side, f, data)) {
+                sending = false;
+                quiet_since = now;
+                break;
+            }
+            ++generated;
+            ++scheduled;
+            enqueue(side, f, data);
+        }
+    }
+    flush(side_client);
+    flush(side_backend);
+    uint64_t last = std::max(m_last_rx_tsc, m_first_tx_tsc);
+    m_phase->seconds = m_first_tx_tsc == 0 ? 0 : double(last - m_first_tx_tsc) / double(hz);
+}
+
+void generator::warm_up(run_result& result) {
+    if (m_opts.mode != traffic::established || m_opts.reflect) {
+        return;
+    }
+    // One packet per flow creates the balancer's entries (a mid-stream ACK is a
+    // flow it forwards and tracks); what gets lost is sent again, three rounds.
+    m_phase = &result.warmup;
+    for (int pass = 0; pass < 3; ++pass) {
+        ++result.warmup_passes;
+        uint64_t flow = 0;
+        auto next = [&](size_t& side, tcp_fields& f, bool& data) {
+            while (flow < m_opts.flows && m_tracker.backend_of(flow) != 0) {
+                ++flow;
+            }
+            if (flow >= m_opts.flows) {
+                return false;
+            }
+            side = side_client;
+            data = true;
+            f = forward_fields(flow++, 0, tcp_flags::ack);
+            return true;
+        };
+        phase_result pass_result;
+        m_phase = &pass_result;
+        pump(next, 600, 0);
+        result.warmup.count.tx[0] += pass_result.count.tx[0];
+        result.warmup.count.rx[0] += pass_result.count.rx[0];
+        result.warmup.count.rx[1] += pass_result.count.rx[1];
+        result.warmup.count.bad_checksum += pass_result.count.bad_checksum;
+        result.warmup.count.malformed += pass_result.count.malformed;
+        result.warmup.count.unknown_flow += pass_result.count.unknown_flow;
+        result.warmup.count.wrong_endpoint += pass_result.count.wrong_endpoint;
+        result.warmup.count.moved += pass_result.count.moved;
+        result.warmup.count.ttl_not_decremented += pass_result.count.ttl_not_decremented;
+        result.warmup.seconds += pass_result.seconds;
+        result.warmup.count.new_flows_per_backend = pass_result.count.new_flows_per_backend;
+        uint64_t missing = 0;
+        for (uint64_t i = 0; i < m_opts.flows; ++i) {
+            missing += m_tracker.backend_of(i) == 0;
+        }
+        result.flows_never_landed = missing;
+        if (missing == 0 || g_interrupted) {
+            break;
+        }
+    }
+    m_phase = nullptr;
+}
+
+void generator::measure(run_result& result) {
+    m_phase = &result.measured;
+    const uint64_t flows = m_opts.flows;
+    switch (m_opts.mode) {
+    case traffic::established: {
+        // Round-robin over every flow, so all of them are live in the balancer's
+        // table; backends answer as often as clients send when `reverse` is on.
+        uint64_t fwd = 0, rev = 0;
+        bool turn_reverse = false;
+        uint8_t flags = tcp_flags::psh | tcp_flags::ack;
+        auto next = [&](size_t& side, tcp_fields& f, bool& data) {
+            data = true;
+            if (m_opts.reverse && turn_reverse) {
+                uint64_t flow = rev % flows;
+                if (!m_opts.reflect && m_tracker.backend_of(flow) == 0) {
+                    ++rev; // never landed in the warm-up: nothing to answer from
+                    turn_reverse = false;
+                    side = side_client;
+                    f = forward_fields(fwd % flows, uint32_t(1 + fwd / flows), flags);
+                    ++fwd;
+                    return true;
+                }
+                side = side_backend;
+                f = reverse_fields(flow, uint32_t(1 + rev / flows), flags);
+                ++rev;
+            } else {
+                side = side_client;
+                f = forward_fields(fwd % flows, uint32_t(1 + fwd / flows), flags);
+                ++fwd;
+            }
+            turn_reverse = !turn_reverse;
+            return true;
+        };
+        pump(next, m_opts.duration_s, m_opts.rate);
+        break;
+    }
+    case traffic::syn:
+    case traffic::lifecycle: {
+        // A SYN per new flow at the offered rate. For lifecycles the rest of each
+        // connection is driven by what comes back (on_tcp).
+        uint64_t flow = 0;
+        auto next = [&](size_t& side, tcp_fields& f, bool& data) {
+            if (flow >= flows) {
+                return false;
+            }
+            side = side_client;
+            data = false;
+            f = syn_fields(flow++);
+            return true;
+        };
+        pump(next, m_opts.duration_s, m_opts.rate);
+        break;
+    }
+    }
+    m_phase = nullptr;
+}
+
+uint64_t generator::write_pcap() {
+    phase_result scratch;
+    m_phase = &scratch;
+    auto put = [&](const tcp_fields& f, bool data) {
+        while (!enqueue(side_client, f, data)) {
+            flush(side_client);
+        }
+    };
+    const uint64_t flows = m_opts.flows;
+    switch (m_opts.mode) {
+    case traffic::established: {
+        uint64_t total = m_opts.pcap_packets != 0 ? m_opts.pcap_packets : flows;
+        for (uint64_t g = 0; g < total && !g_interrupted; ++g) {
+            put(forward_fields(g % flows, uint32_t(1 + g / flows), tcp_flags::psh | tcp_flags::ack),
+                true);
+        }
+        break;
+    }
+    case traffic::syn:
+        for (uint64_t g = 0; g < flows && !g_interrupted; ++g) {
+            put(syn_fields(g), false);
+        }
+        break;
+    case traffic::lifecycle: {
+        uint32_t k = m_opts.lifecycle_data;
+        for (uint64_t g = 0; g < flows && !g_interrupted; ++g) {
+            put(syn_fields(g), false);
+            put(forward_fields(g, 1, tcp_flags::ack), false);
+            for (uint32_t i = 0; i < k; ++i) {
+                put(forward_fields(g, 2 + i, tcp_flags::psh | tcp_flags::ack), true);
+            }
+            put(forward_fields(g, 2 + k, tcp_flags::fin | tcp_flags::ack), false);
+            put(forward_fields(g, 3 + k, tcp_flags::ack), false);
+        }
+        break;
+    }
+    }
+    flush(side_client);
+    m_phase = nullptr;
+    // The pcap PMD writes all it is given; anything refused would be a gap in the file.
+    return scratch.count.tx_busy == 0 ? scratch.count.tx[0] : 0;
+}
+
+} // namespace
+
+std::optional<run_result> run(const options& opts, std::string* error) {
+    generator gen(opts);
+    if (!gen.set_up(error)) {
+        return std::nullopt;
+    }
+    run_result result;
+    if (!opts.pcap_path.empty()) {
+        result.pcap_written = gen.write_pcap();
+        return result;
+    }
+    if (!gen.resolve(error)) {
+        return std::nullopt;
+    }
+    gen.warm_up(result);
+    gen.measure(result);
+    if (g_interrupted) {
+        *error = "interrupted";
+        return std::nullopt;
+    }
+    return result;
+}
+
+} // namespace evenflow::gen
