@@ -21,6 +21,19 @@ struct interface_info {
     rte_ether_addr mac{};
     net::ip_prefix address;
     std::optional<net::ip_addr> gateway;
+
+    // The IPv4 prefix as route() tests it per packet (network byte order); set with
+    // the address by set_address().
+    bool v4 = false;
+    uint32_t v4_network = 0;
+    uint32_t v4_mask = 0;
+    void set_address(const net::ip_prefix& prefix) {
+        address = prefix;
+        v4 = prefix.addr.is_v4();
+        uint32_t host_mask = prefix.length == 0 ? 0 : ~uint32_t(0) << (32 - prefix.length);
+        v4_mask = v4 ? __builtin_bswap32(host_mask) : 0;
+        v4_network = v4 ? prefix.addr.v4_be() & v4_mask : 0;
+    }
 };
 
 struct egress {
@@ -33,9 +46,18 @@ struct egress {
 // there is no way out (counted as not_for_us by the caller).
 inline std::optional<egress> route(std::span<const interface_info> interfaces,
                                    const net::ip_addr& dst) {
-    for (const interface_info& i : interfaces) {
-        if (i.address.contains(dst)) {
-            return egress{i.index, dst};
+    if (dst.is_v4()) {
+        const uint32_t d = dst.v4_be();
+        for (const interface_info& i : interfaces) {
+            if (i.v4 && (d & i.v4_mask) == i.v4_network) {
+                return egress{i.index, dst};
+            }
+        }
+    } else {
+        for (const interface_info& i : interfaces) {
+            if (i.address.contains(dst)) {
+                return egress{i.index, dst};
+            }
         }
     }
     for (const interface_info& i : interfaces) {

@@ -90,7 +90,7 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
     out.name = ic.name;
     out.device = ic.device;
     rte_eth_macaddr_get(port_id, &out.mac);
-    out.address = ic.address;
+    out.set_address(ic.address);
     out.gateway = ic.gateway;
     return true;
 }

@@ -165,6 +165,7 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
         it.meta = packet_meta{};
         it.parsed = net::parse_frame(frame_of(pkts[i]), it.meta);
         it.hash = 0;
+        it.reverse_hash = 0;
         if (it.parsed == drop_reason::none && it.meta.l4_proto == net::ipproto_tcp) {
             it.hash = net::flow_hash(it.meta.key);
             m_flows->prefetch(it.hash);
@@ -179,8 +180,9 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
     // new flow waits on three misses in a row (scripts/bench, syn point).
     // The snapshot is loaded once for the whole burst.
     const snapshot* snap = m_shared.snap.load();
+    bool new_flows = false;
     for (uint16_t i = 0; i < count; ++i) {
-        const rx_item& it = items[i];
+        rx_item& it = items[i];
         if (it.hash == 0) {
             continue;
         }
@@ -188,6 +190,17 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
         if (snap != nullptr &&
             (it.meta.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn) {
             prefetch_new_flow(it, *snap);
+            new_flows = true;
+        }
+    }
+    // Pass 2b, new flows only: their buckets have arrived; fetch the entry slots the
+    // two inserts will write, the last miss a new flow would otherwise wait on.
+    if (new_flows) {
+        for (uint16_t i = 0; i < count; ++i) {
+            if (items[i].reverse_hash != 0) {
+                m_flows->prefetch_insert_slot(items[i].hash);
+                m_flows->prefetch_insert_slot(items[i].reverse_hash);
+            }
         }
     }
 
@@ -205,7 +218,7 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
     }
 }
 
-void worker::prefetch_new_flow(const rx_item& item, const snapshot& snap) const {
+void worker::prefetch_new_flow(rx_item& item, const snapshot& snap) const {
     const net::flow_key& key = item.meta.key;
     const snapshot_service* svc = snap.find_service(key.dst, key.dst_port, key.proto);
     if (svc == nullptr) {
@@ -214,7 +227,8 @@ void worker::prefetch_new_flow(const rx_item& item, const snapshot& snap) const 
     m_flows->prefetch_for_insert(item.hash);
     if (const snapshot_backend* b = snap.find_backend(svc->pick(svc->flow_hash(key)))) {
         net::flow_key reverse = backend_side_key(b->address, b->port_be, key);
-        m_flows->prefetch_for_insert(net::flow_hash(reverse));
+        item.reverse_hash = net::flow_hash(reverse);
+        m_flows->prefetch_for_insert(item.reverse_hash);
     }
 }
 

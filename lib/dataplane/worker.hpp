@@ -90,10 +90,11 @@ private:
         net::packet_meta meta;
         net::drop_reason parsed;
         uint32_t hash;
+        uint32_t reverse_hash; // a SYN to a service: its backend-side key's; else 0
     };
 
     void process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint32_t now);
-    void prefetch_new_flow(const rx_item& item, const snapshot& snap) const;
+    void prefetch_new_flow(rx_item& item, const snapshot& snap) const;
     void handle(uint16_t iface, rx_item& item, const snapshot& snap, const neighbor_table* neigh,
                 uint32_t now);
     void handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,

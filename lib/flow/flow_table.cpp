@@ -251,6 +251,20 @@ void flow_table::prefetch_for_insert(uint32_t hash) const {
     __builtin_prefetch(&m_buckets[other_bucket(sig, primary, m_bucket_mask)], 1, 3);
 }
 
+void flow_table::prefetch_insert_slot(uint32_t hash) const {
+    const uint32_t sig = signature_of(hash);
+    size_t index = sig & m_bucket_mask;
+    for (int pass = 0; pass < 2; ++pass) {
+        const unsigned free_ways = match_mask(m_buckets[index].sig, 0);
+        if (free_ways != 0) {
+            __builtin_prefetch(&m_entries[index * ways + unsigned(std::countr_zero(free_ways))], 1,
+                               3);
+            return;
+        }
+        index = other_bucket(sig, index, m_bucket_mask);
+    }
+}
+
 flow_entry* flow_table::lookup(const net::flow_key& key, uint32_t hash, uint32_t now_ms) {
     ++m_stats.lookups;
     const uint32_t sig = signature_of(hash);

@@ -69,6 +69,9 @@ public:
     // Both candidate buckets of a key about to be inserted (a new flow's SYN, and its
     // reverse key), for writing.
     void prefetch_for_insert(uint32_t hash) const;
+    // Once those buckets have arrived: the entry an insert would fill (the first free
+    // way, primary bucket first), for writing.
+    void prefetch_insert_slot(uint32_t hash) const;
 
     // The live entry for `key`, or nullptr. An entry past its deadline counts as a
     // miss and is freed. `now_ms` is the worker's coarse clock (wraps; compared modulo 2^32).

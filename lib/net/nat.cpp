@@ -42,16 +42,30 @@ void nat_rewrite(std::span<uint8_t> frame, packet_meta& meta, nat_side side, con
 
     // Checksums first: the updates read the old bytes, so they must run before the
     // fields are overwritten. The address is in TCP's pseudo-header for both families.
-    uint16_t tcp_sum = load16(l4 + tcp_checksum_offset);
-    tcp_sum = checksum_update(tcp_sum, field, new_field, field_length);
-    tcp_sum = checksum_update16(tcp_sum, load16(port), port_be);
-    store16(l4 + tcp_checksum_offset, tcp_sum);
     if (!v6) {
-        uint16_t ip_sum = load16(l3 + ipv4_checksum_offset);
-        store16(l3 + ipv4_checksum_offset, checksum_update(ip_sum, field, new_field, 4));
+        // Per packet on the forwarding path: the address's difference (RFC 1624
+        // eqn. 3, ~m + m') is computed once and applied to both checksums.
+        const uint32_t old_addr = load32(field);
+        const uint32_t new_addr = load32(new_field);
+        const uint64_t addr_diff = uint64_t(uint16_t(~old_addr)) + uint16_t(~old_addr >> 16) +
+                                   uint16_t(new_addr) + uint16_t(new_addr >> 16);
+        const uint64_t port_diff = uint64_t(uint16_t(~load16(port))) + port_be;
+        store16(l3 + ipv4_checksum_offset,
+                checksum_apply(load16(l3 + ipv4_checksum_offset), addr_diff));
+        store16(l4 + tcp_checksum_offset,
+                checksum_apply(load16(l4 + tcp_checksum_offset), addr_diff + port_diff));
+    } else {
+        uint16_t tcp_sum = load16(l4 + tcp_checksum_offset);
+        tcp_sum = checksum_update(tcp_sum, field, new_field, field_length);
+        tcp_sum = checksum_update16(tcp_sum, load16(port), port_be);
+        store16(l4 + tcp_checksum_offset, tcp_sum);
     }
 
-    std::memcpy(field, new_field, field_length);
+    if (v6) {
+        std::memcpy(field, new_field, 16);
+    } else {
+        std::memcpy(field, new_field, 4); // constant sizes: moves, not a call
+    }
     store16(port, port_be);
     if (src) {
         meta.key.src = addr;
