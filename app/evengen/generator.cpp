@@ -469,7 +469,8 @@ void generator::on_tcp(size_t side, const received_tcp& pkt, uint64_t now) {
 template <class Next>
 void generator::pump(Next&& next, double seconds, double rate) {
     counters& c = m_phase->count;
-    c.new_flows_per_backend.assign(m_opts.addr.backends.size(), 0);
+    // A phase may be pumped more than once (warm-up passes): counts accumulate.
+    c.new_flows_per_backend.resize(m_opts.addr.backends.size(), 0);
     uint64_t hz = rte_get_tsc_hz();
     uint64_t start = rte_get_tsc_cycles();
     uint64_t end = start + uint64_t(seconds * double(hz));
@@ -557,7 +558,7 @@ void generator::pump(Next&& next, double seconds, double rate) {
     flush(side_client);
     flush(side_backend);
     uint64_t last = std::max(m_last_rx_tsc, m_first_tx_tsc);
-    m_phase->seconds = m_first_tx_tsc == 0 ? 0 : double(last - m_first_tx_tsc) / double(hz);
+    m_phase->seconds += m_first_tx_tsc == 0 ? 0 : double(last - m_first_tx_tsc) / double(hz);
 }
 
 void generator::warm_up(run_result& result) {
@@ -582,20 +583,7 @@ void generator::warm_up(run_result& result) {
             f = forward_fields(flow++, 0, tcp_flags::ack);
             return true;
         };
-        phase_result pass_result;
-        m_phase = &pass_result;
-        pump(next, 600, 0);
-        result.warmup.count.tx[0] += pass_result.count.tx[0];
-        result.warmup.count.rx[0] += pass_result.count.rx[0];
-        result.warmup.count.rx[1] += pass_result.count.rx[1];
-        result.warmup.count.bad_checksum += pass_result.count.bad_checksum;
-        result.warmup.count.malformed += pass_result.count.malformed;
-        result.warmup.count.unknown_flow += pass_result.count.unknown_flow;
-        result.warmup.count.wrong_endpoint += pass_result.count.wrong_endpoint;
-        result.warmup.count.moved += pass_result.count.moved;
-        result.warmup.count.ttl_not_decremented += pass_result.count.ttl_not_decremented;
-        result.warmup.seconds += pass_result.seconds;
-        result.warmup.count.new_flows_per_backend = pass_result.count.new_flows_per_backend;
+        pump(next, 600, 0); // passes accumulate into result.warmup
         uint64_t missing = 0;
         for (uint64_t i = 0; i < m_opts.flows; ++i) {
             missing += m_tracker.backend_of(i) == 0;
@@ -620,25 +608,23 @@ void generator::measure(run_result& result) {
         uint8_t flags = tcp_flags::psh | tcp_flags::ack;
         auto next = [&](size_t& side, tcp_fields& f, bool& data) {
             data = true;
-            if (m_opts.reverse && turn_reverse) {
-                uint64_t flow = rev % flows;
-                if (!m_opts.reflect && m_tracker.backend_of(flow) == 0) {
-                    ++rev; // never landed in the warm-up: nothing to answer from
-                    turn_reverse = false;
-                    side = side_client;
-                    f = forward_fields(fwd % flows, uint32_t(1 + fwd / flows), flags);
-                    ++fwd;
+            const bool reverse_turn = m_opts.reverse && turn_reverse;
+            turn_reverse = !turn_reverse;
+            if (reverse_turn) {
+                const uint64_t flow = rev % flows;
+                const auto seq = uint32_t(1 + rev / flows);
+                ++rev;
+                // A flow that never landed in the warm-up has no backend to answer
+                // from: its turn goes to a client.
+                if (m_opts.reflect || m_tracker.backend_of(flow) != 0) {
+                    side = side_backend;
+                    f = reverse_fields(flow, seq, flags);
                     return true;
                 }
-                side = side_backend;
-                f = reverse_fields(flow, uint32_t(1 + rev / flows), flags);
-                ++rev;
-            } else {
-                side = side_client;
-                f = forward_fields(fwd % flows, uint32_t(1 + fwd / flows), flags);
-                ++fwd;
             }
-            turn_reverse = !turn_reverse;
+            side = side_client;
+            f = forward_fields(fwd % flows, uint32_t(1 + fwd / flows), flags);
+            ++fwd;
             return true;
         };
         pump(next, m_opts.duration_s, m_opts.rate);

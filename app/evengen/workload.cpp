@@ -49,11 +49,11 @@ constexpr size_t payload_off = headers_length;
 } // namespace
 
 std::optional<uint32_t> parse_ipv4(const std::string& text) {
-    in_addr a{};
-    if (inet_pton(AF_INET, text.c_str(), &a) != 1) {
+    std::optional<net::ip_addr> a = net::ip_addr::parse(text);
+    if (!a || !a->is_v4()) {
         return std::nullopt;
     }
-    return ntohl(a.s_addr);
+    return ntohl(a->v4_be());
 }
 
 std::optional<endpoint> parse_endpoint(const std::string& text) {
@@ -73,11 +73,7 @@ std::optional<endpoint> parse_endpoint(const std::string& text) {
 }
 
 std::string format_endpoint(const endpoint& e) {
-    in_addr a{};
-    a.s_addr = htonl(e.addr);
-    char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &a, buf, sizeof(buf));
-    return std::string(buf) + ":" + std::to_string(e.port);
+    return net::ip_addr::from_v4_be(htonl(e.addr)).to_string() + ":" + std::to_string(e.port);
 }
 
 std::optional<uint64_t> addressing::flow_of(const endpoint& client) const {

@@ -365,7 +365,10 @@ void worker::handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
             reverse_value.nat_port = svc->port_be;
             reverse_value.direction = flow::flow_direction::backend_to_client;
             net::flow_key reverse = backend_side_key(b->address, b->port_be, meta.key);
-            m_flows->insert(reverse, net::flow_hash(reverse), reverse_value, now);
+            // Pass 2 hashed this key already for a SYN (same snapshot, same pick).
+            uint32_t reverse_hash =
+                item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
+            m_flows->insert(reverse, reverse_hash, reverse_value, now);
         } else {
             c.drops[size_t(drop_reason::flow_table_full)].add();
         }
