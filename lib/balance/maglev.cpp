@@ -177,4 +177,71 @@ std::vector<uint32_t> count_slots(std::span<const uint32_t> table, uint32_t max_
     return counts;
 }
 
+namespace {
+
+__extension__ typedef unsigned __int128 u128;
+
+uint64_t mul_mod(uint64_t a, uint64_t b, uint64_t m) {
+    return uint64_t(u128(a) * b % m);
+}
+
+uint64_t pow_mod(uint64_t base, uint64_t exp, uint64_t m) {
+    uint64_t result = 1;
+    base %= m;
+    while (exp != 0) {
+        if (exp & 1) {
+            result = mul_mod(result, base, m);
+        }
+        base = mul_mod(base, base, m);
+        exp >>= 1;
+    }
+    return result;
+}
+
+} // namespace
+
+bool is_prime(uint64_t n) {
+    if (n < 2) {
+        return false;
+    }
+    static constexpr uint64_t bases[] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37};
+    for (uint64_t p : bases) {
+        if (n % p == 0) {
+            return n == p;
+        }
+    }
+    // Miller-Rabin with these bases is deterministic for every 64-bit n.
+    uint64_t d = n - 1;
+    unsigned r = 0;
+    while ((d & 1) == 0) {
+        d >>= 1;
+        ++r;
+    }
+    for (uint64_t a : bases) {
+        uint64_t x = pow_mod(a, d, n);
+        if (x == 1 || x == n - 1) {
+            continue;
+        }
+        bool composite = true;
+        for (unsigned i = 1; i < r; ++i) {
+            x = mul_mod(x, x, n);
+            if (x == n - 1) {
+                composite = false;
+                break;
+            }
+        }
+        if (composite) {
+            return false;
+        }
+    }
+    return true;
+}
+
+uint64_t next_prime(uint64_t n) {
+    while (!is_prime(n)) {
+        ++n;
+    }
+    return n;
+}
+
 } // namespace evenflow::balance

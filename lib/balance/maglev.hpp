@@ -24,6 +24,12 @@ struct maglev_backend {
 std::vector<uint32_t> build_maglev_table(std::span<const maglev_backend> backends,
                                          uint32_t table_size);
 
+// Maglev tables must have a prime number of slots. Deterministic Miller-Rabin, exact
+// for every 64-bit n.
+bool is_prime(uint64_t n);
+// The smallest prime >= n (the size to suggest for a table of at least n slots).
+uint64_t next_prime(uint64_t n);
+
 // Slots per backend id (index = id), for share predictions and tests.
 std::vector<uint32_t> count_slots(std::span<const uint32_t> table, uint32_t max_id);
 

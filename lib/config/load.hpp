@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "config/values.hpp"
 
 #include <optional>
 #include <string>
@@ -36,10 +37,5 @@ struct load_result {
 // Parses and validates. Every error found is reported, not only the first.
 load_result load_file(const std::string& path);
 load_result load_string(std::string_view toml_text, std::string path_for_messages);
-
-// Parses "5s", "500ms", "1.5s", "2m", "1h"; nullopt otherwise (including negatives).
-std::optional<duration> parse_duration(std::string_view text);
-
-bool is_prime(uint64_t n);
 
 } // namespace evenflow::config

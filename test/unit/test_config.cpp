@@ -583,29 +583,6 @@ TEST_CASE("enum and endpoint text forms", "[config]") {
     CHECK(format_endpoint(ip("2001:db8::11"), 443) == "[2001:db8::11]:443");
 }
 
-TEST_CASE("is_prime", "[config]") {
-    for (uint64_t p : {2ull, 3ull, 5ull, 101ull, 211ull, 1009ull, 65537ull, 70001ull, 4294967291ull,
-                       18446744073709551557ull}) {
-        INFO(p);
-        CHECK(is_prime(p));
-    }
-    for (uint64_t n : {0ull, 1ull, 4ull, 9ull, 561ull /* Carmichael */, 1000ull, 65536ull,
-                       4294967297ull /* 641 x 6700417 */, 3215031751ull /* strong pseudoprime */,
-                       18446744073709551615ull}) {
-        INFO(n);
-        CHECK_FALSE(is_prime(n));
-    }
-    // Agrees with trial division on a range.
-    for (uint64_t n = 0; n < 5000; ++n) {
-        bool prime = n >= 2;
-        for (uint64_t d = 2; d * d <= n && prime; ++d) {
-            prime = n % d != 0;
-        }
-        INFO(n);
-        REQUIRE(is_prime(n) == prime);
-    }
-}
-
 TEST_CASE("diff of identical configs is empty", "[config]") {
     auto a = load_ok(example_path());
     auto b = load_ok(example_path());

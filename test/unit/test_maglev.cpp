@@ -15,6 +15,8 @@ using evenflow::balance::build_maglev_table;
 using evenflow::balance::count_slots;
 using evenflow::balance::maglev_backend;
 using evenflow::balance::no_backend;
+using evenflow::balance::is_prime;
+using evenflow::balance::next_prime;
 
 namespace {
 
@@ -325,4 +327,30 @@ TEST_CASE("maglev: tables are identical across runs and hosts (golden)", "[magle
     CHECK(table_digest(table) == 0xf1f9eafb85325ef6ull);
     CHECK(table_digest(build_maglev_table(make_backends(650), table_size)) ==
           0x0f670e816fe72eecull);
+}
+
+TEST_CASE("maglev: is_prime and next_prime", "[maglev]") {
+    for (uint64_t p : {2ull, 3ull, 5ull, 101ull, 211ull, 1009ull, 65537ull, 70001ull, 4294967291ull,
+                       18446744073709551557ull}) {
+        INFO(p);
+        CHECK(is_prime(p));
+    }
+    for (uint64_t n : {0ull, 1ull, 4ull, 9ull, 561ull /* Carmichael */, 1000ull, 65536ull,
+                       4294967297ull /* 641 x 6700417 */, 3215031751ull /* strong pseudoprime */,
+                       18446744073709551615ull}) {
+        INFO(n);
+        CHECK_FALSE(is_prime(n));
+    }
+    // Agrees with trial division on a range.
+    for (uint64_t n = 0; n < 5000; ++n) {
+        bool prime = n >= 2;
+        for (uint64_t d = 2; d * d <= n && prime; ++d) {
+            prime = n % d != 0;
+        }
+        INFO(n);
+        REQUIRE(is_prime(n) == prime);
+    }
+    CHECK(next_prime(65536) == 65537);
+    CHECK(next_prime(65537) == 65537);
+    CHECK(next_prime(400) == 401);
 }

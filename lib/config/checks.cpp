@@ -1,0 +1,113 @@
+// The loader's checks across entries, run once every section has been read:
+// services against pools (references, address families, Maglev table sizes) and
+// pools that no service can use.
+#include "config/loader.hpp"
+
+#include "balance/maglev.hpp"
+#include "config/values.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace evenflow::config {
+
+void loader::check_services() {
+    std::vector<std::vector<std::string_view>> users(m_config.pools.size());
+    for (size_t s = 0; s < m_config.services.size(); ++s) {
+        const auto& service = m_config.services[s];
+        const auto& src = m_service_src[s];
+        const std::string path = element("services", s);
+        if (!src.pool_ok) {
+            continue;
+        }
+        // Match names as written, even invalid ones, so a bad pool name is reported
+        // once and not again by every service that uses it.
+        size_t p = 0;
+        while (p < m_config.pools.size() && m_pool_src[p].raw_name != service.pool) {
+            ++p;
+        }
+        bool some_pool_unnamed = std::any_of(m_pool_src.begin(), m_pool_src.end(),
+                                             [](const pool_source& ps) { return !ps.raw_name; });
+        if (p == m_config.pools.size() && some_pool_unnamed) {
+            continue; // it may well be the one without a usable name
+        }
+        if (p == m_config.pools.size()) {
+            std::vector<std::string_view> names;
+            for (size_t i = 0; i < m_config.pools.size(); ++i) {
+                if (m_pool_src[i].name_ok) {
+                    names.push_back(m_config.pools[i].name);
+                }
+            }
+            auto hint = closest(service.pool, names);
+            error(*src.pool, child(path, "pool"),
+                  hint.empty() ? fmt::format("no pool named \"{}\"; define it with [[pools]] "
+                                             "name = \"{}\"",
+                                             service.pool, service.pool)
+                               : fmt::format("no pool named \"{}\"; did you mean \"{}\"?",
+                                             service.pool, hint));
+            continue;
+        }
+        const auto& pool = m_config.pools[p];
+        users[p].push_back(service.name);
+
+        if (src.table_size_ok) {
+            check_table_size(service, src, path, pool.backends.size());
+        }
+        if (src.vip_ok) {
+            for (size_t b = 0; b < pool.backends.size(); ++b) {
+                const auto& backend = pool.backends[b];
+                if (m_pool_src[p].backends_src[b].address_ok &&
+                    backend.address.is_v4() != service.vip.is_v4()) {
+                    error(*src.vip, child(path, "vip"),
+                          fmt::format("vip {} is {} but pool \"{}\" has {} backend {}; mixing "
+                                      "IPv4 and IPv6 needs NAT64, which evenflow does not do",
+                                      service.vip.to_string(),
+                                      service.vip.is_v4() ? "IPv4" : "IPv6", pool.name,
+                                      backend.address.is_v4() ? "IPv4" : "IPv6",
+                                      backend.address.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+
+    for (size_t p = 0; p < m_config.pools.size(); ++p) {
+        if (users[p].empty() || !m_config.pools[p].backends.empty()) {
+            continue;
+        }
+        const auto& src = m_pool_src[p];
+        std::string quoted;
+        for (auto name : users[p]) {
+            quoted += fmt::format("{}\"{}\"", quoted.empty() ? "" : ", ", name);
+        }
+        const toml::node& at = src.backends != nullptr ? *src.backends : *src.table;
+        std::string key =
+            src.backends != nullptr ? child(element("pools", p), "backends") : element("pools", p);
+        warning(at, key,
+                fmt::format("pool \"{}\" has no backends, so {} {} {} nowhere to send new "
+                            "connections; add backends or use another pool",
+                            m_config.pools[p].name, users[p].size() == 1 ? "service" : "services",
+                            quoted, users[p].size() == 1 ? "has" : "have"));
+    }
+}
+
+void loader::check_table_size(const service_config& service, const service_source& src,
+                              const std::string& path, size_t backend_count) {
+    const toml::node& at = src.table_size != nullptr ? *src.table_size : *src.table;
+    const std::string key = child(path, "table_size");
+    const uint64_t minimum = uint64_t(bounds::table_slots_per_backend) * backend_count;
+    if (service.table_size < minimum) {
+        error(at, key,
+              fmt::format("table_size {} is too small for {} backend{} (needs at least {}); "
+                          "the next prime is {}",
+                          service.table_size, backend_count, backend_count == 1 ? "" : "s", minimum,
+                          balance::next_prime(minimum)));
+    } else if (!balance::is_prime(service.table_size)) {
+        error(at, key,
+              fmt::format("table_size {} is not prime; the next prime is {}", service.table_size,
+                          balance::next_prime(service.table_size)));
+    }
+}
+
+} // namespace evenflow::config
