@@ -13,10 +13,10 @@
 
 using evenflow::balance::build_maglev_table;
 using evenflow::balance::count_slots;
-using evenflow::balance::maglev_backend;
-using evenflow::balance::no_backend;
 using evenflow::balance::is_prime;
+using evenflow::balance::maglev_backend;
 using evenflow::balance::next_prime;
+using evenflow::balance::no_backend;
 
 namespace {
 
