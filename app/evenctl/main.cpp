@@ -3,6 +3,7 @@
 // Exit codes: 0 success, 1 negative answer (check found errors, apply refused),
 // 2 usage or connection errors.
 #include "config/load.hpp"
+#include "control/commands.hpp"
 #include "control/guard.hpp"
 #include "control/protocol.hpp"
 #include "snapshot/snapshot.hpp"
@@ -16,7 +17,9 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -28,27 +31,17 @@ constexpr int exit_ok = 0;
 constexpr int exit_negative = 1;
 constexpr int exit_usage = 2;
 
-const char* usage_text =
-    "usage: evenctl [--socket PATH] [--json] COMMAND [ARGS]\n"
-    "commands:\n"
-    "  status                      running version, uptime, per-worker counters\n"
-    "  services                    services and their pools\n"
-    "  backends [SERVICE]          per-backend state, shares, flows, skew flag\n"
-    "  apply FILE [--accept-shift] validate FILE and make it the running config; refused\n"
-    "                              if it shifts shares too far unless --accept-shift\n"
-    "  check FILE                  validate FILE offline and predict its shares\n"
-    "  history                     config versions, who applied them, what changed\n"
-    "  rollback [VERSION]          return to VERSION (default: the previous one)\n"
-    "  drain SERVICE BACKEND       no new flows to ADDR:PORT; existing ones continue\n"
-    "  enable SERVICE BACKEND      undo drain/disable\n"
-    "  disable SERVICE BACKEND     out of rotation; its flows are reset\n"
-    "  stats                       data-plane counters and drops by reason\n"
-    "  skew                        active skew alarms\n"
-    "  top [--iterations N]        live view of the distribution, every second (q quits)\n"
-    "socket: --socket PATH, else $EVENFLOW_SOCKET, else /run/evenflow/evenflow.sock\n";
+std::string usage_text() {
+    std::string out = "usage: evenctl [--socket PATH] [--json] COMMAND [ARGS]\ncommands:\n";
+    for (const evenflow::control::command_spec& spec : evenflow::control::all_commands()) {
+        out += fmt::format("  {:<34} {}\n", evenflow::control::usage_line(spec), spec.summary);
+    }
+    out += "socket: --socket PATH, else $EVENFLOW_SOCKET, else /run/evenflow/evenflow.sock\n";
+    return out;
+}
 
 int usage_error(const std::string& message) {
-    std::fprintf(stderr, "evenctl: %s\n%s", message.c_str(), usage_text);
+    std::fprintf(stderr, "evenctl: %s\n%s", message.c_str(), usage_text().c_str());
     return exit_usage;
 }
 
@@ -262,6 +255,31 @@ void render_skew(const json& r) {
     t.print(stdout);
 }
 
+// Replies of the daemon, rendered for a human, by command.
+using renderer = void (*)(const json&);
+renderer renderer_for(const evenflow::control::command_spec& spec) {
+    using evenflow::control::command;
+    if (spec.changes_state) {
+        return render_change;
+    }
+    switch (spec.id) {
+    case command::status:
+        return render_status;
+    case command::services:
+        return render_services;
+    case command::backends:
+        return render_backends;
+    case command::history:
+        return render_history;
+    case command::stats:
+        return render_stats;
+    case command::skew:
+        return render_skew;
+    default:
+        return nullptr;
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -270,7 +288,7 @@ int main(int argc, char** argv) {
         socket_path = env;
     }
     bool as_json = false;
-    std::vector<std::string> args;
+    std::vector<std::string> words;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--socket" && i + 1 < argc) {
@@ -280,91 +298,48 @@ int main(int argc, char** argv) {
         } else if (a == "--json") {
             as_json = true;
         } else if (a == "-h" || a == "--help") {
-            std::fputs(usage_text, stdout);
+            std::fputs(usage_text().c_str(), stdout);
             return exit_ok;
-        } else if (a == "--accept-shift" || (a == "--iterations" && !args.empty())) {
-            args.push_back(a); // an option of apply / top, checked there
-        } else if (a.size() > 1 && a[0] == '-' && args.empty()) {
+        } else if (a.size() > 1 && a[0] == '-' && words.empty()) {
             return usage_error(fmt::format("unknown option {}", a));
         } else {
-            args.push_back(a);
+            words.push_back(a);
         }
     }
-    if (args.empty()) {
+    if (words.empty()) {
         return usage_error("no command given");
     }
-    const std::string cmd = args[0];
-    auto want_args = [&](size_t min, size_t max) {
-        return args.size() - 1 >= min && args.size() - 1 <= max;
-    };
-
-    if (cmd == "check") {
-        if (!want_args(1, 1)) {
-            return usage_error("check takes one FILE");
-        }
-        return cmd_check(args[1], as_json);
+    const evenflow::control::command_spec* spec = evenflow::control::find_command(words[0]);
+    if (spec == nullptr) {
+        return usage_error(fmt::format("unknown command {:?}", words[0]));
     }
-
-    if (cmd == "top") {
-        int iterations = 0;
-        if (args.size() == 3 && args[1] == "--iterations") {
-            iterations = std::atoi(args[2].c_str());
-        } else if (!want_args(0, 0)) {
-            return usage_error("top takes no arguments but --iterations N");
-        }
-        return evenflow::evenctl::run_top(socket_path, iterations);
+    auto parsed = evenflow::control::parse_arguments(
+        *spec, std::span<const std::string>(words).subspan(1));
+    if (auto* why = std::get_if<std::string>(&parsed)) {
+        return usage_error(*why);
     }
+    json request = std::get<json>(parsed);
 
-    json request{{"cmd", cmd}};
-    if (cmd == "status" || cmd == "services" || cmd == "history" || cmd == "stats" ||
-        cmd == "skew") {
-        if (!want_args(0, 0)) {
-            return usage_error(fmt::format("{} takes no arguments", cmd));
-        }
-    } else if (cmd == "backends") {
-        if (!want_args(0, 1)) {
-            return usage_error("backends takes at most one SERVICE");
-        }
-        if (args.size() == 2) {
-            request["service"] = args[1];
-        }
-    } else if (cmd == "apply") {
-        if (args.size() == 3 && args[2] == "--accept-shift") {
-            request["accept_shift"] = true;
-            args.pop_back();
-        }
-        if (!want_args(1, 1)) {
-            return usage_error("apply takes one FILE and optionally --accept-shift");
-        }
-        std::string error;
-        auto text = read_file(args[1], &error);
-        if (!text) {
-            std::fprintf(stderr, "evenctl: %s\n", error.c_str());
-            return exit_usage;
-        }
-        request["config"] = *text;
-        request["path"] = args[1];
-    } else if (cmd == "rollback") {
-        if (!want_args(0, 1)) {
-            return usage_error("rollback takes at most one VERSION");
-        }
-        if (args.size() == 2) {
-            char* end = nullptr;
-            unsigned long long v = std::strtoull(args[1].c_str(), &end, 10);
-            if (args[1].empty() || *end != '\0' || v == 0) {
-                return usage_error(
-                    fmt::format("VERSION must be a positive integer, not {:?}", args[1]));
+    using evenflow::control::command;
+    if (spec->id == command::check) {
+        return cmd_check(request["config"].get<std::string>(), as_json);
+    }
+    if (spec->id == command::top) {
+        return evenflow::evenctl::run_top(socket_path, request.value("iterations", 0));
+    }
+    // A file argument travels as its text; the path names it in messages.
+    for (const auto& p : spec->args) {
+        if (p.kind == evenflow::control::value_kind::file && request.contains(p.key)) {
+            std::string path = request[std::string(p.key)];
+            std::string error;
+            auto text = read_file(path, &error);
+            if (!text) {
+                std::fprintf(stderr, "evenctl: %s\n", error.c_str());
+                return exit_usage;
             }
-            request["version"] = v;
+            request[std::string(p.key)] = *text;
+            request["path"] = path;
         }
-    } else if (cmd == "drain" || cmd == "enable" || cmd == "disable") {
-        if (!want_args(2, 2)) {
-            return usage_error(fmt::format("{} takes SERVICE BACKEND (ADDR:PORT)", cmd));
-        }
-        request["service"] = args[1];
-        request["backend"] = args[2];
-    } else {
-        return usage_error(fmt::format("unknown command {:?}", cmd));
     }
 
     std::string error;
@@ -378,29 +353,15 @@ int main(int argc, char** argv) {
     }
     if (reply->value("ok", false) != true) {
         if (!as_json) {
-            std::fprintf(stderr, "evenctl: %s: %s\n", cmd.c_str(),
-                         reply->value("error", std::string("failed")).c_str());
+            fmt::print(stderr, "evenctl: {}: {}\n", spec->name,
+                       reply->value("error", std::string("failed")));
         }
         return reply->value("refused", false) ? exit_negative : exit_usage;
     }
-    if (as_json) {
-        return exit_ok;
-    }
-    if (cmd == "status") {
-        render_status(*reply);
-    } else if (cmd == "services") {
-        render_services(*reply);
-    } else if (cmd == "backends") {
-        render_backends(*reply);
-    } else if (cmd == "apply" || cmd == "rollback" || cmd == "drain" || cmd == "enable" ||
-               cmd == "disable") {
-        render_change(*reply);
-    } else if (cmd == "history") {
-        render_history(*reply);
-    } else if (cmd == "stats") {
-        render_stats(*reply);
-    } else if (cmd == "skew") {
-        render_skew(*reply);
+    if (!as_json) {
+        if (renderer render = renderer_for(*spec)) {
+            render(*reply);
+        }
     }
     return exit_ok;
 }

@@ -1,7 +1,9 @@
-// evenflowd's outward figures: the Prometheus exposition and DPDK telemetry
-// endpoints, both rendered on the control thread from the same counters that
-// evenctl reads.
+// evenflowd's figures: the skew sampler that feeds the detector every second, and
+// the Prometheus exposition and DPDK telemetry endpoints, all read on the control
+// thread from the same counters (dataplane/counters.hpp) that evenctl reads.
 #include "daemon.hpp"
+
+#include "control/log.hpp"
 
 #include <rte_telemetry.h>
 
@@ -10,6 +12,8 @@
 #include <mutex>
 
 namespace evenflow::daemon {
+
+using control::log_event;
 
 namespace {
 
@@ -79,18 +83,17 @@ std::string evenflowd::render_metrics() {
                  bytes_from = 0;
         control::backend_view view;
     };
+    auto workers = worker_stats();
     std::vector<row> rows;
     for (const snapshot_backend& b : snap->backends) {
+        using dataplane::backend_counters;
         row r{&b, snap->services[b.service_index].name};
-        for (const auto& w : m_workers) {
-            const dataplane::backend_counters& c = w->stats().backends[b.id];
-            r.active += c.active_flows.get();
-            r.new_flows += c.new_flows.get();
-            r.pkts_to += c.packets_to.get();
-            r.pkts_from += c.packets_from.get();
-            r.bytes_to += c.bytes_to.get();
-            r.bytes_from += c.bytes_from.get();
-        }
+        r.active = sum(workers, b.id, &backend_counters::active_flows);
+        r.new_flows = sum(workers, b.id, &backend_counters::new_flows);
+        r.pkts_to = sum(workers, b.id, &backend_counters::packets_to);
+        r.pkts_from = sum(workers, b.id, &backend_counters::packets_from);
+        r.bytes_to = sum(workers, b.id, &backend_counters::bytes_to);
+        r.bytes_from = sum(workers, b.id, &backend_counters::bytes_from);
         r.view = m_skew.view(b.id);
         rows.push_back(r);
     }
@@ -156,39 +159,19 @@ std::string evenflowd::render_metrics() {
         }
         out.sample("evenflow_service_backends_up", {{"service", svc.name}}, up);
         out.sample("evenflow_service_no_backend_alarm", {{"service", svc.name}},
-                   m_no_backend_since.count(svc.name) ? 1.0 : 0.0);
+                   m_no_backend.active().count(svc.name) ? 1.0 : 0.0);
     }
 
-    struct worker_metric {
-        const char* name;
-        const char* type;
-        const char* help;
-        const dataplane::counter dataplane::worker_counters::*field;
-    };
-    const worker_metric worker_metrics[] = {
-        {"evenflow_worker_rx_packets_total", "counter", "Packets received.",
-         &dataplane::worker_counters::rx_packets},
-        {"evenflow_worker_tx_packets_total", "counter", "Packets transmitted.",
-         &dataplane::worker_counters::tx_packets},
-        {"evenflow_worker_rx_bytes_total", "counter", "Bytes received.",
-         &dataplane::worker_counters::rx_bytes},
-        {"evenflow_worker_tx_bytes_total", "counter", "Bytes transmitted.",
-         &dataplane::worker_counters::tx_bytes},
-        {"evenflow_worker_flows_active", "gauge", "Flow-table entries in use (both directions).",
-         &dataplane::worker_counters::flows_active},
-        {"evenflow_worker_flow_capacity", "gauge", "Flow-table capacity.",
-         &dataplane::worker_counters::flow_capacity},
-        {"evenflow_worker_flow_evictions_total", "counter",
-         "Embryonic or closing flows evicted from a full bucket.",
-         &dataplane::worker_counters::flow_evictions},
-        {"evenflow_worker_flow_insert_failures_total", "counter",
-         "New flows that found no room (forwarded statelessly).",
-         &dataplane::worker_counters::flow_insert_failures},
-    };
-    for (const worker_metric& m : worker_metrics) {
-        out.help(m.name, m.type, m.help);
+    for (const dataplane::worker_counter_info& m : dataplane::worker_counter_list) {
+        if (!m.exported) {
+            continue;
+        }
+        bool is_counter = m.kind == dataplane::metric_kind::counter;
+        std::string name =
+            fmt::format("evenflow_worker_{}{}", m.name, is_counter ? "_total" : "");
+        out.help(name, is_counter ? "counter" : "gauge", std::string(m.help));
         for (size_t i = 0; i < m_workers.size(); ++i) {
-            out.sample(m.name, {{"worker", std::to_string(i)}},
+            out.sample(name, {{"worker", std::to_string(i)}},
                        double((m_workers[i]->stats().totals.*m.field).get()));
         }
     }
@@ -207,7 +190,7 @@ std::string evenflowd::render_metrics() {
     }
     out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
     out.sample("evenflow_alarms_active", {},
-               double(m_skew.alarms().size() + m_no_backend_since.size()));
+               double(alarm_count()));
 
     // Same moment, same figures for the telemetry endpoints.
     {
@@ -215,7 +198,7 @@ std::string evenflowd::render_metrics() {
         g_telemetry.version = m_manager.version();
         g_telemetry.uptime_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
-        g_telemetry.alarms = m_skew.alarms().size() + m_no_backend_since.size();
+        g_telemetry.alarms = alarm_count();
         g_telemetry.backends.clear();
         for (const row& r : rows) {
             g_telemetry.backends.emplace_back(
@@ -226,6 +209,63 @@ std::string evenflowd::render_metrics() {
         }
     }
     return out.take();
+}
+
+std::vector<const dataplane::worker_stats*> evenflowd::worker_stats() const {
+    std::vector<const dataplane::worker_stats*> out;
+    for (const auto& w : m_workers) {
+        out.push_back(&w->stats());
+    }
+    return out;
+}
+
+size_t evenflowd::alarm_count() const {
+    return m_skew.alarms().size() + m_no_backend.active().size();
+}
+
+std::vector<control::backend_sample> evenflowd::sample_backends() const {
+    auto workers = worker_stats();
+    std::vector<control::backend_sample> samples;
+    const snapshot* snap = m_shared.snap.load();
+    for (const snapshot_backend& b : snap->backends) {
+        using dataplane::backend_counters;
+        control::backend_sample s;
+        s.id = b.id;
+        s.service = snap->services[b.service_index].name;
+        s.backend = b.key();
+        s.expected_share = b.expected_share;
+        s.new_flows = sum(workers, b.id, &backend_counters::new_flows);
+        s.active_flows = sum(workers, b.id, &backend_counters::active_flows);
+        samples.push_back(std::move(s));
+    }
+    return samples;
+}
+
+void evenflowd::stats_tick() {
+    auto events = m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
+                              sample_backends());
+    for (const auto& e : events) {
+        log_event(e.raised ? "warning" : "info", e.raised ? "skew_alarm" : "skew_clear",
+                  {{"service", e.alarm.service},
+                   {"backend", e.alarm.backend},
+                   {"kind", std::string(control::to_string(e.alarm.kind))},
+                   {"basis", std::string(control::to_string(e.alarm.basis))},
+                   {"observed", fmt::format("{:.3f}", e.alarm.observed_share)},
+                   {"expected", fmt::format("{:.3f}", e.alarm.expected_share)},
+                   {"flows", std::to_string(e.alarm.flows)},
+                   {"version", std::to_string(m_manager.version())}});
+    }
+    m_metrics.publish(render_metrics());
+    for (const auto& e : events) {
+        if (e.raised) {
+            maybe_roll_back(fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",
+                                        e.alarm.service, e.alarm.backend,
+                                        control::to_string(e.alarm.kind),
+                                        fmt::format("{:.1f}%", e.alarm.observed_share * 100),
+                                        fmt::format("{:.1f}%", e.alarm.expected_share * 100)));
+            break;
+        }
+    }
 }
 
 } // namespace evenflow::daemon

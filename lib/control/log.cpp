@@ -27,8 +27,7 @@ std::string quoted_if_needed(const std::string& v) {
 
 } // namespace
 
-void log_event(std::string_view level, std::string_view event,
-               std::initializer_list<log_field> fields) {
+void log_event(std::string_view level, std::string_view event, std::span<const log_field> fields) {
     auto now = std::chrono::system_clock::now();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
     std::string line =

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,7 +13,10 @@ using log_field = std::pair<std::string_view, std::string>;
 
 // ts=2026-11-22T07:00:00.123Z level=info event=apply version=3 uid=0 ...
 // Values with spaces or quotes are quoted.
-void log_event(std::string_view level, std::string_view event,
-               std::initializer_list<log_field> fields = {});
+void log_event(std::string_view level, std::string_view event, std::span<const log_field> fields);
+inline void log_event(std::string_view level, std::string_view event,
+                      std::initializer_list<log_field> fields = {}) {
+    log_event(level, event, std::span<const log_field>(fields.begin(), fields.size()));
+}
 
 } // namespace evenflow::control

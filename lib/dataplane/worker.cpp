@@ -58,6 +58,16 @@ net::flow_key backend_side_key(const net::ip_addr& backend, uint16_t backend_por
 
 } // namespace
 
+worker_config worker_config::from(const config::dataplane_config& dataplane, uint32_t index) {
+    worker_config wc;
+    wc.index = index;
+    wc.flow_capacity = dataplane.flow_capacity;
+    wc.timeouts.syn = uint32_t(dataplane.timeouts.syn.count());
+    wc.timeouts.established = uint32_t(dataplane.timeouts.established.count());
+    wc.timeouts.closing = uint32_t(dataplane.timeouts.closing.count());
+    return wc;
+}
+
 uint64_t worker::now_ms() {
     return rte_get_tsc_cycles() / (rte_get_tsc_hz() / 1000);
 }
@@ -264,7 +274,12 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
             drop(m, drop_reason::ip_options);
             return;
         }
-        handle_tcp(iface, item, snap, neigh, now);
+        const net::flow_key& key = meta.key;
+        if (const snapshot_service* svc = snap.find_service(key.dst, key.dst_port, key.proto)) {
+            handle_client_to_vip(iface, item, *svc, snap, neigh, now);
+        } else {
+            handle_backend_to_client(iface, item, snap, neigh, now);
+        }
         return;
     }
     // ICMP: answer echo requests to VIPs and to our interface addresses.
@@ -298,94 +313,95 @@ void worker::to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id
     forward(m, meta, neigh);
 }
 
-void worker::handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
-                        const neighbor_table* neigh, uint32_t now) {
+void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_service& svc,
+                                  const snapshot& snap, const neighbor_table* neigh,
+                                  uint32_t now) {
     rte_mbuf* m = item.mbuf;
     packet_meta& meta = item.meta;
     worker_counters& c = m_stats.totals;
     uint8_t flags = meta.tcp_flags;
     bool opening = (flags & tcp_flag::syn) && !(flags & tcp_flag::ack);
 
-    const snapshot_service* svc =
-        snap.find_service(meta.key.dst, meta.key.dst_port, meta.key.proto);
-    if (svc != nullptr) {
-        // Client -> VIP.
-        flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
-        if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
-            if (opening && entry->value.state == flow::flow_state::closing) {
-                // The client reused its port for a new connection before the old
-                // one's entry expired: a new flow, balanced afresh.
-                forget_flow(entry, meta.key, now);
-                entry = nullptr;
-            }
+    flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
+    if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
+        if (opening && entry->value.state == flow::flow_state::closing) {
+            // The client reused its port for a new connection before the old
+            // one's entry expired: a new flow, balanced afresh.
+            forget_flow(entry, meta.key, now);
+            entry = nullptr;
         }
-        if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
-            const snapshot_backend* b = snap.find_backend(entry->value.backend_id);
-            // Rule for pinned flows: a backend removed from the config keeps its
-            // established flows until they end; one that is down or disabled, or
-            // draining past its drain_timeout, has its flows reset so clients
-            // reconnect at once instead of hanging.
-            if (b != nullptr && ((b->state == backend_state::down && !svc->keep_pinned_flows) ||
-                                 b->state == backend_state::disabled || drain_expired(*b, now))) {
-                m_stats.backends[entry->value.backend_id].resets.add();
-                forget_flow(entry, meta.key, now);
-                send_reset(iface, m, meta);
-                return;
-            }
-            m_flows->refresh(entry, next_state(entry->value.state, flags), now);
-            to_backend(m, meta, entry->value.backend_id, entry->value.nat_addr,
-                       entry->value.nat_port, neigh);
+    }
+    if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
+        const snapshot_backend* b = snap.find_backend(entry->value.backend_id);
+        // Rule for pinned flows: a backend removed from the config keeps its
+        // established flows until they end; one that is down or disabled, or
+        // draining past its drain_timeout, has its flows reset so clients
+        // reconnect at once instead of hanging.
+        if (b != nullptr && ((b->state == backend_state::down && !svc.keep_pinned_flows) ||
+                             b->state == backend_state::disabled || drain_expired(*b, now))) {
+            m_stats.backends[entry->value.backend_id].resets.add();
+            forget_flow(entry, meta.key, now);
+            send_reset(iface, m, meta);
             return;
         }
-
-        // No flow: pick with Maglev. A SYN starts a flow; anything else is a flow we
-        // have no state for (another worker's, or from before a restart) and gets the
-        // same answer as long as the backend set is unchanged.
-        uint32_t backend_id = svc->pick(svc->flow_hash(meta.key));
-        const snapshot_backend* b = snap.find_backend(backend_id);
-        if (b == nullptr) {
-            if (opening) {
-                c.drops[size_t(drop_reason::no_backend)].add();
-                send_reset(iface, m, meta);
-                return;
-            }
-            drop(m, drop_reason::no_backend);
-            return;
-        }
-        flow::flow_value forward_value{};
-        forward_value.nat_addr = b->address;
-        forward_value.nat_port = b->port_be;
-        forward_value.backend_id = backend_id;
-        forward_value.state =
-            opening ? flow::flow_state::syn : next_state(flow::flow_state::established, flags);
-        forward_value.direction = flow::flow_direction::client_to_backend;
-        if (m_flows->insert(meta.key, item.hash, forward_value, now) != nullptr) {
-            flow::flow_value reverse_value = forward_value;
-            reverse_value.nat_addr = svc->vip;
-            reverse_value.nat_port = svc->port_be;
-            reverse_value.direction = flow::flow_direction::backend_to_client;
-            net::flow_key reverse = backend_side_key(b->address, b->port_be, meta.key);
-            // Pass 2 hashed this key already for a SYN (same snapshot, same pick).
-            uint32_t reverse_hash =
-                item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
-            m_flows->insert(reverse, reverse_hash, reverse_value, now);
-        } else {
-            c.drops[size_t(drop_reason::flow_table_full)].add();
-        }
-        if (opening) {
-            c.new_flows.add();
-            m_stats.backends[backend_id].new_flows.add();
-        } else {
-            c.stateless_forward.add();
-        }
-        to_backend(m, meta, backend_id, b->address, b->port_be, neigh);
+        m_flows->refresh(entry, next_state(entry->value.state, flags), now);
+        to_backend(m, meta, entry->value.backend_id, entry->value.nat_addr,
+                   entry->value.nat_port, neigh);
         return;
     }
 
-    // Backend -> client, or TCP to one of our own addresses.
+    // No flow: pick with Maglev. A SYN starts a flow; anything else is a flow we
+    // have no state for (another worker's, or from before a restart) and gets the
+    // same answer as long as the backend set is unchanged.
+    uint32_t backend_id = svc.pick(svc.flow_hash(meta.key));
+    const snapshot_backend* b = snap.find_backend(backend_id);
+    if (b == nullptr) {
+        if (opening) {
+            c.drops[size_t(drop_reason::no_backend)].add();
+            send_reset(iface, m, meta);
+            return;
+        }
+        drop(m, drop_reason::no_backend);
+        return;
+    }
+    flow::flow_value forward_value{};
+    forward_value.nat_addr = b->address;
+    forward_value.nat_port = b->port_be;
+    forward_value.backend_id = backend_id;
+    forward_value.state =
+        opening ? flow::flow_state::syn : next_state(flow::flow_state::established, flags);
+    forward_value.direction = flow::flow_direction::client_to_backend;
+    if (m_flows->insert(meta.key, item.hash, forward_value, now) != nullptr) {
+        flow::flow_value reverse_value = forward_value;
+        reverse_value.nat_addr = svc.vip;
+        reverse_value.nat_port = svc.port_be;
+        reverse_value.direction = flow::flow_direction::backend_to_client;
+        net::flow_key reverse = backend_side_key(b->address, b->port_be, meta.key);
+        // Pass 2 hashed this key already for a SYN (same snapshot, same pick).
+        uint32_t reverse_hash =
+            item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
+        m_flows->insert(reverse, reverse_hash, reverse_value, now);
+    } else {
+        c.drops[size_t(drop_reason::flow_table_full)].add();
+    }
+    if (opening) {
+        c.new_flows.add();
+        m_stats.backends[backend_id].new_flows.add();
+    } else {
+        c.stateless_forward.add();
+    }
+    to_backend(m, meta, backend_id, b->address, b->port_be, neigh);
+}
+
+void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snapshot& snap,
+                                      const neighbor_table* neigh, uint32_t now) {
+    rte_mbuf* m = item.mbuf;
+    packet_meta& meta = item.meta;
+    worker_counters& c = m_stats.totals;
+
     flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
     if (entry != nullptr && entry->value.direction == flow::flow_direction::backend_to_client) {
-        m_flows->refresh(entry, next_state(entry->value.state, flags), now);
+        m_flows->refresh(entry, next_state(entry->value.state, meta.tcp_flags), now);
         backend_counters& bc = m_stats.backends[entry->value.backend_id];
         bc.packets_from.add();
         bc.bytes_from.add(rte_pktmbuf_pkt_len(m));

@@ -45,11 +45,15 @@ struct dataplane_shared {
     static_assert(std::atomic<bool>::is_always_lock_free);
 };
 
+// One worker's settings. Made from [dataplane] by from(), the one conversion from
+// the config's units, so the defaults are the config's own.
 struct worker_config {
     uint32_t index = 0; // reader id in the QSBR domain, queue id on every port
-    size_t flow_capacity = 1u << 20;
-    flow::flow_timeouts_ms timeouts;
+    size_t flow_capacity = 0;
+    flow::flow_timeouts_ms timeouts{};
     uint32_t sweep_slots_per_poll = 2048; // flow-table slots examined per idle poll
+
+    static worker_config from(const config::dataplane_config& dataplane, uint32_t index);
 };
 
 class worker {
@@ -97,8 +101,13 @@ private:
     void prefetch_new_flow(rx_item& item, const snapshot& snap) const;
     void handle(uint16_t iface, rx_item& item, const snapshot& snap, const neighbor_table* neigh,
                 uint32_t now);
-    void handle_tcp(uint16_t iface, rx_item& item, const snapshot& snap,
-                    const neighbor_table* neigh, uint32_t now);
+    // The forward path: a TCP segment to a service's VIP:port (client -> backend).
+    void handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_service& svc,
+                              const snapshot& snap, const neighbor_table* neigh, uint32_t now);
+    // The return path: any other TCP segment (backend -> client replies, and TCP to
+    // our own addresses, which goes to the control thread).
+    void handle_backend_to_client(uint16_t iface, rx_item& item, const snapshot& snap,
+                                  const neighbor_table* neigh, uint32_t now);
     void forward(rte_mbuf* m, net::packet_meta& meta, const neighbor_table* neigh);
     void to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
                     const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh);

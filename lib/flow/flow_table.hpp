@@ -33,11 +33,12 @@ struct alignas(64) flow_entry {
 };
 static_assert(sizeof(flow_entry) == 64);
 
-// Timeouts in milliseconds of the worker's coarse clock.
+// Timeouts in milliseconds of the worker's coarse clock. No defaults here: the
+// config's [dataplane] timeouts are the only ones (see dataplane::worker_config).
 struct flow_timeouts_ms {
-    uint32_t syn = 5'000;
-    uint32_t established = 300'000;
-    uint32_t closing = 10'000;
+    uint32_t syn = 0;
+    uint32_t established = 0;
+    uint32_t closing = 0;
 };
 
 struct flow_table_stats {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "control/manager.hpp"
+#include "control/policy.hpp"
 #include "dataplane/ports.hpp"
 #include "dataplane/worker.hpp"
 #include "support/configs.hpp"
@@ -93,8 +94,7 @@ public:
         }
         shared.neighbors.publish(dataplane::neighbor_table::build(neighbors), *qsbr);
 
-        dataplane::worker_config wc;
-        wc.index = 0;
+        dataplane::worker_config wc = dataplane::worker_config::from(config::dataplane_config{}, 0);
         wc.flow_capacity = flow_capacity;
         worker = dataplane::worker::create(wc, shared, &error);
         REQUIRE(worker);
@@ -136,6 +136,13 @@ public:
         if (m_online) {
             qsbr->online(0);
         }
+    }
+
+    // Publishes as the daemon does: the runtime fields (drain deadlines, pinned flows
+    // kept in probation) stamped by the control plane's policy first.
+    void publish_stamped(std::unique_ptr<snapshot> snap, bool in_probation = false) {
+        stamper.stamp(*snap, now_ms, in_probation);
+        publish(std::move(snap));
     }
 
     // A config text as the rig runs it (its ring devices in place of the text's).
@@ -201,6 +208,7 @@ public:
     rte_ring* rx[2] = {};
     rte_ring* tx[2] = {};
     uint64_t now_ms = 1'000'000;
+    control::runtime_stamper stamper;
 
 private:
     static std::vector<bytes> collect(rte_ring* ring) {

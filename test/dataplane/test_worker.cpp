@@ -429,12 +429,8 @@ TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then 
     auto drained = rig.manager.set_admin("web", key, control::admin_state::draining,
                                          control::actor{0, 0, "test"});
     REQUIRE(drained.snap);
-    for (auto& b : drained.snap->backends) {
-        if (b.id == id) {
-            b.drain_deadline_ms = rig.now_ms + 30'000;
-        }
-    }
-    rig.publish(std::move(drained.snap));
+    rig.publish_stamped(std::move(drained.snap)); // the pool's drain_timeout: 30s (default)
+    REQUIRE(rig.shared.snap.load()->find_backend(id)->drain_deadline_ms == rig.now_ms + 30'000);
 
     // Existing flow continues; new flows avoid the draining backend.
     auto data = rig.exchange(client_side, client_packet(rig, 45000, tcp_flags::ack, 1001, 1));
@@ -466,8 +462,12 @@ TEST_CASE("worker: during a suspected mass health failure, pinned flows are not 
     rig.exchange(client_side, client_packet(rig, 47000, tcp_flags::syn, 1000));
     auto down = rig.manager.set_health(id, control::health_verdict::down);
     REQUIRE(down.snap);
-    down.snap->services[0].keep_pinned_flows = true; // what the daemon stamps in probation
-    rig.publish(std::move(down.snap));
+    // An apply just happened: in probation, the policy keeps the pinned flows.
+    control::probation probation;
+    auto now = control::probation::clock::now();
+    probation.on_apply(now);
+    rig.publish_stamped(std::move(down.snap), probation.active(now, rig.manager.running().skew));
+    REQUIRE(rig.shared.snap.load()->services[0].keep_pinned_flows);
     auto out = rig.exchange(client_side, client_packet(rig, 47000, tcp_flags::ack, 1001, 1));
     CHECK(out.client.empty());
     REQUIRE(out.backend.size() == 1);

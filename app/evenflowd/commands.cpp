@@ -1,0 +1,273 @@
+// One handler per command of the shared vocabulary (lib/control/commands.hpp).
+// Read-only handlers answer from the published snapshot and the counters; the
+// handlers that change state go through changes.cpp.
+#include "daemon.hpp"
+
+#include "config/load.hpp"
+
+#include <rte_ether.h>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+namespace evenflow::daemon {
+
+using control::json;
+
+namespace {
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::seconds>(t));
+}
+
+} // namespace
+
+evenflowd::handler evenflowd::handler_for(control::command id) {
+    using control::command;
+    switch (id) {
+    case command::status:
+        return &evenflowd::cmd_status;
+    case command::services:
+        return &evenflowd::cmd_services;
+    case command::backends:
+        return &evenflowd::cmd_backends;
+    case command::apply:
+        return &evenflowd::cmd_apply;
+    case command::history:
+        return &evenflowd::cmd_history;
+    case command::rollback:
+        return &evenflowd::cmd_rollback;
+    case command::drain:
+        return &evenflowd::cmd_drain;
+    case command::enable:
+        return &evenflowd::cmd_enable;
+    case command::disable:
+        return &evenflowd::cmd_disable;
+    case command::stats:
+        return &evenflowd::cmd_stats;
+    case command::skew:
+        return &evenflowd::cmd_skew;
+    case command::check: // evenctl answers these alone
+    case command::top:
+    case command::count_:
+        break;
+    }
+    return nullptr;
+}
+
+json evenflowd::dispatch(const json& request, const control::actor& who) {
+    if (!request.contains("cmd") || !request["cmd"].is_string()) {
+        return control::error_reply("malformed request: missing \"cmd\"");
+    }
+    std::string name = request["cmd"];
+    const control::command_spec* spec = control::find_command(name);
+    handler h = spec != nullptr ? handler_for(spec->id) : nullptr;
+    if (h == nullptr) {
+        return control::error_reply(fmt::format("unknown command {:?}", name));
+    }
+    return (this->*h)(request, who);
+}
+
+json evenflowd::cmd_status(const json&, const control::actor&) {
+    json reply = control::ok_reply();
+    reply["version"] = m_manager.version();
+    reply["generation"] = m_manager.generation();
+    reply["uptime_s"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
+    reply["pid"] = getpid();
+    reply["config"] = m_options.config_path;
+    const snapshot* snap = m_shared.snap.load();
+    reply["services"] = snap->services.size();
+    reply["backends"] = snap->backends.size();
+    reply["alarms"] = alarm_count();
+    json workers = json::array();
+    for (size_t i = 0; i < m_workers.size(); ++i) {
+        const dataplane::worker_counters& c = m_workers[i]->stats().totals;
+        workers.push_back({{"worker", i},
+                           {"lcore", m_worker_lcores[i]},
+                           {"rx_packets", c.rx_packets.get()},
+                           {"tx_packets", c.tx_packets.get()},
+                           {"rx_bytes", c.rx_bytes.get()},
+                           {"tx_bytes", c.tx_bytes.get()},
+                           {"dropped", dataplane::dropped(c)},
+                           {"flows_active", c.flows_active.get()},
+                           {"flow_capacity", c.flow_capacity.get()}});
+    }
+    reply["workers"] = workers;
+    return reply;
+}
+
+json evenflowd::cmd_services(const json&, const control::actor&) {
+    const snapshot* snap = m_shared.snap.load();
+    json rows = json::array();
+    for (const snapshot_service& svc : snap->services) {
+        size_t up = 0;
+        for (uint32_t i : svc.backend_indexes) {
+            up += takes_new_flows(snap->backends[i].state) ? 1 : 0;
+        }
+        rows.push_back({{"name", svc.name},
+                        {"vip", svc.vip.to_string()},
+                        {"port", svc.port},
+                        {"protocol", "tcp"},
+                        {"pool", svc.pool},
+                        {"hash", config::to_string(svc.hash)},
+                        {"table_size", svc.table.size()},
+                        {"backends", svc.backend_indexes.size()},
+                        {"backends_up", up}});
+    }
+    json reply = control::ok_reply();
+    reply["services"] = rows;
+    return reply;
+}
+
+json evenflowd::cmd_backends(const json& request, const control::actor&) {
+    const snapshot* snap = m_shared.snap.load();
+    std::string only = request.value("service", "");
+    if (!only.empty() && snap->cfg.find_service(only) == nullptr) {
+        return control::error_reply(fmt::format("no service named {}; see evenctl services", only),
+                                    true);
+    }
+    auto workers = worker_stats();
+    json rows = json::array();
+    for (const snapshot_backend& b : snap->backends) {
+        const snapshot_service& svc = snap->services[b.service_index];
+        if (!only.empty() && svc.name != only) {
+            continue;
+        }
+        control::backend_view v = m_skew.view(b.id);
+        double drain_left_s = 0;
+        if (b.drain_deadline_ms != 0) {
+            drain_left_s = std::max(
+                0.0, double(int64_t(b.drain_deadline_ms - dataplane::worker::now_ms())) / 1000.0);
+        }
+        using dataplane::backend_counters;
+        rows.push_back({{"service", svc.name},
+                        {"backend", b.key()},
+                        {"id", b.id},
+                        {"state", to_string(b.state)},
+                        {"weight", b.weight},
+                        {"expected_share", b.expected_share},
+                        {"predicted_share", b.predicted_share},
+                        {"observed_share", v.observed_share},
+                        {"active_flows", sum(workers, b.id, &backend_counters::active_flows)},
+                        {"new_flows", sum(workers, b.id, &backend_counters::new_flows)},
+                        {"new_flows_per_s", v.new_flows_per_s},
+                        {"packets_to", sum(workers, b.id, &backend_counters::packets_to)},
+                        {"packets_from", sum(workers, b.id, &backend_counters::packets_from)},
+                        {"resets", sum(workers, b.id, &backend_counters::resets)},
+                        {"drain_deadline_s", drain_left_s},
+                        {"skew", v.skewed}});
+    }
+    json reply = control::ok_reply();
+    reply["backends"] = rows;
+    return reply;
+}
+
+json evenflowd::cmd_apply(const json& request, const control::actor& who) {
+    if (!request.contains("config") || !request["config"].is_string()) {
+        return control::error_reply("malformed request: apply needs \"config\" (the file's text)");
+    }
+    std::string path = request.value("path", "<apply>");
+    config::load_result loaded = config::load_string(request["config"].get<std::string>(), path);
+    return apply_config(loaded, who, fmt::format("apply {}", path),
+                        request.value("accept_shift", false));
+}
+
+json evenflowd::cmd_history(const json&, const control::actor&) {
+    json rows = json::array();
+    for (const control::history_entry& e : m_manager.history()) {
+        rows.push_back({{"version", e.version},
+                        {"at", iso_time(e.at)},
+                        {"uid", e.who.uid},
+                        {"pid", e.who.pid},
+                        {"via", e.who.via},
+                        {"origin", e.origin},
+                        {"diff", e.diff},
+                        {"running", e.version == m_manager.version()}});
+    }
+    json reply = control::ok_reply();
+    reply["history"] = rows;
+    return reply;
+}
+
+json evenflowd::cmd_rollback(const json& request, const control::actor& who) {
+    std::optional<uint64_t> version;
+    if (request.contains("version") && !request["version"].is_null()) {
+        version = request["version"].get<uint64_t>();
+    }
+    return roll_back(version, who, "operator");
+}
+
+json evenflowd::cmd_drain(const json& request, const control::actor& who) {
+    return set_admin(request, who, control::admin_state::draining);
+}
+
+json evenflowd::cmd_enable(const json& request, const control::actor& who) {
+    return set_admin(request, who, control::admin_state::enabled);
+}
+
+json evenflowd::cmd_disable(const json& request, const control::actor& who) {
+    return set_admin(request, who, control::admin_state::disabled);
+}
+
+json evenflowd::cmd_stats(const json&, const control::actor&) {
+    auto workers = worker_stats();
+    json totals = json::object();
+    for (const auto& c : dataplane::worker_counter_list) {
+        totals[std::string(c.name)] = sum(workers, c.field);
+    }
+    json drops = json::object();
+    for (size_t r = 1; r < size_t(net::drop_reason::count_); ++r) {
+        if (uint64_t n = dataplane::sum_drops(workers, net::drop_reason(r)); n != 0) {
+            drops[std::string(net::to_string(net::drop_reason(r)))] = n;
+        }
+    }
+    json reply = control::ok_reply();
+    reply["totals"] = totals;
+    reply["drops"] = drops;
+    reply["neighbors_waiting_dropped"] = m_slow_path->resolver().dropped_waiting();
+    reply["arp_replies_sent"] = m_slow_path->arp_replies_sent();
+    json neighbors = json::array();
+    for (const auto& n : m_slow_path->resolver().list()) {
+        char mac[RTE_ETHER_ADDR_FMT_SIZE];
+        rte_ether_format_addr(mac, sizeof mac, &n.mac);
+        neighbors.push_back({{"interface", m_shared.interfaces[n.iface].name},
+                             {"address", n.ip.to_string()},
+                             {"mac", n.resolved ? mac : ""},
+                             {"resolved", n.resolved},
+                             {"waiting", n.waiting}});
+    }
+    reply["neighbors"] = neighbors;
+    return reply;
+}
+
+json evenflowd::cmd_skew(const json&, const control::actor&) {
+    json rows = json::array();
+    for (const auto& [service, since] : m_no_backend.active()) {
+        rows.push_back({{"service", service},
+                        {"backend", "*"},
+                        {"kind", "no_backend"},
+                        {"basis", "health"},
+                        {"observed_share", 0.0},
+                        {"expected_share", 1.0},
+                        {"flows", 0},
+                        {"since", iso_time(since)}});
+    }
+    for (const auto& [id, a] : m_skew.alarms()) {
+        rows.push_back({{"service", a.service},
+                        {"backend", a.backend},
+                        {"kind", control::to_string(a.kind)},
+                        {"basis", control::to_string(a.basis)},
+                        {"observed_share", a.observed_share},
+                        {"expected_share", a.expected_share},
+                        {"flows", a.flows},
+                        {"since", iso_time(a.since)}});
+    }
+    json reply = control::ok_reply();
+    reply["alarms"] = rows;
+    return reply;
+}
+
+} // namespace evenflow::daemon

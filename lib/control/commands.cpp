@@ -1,0 +1,182 @@
+#include "control/commands.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace evenflow::control {
+
+namespace {
+
+const positional service_arg{"SERVICE", "service"};
+const positional backend_arg{"BACKEND", "backend"}; // ADDR:PORT
+
+std::vector<command_spec> make_commands() {
+    std::vector<command_spec> c;
+    c.push_back({command::status, "status", "running version, uptime, per-worker counters"});
+    c.push_back({command::services, "services", "services and their pools"});
+    c.push_back({command::backends,
+                 "backends",
+                 "per-backend state, shares, flows, skew flag",
+                 {{"SERVICE", "service", value_kind::text, false}}});
+    c.push_back({command::apply,
+                 "apply",
+                 "validate FILE and make it the running config; refused if it shifts shares "
+                 "too far unless --accept-shift",
+                 {{"FILE", "config", value_kind::file}},
+                 {{"--accept-shift", "accept_shift", "",
+                   "apply even if the expected shares move beyond the guard's limits"}},
+                 true});
+    c.push_back({command::check,
+                 "check",
+                 "validate FILE offline and predict its shares",
+                 {{"FILE", "config", value_kind::file}},
+                 {},
+                 false,
+                 false});
+    c.push_back(
+        {command::history, "history", "config versions, who applied them, what changed"});
+    c.push_back({command::rollback,
+                 "rollback",
+                 "return to VERSION (default: the previous one)",
+                 {{"VERSION", "version", value_kind::positive_integer, false}},
+                 {},
+                 true});
+    c.push_back({command::drain,
+                 "drain",
+                 "no new flows to ADDR:PORT; existing ones continue",
+                 {service_arg, backend_arg},
+                 {},
+                 true});
+    c.push_back({command::enable, "enable", "undo drain/disable", {service_arg, backend_arg}, {},
+                 true});
+    c.push_back({command::disable,
+                 "disable",
+                 "out of rotation; its flows are reset",
+                 {service_arg, backend_arg},
+                 {},
+                 true});
+    c.push_back({command::stats, "stats", "data-plane counters and drops by reason"});
+    c.push_back({command::skew, "skew", "active skew alarms"});
+    c.push_back({command::top,
+                 "top",
+                 "live view of the distribution, every second (q quits)",
+                 {},
+                 {{"--iterations", "iterations", "N", "stop after N refreshes"}},
+                 false,
+                 false});
+    return c;
+}
+
+const std::vector<command_spec>& table() {
+    static const std::vector<command_spec> commands = [] {
+        auto c = make_commands();
+        // The enum indexes the table: spec_of() relies on this order.
+        for (size_t i = 0; i < c.size(); ++i) {
+            if (size_t(c[i].id) != i) {
+                std::abort();
+            }
+        }
+        if (c.size() != size_t(command::count_)) {
+            std::abort();
+        }
+        return c;
+    }();
+    return commands;
+}
+
+std::optional<uint64_t> positive_integer(const std::string& word) {
+    if (word.empty() || word.size() > 19 ||
+        !std::all_of(word.begin(), word.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+        return std::nullopt;
+    }
+    uint64_t v = std::strtoull(word.c_str(), nullptr, 10);
+    return v == 0 ? std::nullopt : std::optional<uint64_t>(v);
+}
+
+} // namespace
+
+std::span<const command_spec> all_commands() {
+    return table();
+}
+
+const command_spec& spec_of(command id) {
+    return table()[size_t(id)];
+}
+
+const command_spec* find_command(std::string_view name) {
+    for (const command_spec& spec : table()) {
+        if (spec.name == name) {
+            return &spec;
+        }
+    }
+    return nullptr;
+}
+
+std::string usage_line(const command_spec& spec) {
+    std::string out(spec.name);
+    for (const positional& p : spec.args) {
+        out += p.required ? fmt::format(" {}", p.metavar) : fmt::format(" [{}]", p.metavar);
+    }
+    for (const option& o : spec.options) {
+        out += o.metavar.empty() ? fmt::format(" [{}]", o.flag)
+                                 : fmt::format(" [{} {}]", o.flag, o.metavar);
+    }
+    return out;
+}
+
+parse_result parse_arguments(const command_spec& spec, std::span<const std::string> words) {
+    json request{{"cmd", spec.name}};
+    size_t next_positional = 0;
+    auto usage = [&](std::string why) {
+        return parse_result(fmt::format("{}: {} (usage: evenctl {})", spec.name, why,
+                                        usage_line(spec)));
+    };
+    for (size_t i = 0; i < words.size(); ++i) {
+        const std::string& word = words[i];
+        if (word.size() > 2 && word.compare(0, 2, "--") == 0) {
+            auto it = std::find_if(spec.options.begin(), spec.options.end(),
+                                   [&](const option& o) { return o.flag == word; });
+            if (it == spec.options.end()) {
+                return usage(fmt::format("unknown option {}", word));
+            }
+            if (it->metavar.empty()) {
+                request[std::string(it->key)] = true;
+                continue;
+            }
+            if (i + 1 >= words.size()) {
+                return usage(fmt::format("{} needs a value {}", word, it->metavar));
+            }
+            auto value = positive_integer(words[++i]);
+            if (!value) {
+                return usage(fmt::format("{} must be a positive integer, not {:?}", it->metavar,
+                                         words[i]));
+            }
+            request[std::string(it->key)] = *value;
+            continue;
+        }
+        if (next_positional == spec.args.size()) {
+            return usage(fmt::format("unexpected argument {:?}", word));
+        }
+        const positional& p = spec.args[next_positional++];
+        if (p.kind == value_kind::positive_integer) {
+            auto value = positive_integer(word);
+            if (!value) {
+                return usage(
+                    fmt::format("{} must be a positive integer, not {:?}", p.metavar, word));
+            }
+            request[std::string(p.key)] = *value;
+        } else {
+            request[std::string(p.key)] = word;
+        }
+    }
+    for (size_t i = next_positional; i < spec.args.size(); ++i) {
+        if (spec.args[i].required) {
+            return usage(fmt::format("missing {}", spec.args[i].metavar));
+        }
+    }
+    return request;
+}
+
+} // namespace evenflow::control

@@ -1,0 +1,210 @@
+// The guard's policy around a change (lib/control/policy.hpp) and the command
+// vocabulary (lib/control/commands.hpp): pure code, tested without a daemon.
+#include "control/commands.hpp"
+#include "control/manager.hpp"
+#include "control/policy.hpp"
+#include "support/configs.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace evenflow;
+using namespace std::chrono_literals;
+using evenflow::testing::backend_by_key;
+using evenflow::testing::basic_config_text;
+using evenflow::testing::load_or_fail;
+
+namespace {
+
+config::skew_config rollback_guard(std::chrono::milliseconds probation = 60s) {
+    config::skew_config guard;
+    guard.action = config::skew_action::rollback;
+    guard.probation = probation;
+    return guard;
+}
+
+} // namespace
+
+// ---- probation ----
+
+TEST_CASE("probation: starts with an apply, lasts `probation`, ends with a rollback") {
+    control::probation p;
+    auto t0 = control::probation::clock::time_point{} + 1000s;
+    auto guard = rollback_guard(60s);
+    CHECK_FALSE(p.active(t0, guard));
+    CHECK_FALSE(p.since_apply(t0));
+
+    p.on_apply(t0);
+    CHECK(p.active(t0, guard));
+    CHECK(p.active(t0 + 60s, guard)); // the edge is inside
+    CHECK_FALSE(p.active(t0 + 60s + 1ms, guard));
+    CHECK(*p.since_apply(t0 + 2500ms) == Approx(2.5));
+
+    p.on_rollback();
+    CHECK_FALSE(p.active(t0 + 1s, guard));
+}
+
+TEST_CASE("probation: a rollback needs action=rollback, probation and an earlier version") {
+    control::probation p;
+    auto t0 = control::probation::clock::time_point{} + 1000s;
+    p.on_apply(t0);
+    CHECK(p.should_roll_back(t0 + 5s, rollback_guard(), 2));
+    CHECK_FALSE(p.should_roll_back(t0 + 5s, rollback_guard(), 1));  // nothing to go back to
+    CHECK_FALSE(p.should_roll_back(t0 + 61s, rollback_guard(), 2)); // probation over
+    config::skew_config alert = rollback_guard();
+    alert.action = config::skew_action::alert;
+    CHECK_FALSE(p.should_roll_back(t0 + 5s, alert, 2));
+    config::skew_config no_probation = rollback_guard(0s);
+    CHECK_FALSE(p.should_roll_back(t0 + 5s, no_probation, 2));
+}
+
+// ---- no-backend alarms ----
+
+TEST_CASE("no-backend alarms rise once, keep their start time, and clear") {
+    control::config_manager m;
+    auto cfg = load_or_fail(basic_config_text());
+    auto r = m.start(cfg, {0, 0, "test"}, "start");
+    REQUIRE(r.snap);
+    control::no_backend_alarms alarms;
+    auto t0 = std::chrono::system_clock::time_point{} + 100s;
+    CHECK(alarms.update(*r.snap, t0).empty());
+
+    std::unique_ptr<snapshot> all_down;
+    for (const auto& b : r.snap->backends) {
+        all_down = m.set_health(b.id, control::health_verdict::down).snap;
+    }
+    REQUIRE(all_down);
+    REQUIRE_FALSE(all_down->services[0].has_backend_up);
+    auto raised = alarms.update(*all_down, t0 + 1s);
+    REQUIRE(raised.size() == 1);
+    CHECK(raised[0].service == "web");
+    CHECK(raised[0].raised);
+    CHECK(alarms.update(*all_down, t0 + 5s).empty()); // still down: no second event
+    CHECK(alarms.active().at("web") == t0 + 1s);
+
+    auto back = m.set_health(r.snap->backends[0].id, control::health_verdict::up).snap;
+    REQUIRE(back);
+    auto cleared = alarms.update(*back, t0 + 9s);
+    REQUIRE(cleared.size() == 1);
+    CHECK_FALSE(cleared[0].raised);
+    CHECK(alarms.active().empty());
+}
+
+// ---- runtime stamping ----
+
+TEST_CASE("stamper: drain deadlines start when a backend is first seen draining") {
+    control::config_manager m;
+    auto cfg = load_or_fail(basic_config_text());
+    REQUIRE(m.start(cfg, {0, 0, "test"}, "start").ok);
+    control::runtime_stamper stamper;
+
+    auto drained =
+        m.set_admin("web", "10.20.0.11:8080", control::admin_state::draining, {0, 0, "test"});
+    REQUIRE(drained.snap);
+    stamper.stamp(*drained.snap, 5'000, false);
+    CHECK(backend_by_key(*drained.snap, "10.20.0.11:8080").drain_deadline_ms == 35'000);
+    CHECK(backend_by_key(*drained.snap, "10.20.0.12:8080").drain_deadline_ms == 0);
+
+    // A later snapshot (another change) keeps the first deadline.
+    auto later =
+        m.set_admin("web", "10.20.0.12:8080", control::admin_state::disabled, {0, 0, "test"});
+    stamper.stamp(*later.snap, 20'000, false);
+    CHECK(backend_by_key(*later.snap, "10.20.0.11:8080").drain_deadline_ms == 35'000);
+
+    // Enabled again, then drained again: a new clock.
+    auto enabled =
+        m.set_admin("web", "10.20.0.11:8080", control::admin_state::enabled, {0, 0, "test"});
+    stamper.stamp(*enabled.snap, 21'000, false);
+    auto again =
+        m.set_admin("web", "10.20.0.11:8080", control::admin_state::draining, {0, 0, "test"});
+    stamper.stamp(*again.snap, 40'000, false);
+    CHECK(backend_by_key(*again.snap, "10.20.0.11:8080").drain_deadline_ms == 70'000);
+}
+
+TEST_CASE("stamper: a zero drain_timeout means no deadline") {
+    control::config_manager m;
+    std::string text = basic_config_text();
+    text.replace(text.find("health = "), 0, "drain_timeout = \"0s\"\n");
+    REQUIRE(m.start(load_or_fail(text), {0, 0, "test"}, "start").ok);
+    control::runtime_stamper stamper;
+    auto drained =
+        m.set_admin("web", "10.20.0.13:8080", control::admin_state::draining, {0, 0, "test"});
+    stamper.stamp(*drained.snap, 5'000, false);
+    CHECK(backend_by_key(*drained.snap, "10.20.0.13:8080").drain_deadline_ms == 0);
+}
+
+TEST_CASE("stamper: in probation, services with down backends keep their pinned flows") {
+    control::config_manager m;
+    REQUIRE(m.start(load_or_fail(basic_config_text()), {0, 0, "test"}, "start").ok);
+    control::runtime_stamper stamper;
+    auto id = m.registry().id_for("web", *net::ip_addr::parse("10.20.0.13"), 8080);
+    auto down = m.set_health(id, control::health_verdict::down);
+    REQUIRE(down.snap);
+
+    auto kept = stamper.stamp(*down.snap, 1'000, true);
+    CHECK(down.snap->services[0].keep_pinned_flows);
+    REQUIRE(kept.size() == 1);
+    CHECK(kept[0].service == "web");
+    CHECK(kept[0].down_weight == 2);
+    CHECK(kept[0].total_weight == 4);
+
+    // Out of probation the same snapshot resets them.
+    CHECK(stamper.stamp(*down.snap, 2'000, false).empty());
+    CHECK_FALSE(down.snap->services[0].keep_pinned_flows);
+}
+
+// ---- command vocabulary ----
+
+TEST_CASE("commands: every command has a unique name and a spec in enum order") {
+    auto all = control::all_commands();
+    REQUIRE(all.size() == size_t(control::command::count_));
+    for (size_t i = 0; i < all.size(); ++i) {
+        CHECK(size_t(all[i].id) == i);
+        CHECK(control::find_command(all[i].name) == &all[i]);
+        CHECK(&control::spec_of(all[i].id) == &all[i]);
+    }
+    CHECK(control::find_command("frobnicate") == nullptr);
+    CHECK(control::spec_of(control::command::apply).changes_state);
+    CHECK_FALSE(control::spec_of(control::command::status).changes_state);
+    CHECK_FALSE(control::spec_of(control::command::check).needs_daemon);
+}
+
+TEST_CASE("commands: words become a request, or a usage error naming the argument") {
+    auto parse = [](control::command id, std::vector<std::string> words) {
+        return control::parse_arguments(control::spec_of(id), words);
+    };
+    auto ok = [](const control::parse_result& r) {
+        return std::get<control::json>(r);
+    };
+    auto why = [](const control::parse_result& r) {
+        return std::get<std::string>(r);
+    };
+
+    CHECK(ok(parse(control::command::status, {})) == control::json{{"cmd", "status"}});
+    CHECK(why(parse(control::command::status, {"x"})).find("unexpected argument \"x\"") !=
+          std::string::npos);
+
+    auto drain = ok(parse(control::command::drain, {"web", "10.20.0.11:8080"}));
+    CHECK(drain["service"] == "web");
+    CHECK(drain["backend"] == "10.20.0.11:8080");
+    CHECK(why(parse(control::command::drain, {"web"})).find("missing BACKEND") !=
+          std::string::npos);
+
+    auto apply = ok(parse(control::command::apply, {"v2.toml", "--accept-shift"}));
+    CHECK(apply["config"] == "v2.toml"); // evenctl replaces the path by the file's text
+    CHECK(apply["accept_shift"] == true);
+    CHECK(why(parse(control::command::apply, {"v2.toml", "--force"}))
+              .find("unknown option --force") != std::string::npos);
+
+    CHECK(ok(parse(control::command::rollback, {})) == control::json{{"cmd", "rollback"}});
+    CHECK(ok(parse(control::command::rollback, {"3"}))["version"] == 3);
+    for (const char* bad : {"0", "-1", "x", "3x", "99999999999999999999"}) {
+        INFO(bad);
+        CHECK(why(parse(control::command::rollback, {bad})).find("VERSION must be a positive") !=
+              std::string::npos);
+    }
+    CHECK(ok(parse(control::command::top, {"--iterations", "2"}))["iterations"] == 2);
+    CHECK(why(parse(control::command::top, {"--iterations"})).find("needs a value N") !=
+          std::string::npos);
+    CHECK(control::usage_line(control::spec_of(control::command::apply)) ==
+          "apply FILE [--accept-shift]");
+}
