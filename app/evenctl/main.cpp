@@ -16,8 +16,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <span>
+#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -313,8 +313,8 @@ int main(int argc, char** argv) {
     if (spec == nullptr) {
         return usage_error(fmt::format("unknown command {:?}", words[0]));
     }
-    auto parsed = evenflow::control::parse_arguments(
-        *spec, std::span<const std::string>(words).subspan(1));
+    auto parsed =
+        evenflow::control::parse_arguments(*spec, std::span<const std::string>(words).subspan(1));
     if (auto* why = std::get_if<std::string>(&parsed)) {
         return usage_error(*why);
     }

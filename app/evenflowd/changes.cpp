@@ -265,7 +265,8 @@ void evenflowd::health_tick() {
 
 void evenflowd::update_no_backend_alarms() {
     std::string first_raised;
-    for (const auto& c : m_no_backend.update(*m_shared.snap.load(), std::chrono::system_clock::now())) {
+    for (const auto& c :
+         m_no_backend.update(*m_shared.snap.load(), std::chrono::system_clock::now())) {
         log_event(c.raised ? "warning" : "info", c.raised ? "no_backend_alarm" : "no_backend_clear",
                   {{"service", c.service}, {"version", std::to_string(m_manager.version())}});
         if (c.raised && first_raised.empty()) {
@@ -278,8 +279,8 @@ void evenflowd::update_no_backend_alarms() {
 }
 
 void evenflowd::maybe_roll_back(const std::string& why) {
-    if (!m_probation.should_roll_back(std::chrono::steady_clock::now(),
-                                      m_manager.running().skew, m_manager.history().size())) {
+    if (!m_probation.should_roll_back(std::chrono::steady_clock::now(), m_manager.running().skew,
+                                      m_manager.history().size())) {
         return;
     }
     roll_back(std::nullopt, control::actor{uint32_t(getuid()), int32_t(getpid()), "skew-guard"},

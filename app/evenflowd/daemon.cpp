@@ -58,8 +58,7 @@ std::string join(const std::vector<std::string>& words, std::string_view sep) {
 } // namespace
 
 evenflowd::evenflowd(options opts)
-    : m_options(std::move(opts)),
-      m_server([this](const json& request, const control::actor& who) {
+    : m_options(std::move(opts)), m_server([this](const json& request, const control::actor& who) {
           return dispatch(request, who);
       }) {}
 

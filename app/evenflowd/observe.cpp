@@ -167,8 +167,7 @@ std::string evenflowd::render_metrics() {
             continue;
         }
         bool is_counter = m.kind == dataplane::metric_kind::counter;
-        std::string name =
-            fmt::format("evenflow_worker_{}{}", m.name, is_counter ? "_total" : "");
+        std::string name = fmt::format("evenflow_worker_{}{}", m.name, is_counter ? "_total" : "");
         out.help(name, is_counter ? "counter" : "gauge", std::string(m.help));
         for (size_t i = 0; i < m_workers.size(); ++i) {
             out.sample(name, {{"worker", std::to_string(i)}},
@@ -189,8 +188,7 @@ std::string evenflowd::render_metrics() {
         }
     }
     out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
-    out.sample("evenflow_alarms_active", {},
-               double(alarm_count()));
+    out.sample("evenflow_alarms_active", {}, double(alarm_count()));
 
     // Same moment, same figures for the telemetry endpoints.
     {

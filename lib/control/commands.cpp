@@ -35,8 +35,7 @@ std::vector<command_spec> make_commands() {
                  {},
                  false,
                  false});
-    c.push_back(
-        {command::history, "history", "config versions, who applied them, what changed"});
+    c.push_back({command::history, "history", "config versions, who applied them, what changed"});
     c.push_back({command::rollback,
                  "rollback",
                  "return to VERSION (default: the previous one)",
@@ -49,8 +48,8 @@ std::vector<command_spec> make_commands() {
                  {service_arg, backend_arg},
                  {},
                  true});
-    c.push_back({command::enable, "enable", "undo drain/disable", {service_arg, backend_arg}, {},
-                 true});
+    c.push_back(
+        {command::enable, "enable", "undo drain/disable", {service_arg, backend_arg}, {}, true});
     c.push_back({command::disable,
                  "disable",
                  "out of rotation; its flows are reset",
@@ -130,8 +129,8 @@ parse_result parse_arguments(const command_spec& spec, std::span<const std::stri
     json request{{"cmd", spec.name}};
     size_t next_positional = 0;
     auto usage = [&](std::string why) {
-        return parse_result(fmt::format("{}: {} (usage: evenctl {})", spec.name, why,
-                                        usage_line(spec)));
+        return parse_result(
+            fmt::format("{}: {} (usage: evenctl {})", spec.name, why, usage_line(spec)));
     };
     for (size_t i = 0; i < words.size(); ++i) {
         const std::string& word = words[i];
@@ -150,8 +149,8 @@ parse_result parse_arguments(const command_spec& spec, std::span<const std::stri
             }
             auto value = positive_integer(words[++i]);
             if (!value) {
-                return usage(fmt::format("{} must be a positive integer, not {:?}", it->metavar,
-                                         words[i]));
+                return usage(
+                    fmt::format("{} must be a positive integer, not {:?}", it->metavar, words[i]));
             }
             request[std::string(it->key)] = *value;
             continue;

@@ -40,40 +40,40 @@ enum class metric_kind : uint8_t { counter, gauge };
 // X(name, kind, help, exported): worker-wide figures. `exported` ones are /metrics
 // series evenflow_worker_NAME (with _total for counters), labelled by worker; all of
 // them are in `evenctl stats` (summed over workers) in this order.
-#define EVENFLOW_WORKER_COUNTERS(X)                                                              \
-    X(rx_packets, counter, "Packets received.", true)                                            \
-    X(rx_bytes, counter, "Bytes received.", true)                                                \
-    X(tx_packets, counter, "Packets transmitted.", true)                                         \
-    X(tx_bytes, counter, "Bytes transmitted.", true)                                             \
-    X(to_backend, counter, "Client to backend packets forwarded.", false)                        \
-    X(to_client, counter, "Backend to client packets forwarded.", false)                         \
-    X(new_flows, counter, "Flows created by a SYN.", false)                                      \
-    X(stateless_forward, counter,                                                                \
-      "Mid-flow packets with no entry, sent to the Maglev pick (same answer).", false)           \
-    X(reverse_stateless, counter, "Replies with no entry, given the VIP from the snapshot.",     \
-      false)                                                                                     \
-    X(resets_sent, counter, "RSTs sent toward clients (backend down/disabled, no backend).",     \
-      false)                                                                                     \
-    X(icmp_echo_replies, counter, "ICMP echo replies sent.", false)                              \
-    X(to_control, counter, "Packets handed to the control thread (ARP, probes, unresolved).",    \
-      false)                                                                                     \
-    X(from_control, counter, "Packets the control thread originated, transmitted here.", false)  \
-    X(flows_active, gauge, "Flow-table entries in use (both directions).", true)                 \
-    X(flow_capacity, gauge, "Flow-table capacity.", true)                                        \
-    X(flow_evictions, counter, "Embryonic or closing flows evicted from a full bucket.", true)   \
-    X(flow_insert_failures, counter, "New flows that found no room (forwarded statelessly).",    \
-      true)                                                                                      \
+#define EVENFLOW_WORKER_COUNTERS(X)                                                                \
+    X(rx_packets, counter, "Packets received.", true)                                              \
+    X(rx_bytes, counter, "Bytes received.", true)                                                  \
+    X(tx_packets, counter, "Packets transmitted.", true)                                           \
+    X(tx_bytes, counter, "Bytes transmitted.", true)                                               \
+    X(to_backend, counter, "Client to backend packets forwarded.", false)                          \
+    X(to_client, counter, "Backend to client packets forwarded.", false)                           \
+    X(new_flows, counter, "Flows created by a SYN.", false)                                        \
+    X(stateless_forward, counter,                                                                  \
+      "Mid-flow packets with no entry, sent to the Maglev pick (same answer).", false)             \
+    X(reverse_stateless, counter, "Replies with no entry, given the VIP from the snapshot.",       \
+      false)                                                                                       \
+    X(resets_sent, counter, "RSTs sent toward clients (backend down/disabled, no backend).",       \
+      false)                                                                                       \
+    X(icmp_echo_replies, counter, "ICMP echo replies sent.", false)                                \
+    X(to_control, counter, "Packets handed to the control thread (ARP, probes, unresolved).",      \
+      false)                                                                                       \
+    X(from_control, counter, "Packets the control thread originated, transmitted here.", false)    \
+    X(flows_active, gauge, "Flow-table entries in use (both directions).", true)                   \
+    X(flow_capacity, gauge, "Flow-table capacity.", true)                                          \
+    X(flow_evictions, counter, "Embryonic or closing flows evicted from a full bucket.", true)     \
+    X(flow_insert_failures, counter, "New flows that found no room (forwarded statelessly).",      \
+      true)                                                                                        \
     X(flow_expired, counter, "Flow-table entries freed at their timeout.", false)
 
 // X(name, help): per backend, summed over workers for `evenctl backends`, /metrics
 // and the skew detector.
-#define EVENFLOW_BACKEND_COUNTERS(X)                                                             \
-    X(new_flows, "Flows opened to the backend.")                                                 \
-    X(packets_to, "Packets forwarded client to backend.")                                        \
-    X(bytes_to, "Bytes forwarded client to backend.")                                            \
-    X(packets_from, "Packets forwarded backend to client.")                                      \
-    X(bytes_from, "Bytes forwarded backend to client.")                                          \
-    X(active_flows, "Live flows pinned to the backend at the last completed sweep.")             \
+#define EVENFLOW_BACKEND_COUNTERS(X)                                                               \
+    X(new_flows, "Flows opened to the backend.")                                                   \
+    X(packets_to, "Packets forwarded client to backend.")                                          \
+    X(bytes_to, "Bytes forwarded client to backend.")                                              \
+    X(packets_from, "Packets forwarded backend to client.")                                        \
+    X(bytes_from, "Bytes forwarded backend to client.")                                            \
+    X(active_flows, "Live flows pinned to the backend at the last completed sweep.")               \
     X(resets, "RSTs sent for flows pinned to the backend.")
 
 // Worker-wide counters. worker: rw, control: ro.
@@ -101,7 +101,7 @@ struct worker_counter_info {
 };
 
 inline constexpr worker_counter_info worker_counter_list[] = {
-#define EVENFLOW_ROW(name, kind, help, exported)                                                 \
+#define EVENFLOW_ROW(name, kind, help, exported)                                                   \
     {#name, metric_kind::kind, help, exported, &worker_counters::name},
     EVENFLOW_WORKER_COUNTERS(EVENFLOW_ROW)
 #undef EVENFLOW_ROW
@@ -140,8 +140,7 @@ struct worker_stats {
 
 // Sums over every worker: the control thread's only way to read the counters, so
 // that no reader forgets a worker.
-inline uint64_t sum(std::span<const worker_stats* const> workers,
-                    counter worker_counters::*field) {
+inline uint64_t sum(std::span<const worker_stats* const> workers, counter worker_counters::*field) {
     uint64_t total = 0;
     for (const worker_stats* w : workers) {
         total += (w->totals.*field).get();

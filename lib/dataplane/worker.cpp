@@ -314,8 +314,7 @@ void worker::to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id
 }
 
 void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_service& svc,
-                                  const snapshot& snap, const neighbor_table* neigh,
-                                  uint32_t now) {
+                                  const snapshot& snap, const neighbor_table* neigh, uint32_t now) {
     rte_mbuf* m = item.mbuf;
     packet_meta& meta = item.meta;
     worker_counters& c = m_stats.totals;
@@ -345,8 +344,8 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
             return;
         }
         m_flows->refresh(entry, next_state(entry->value.state, flags), now);
-        to_backend(m, meta, entry->value.backend_id, entry->value.nat_addr,
-                   entry->value.nat_port, neigh);
+        to_backend(m, meta, entry->value.backend_id, entry->value.nat_addr, entry->value.nat_port,
+                   neigh);
         return;
     }
 
