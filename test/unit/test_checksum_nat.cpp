@@ -5,7 +5,7 @@
 #include "net/nat.hpp"
 #include "net/parse.hpp"
 
-#include "../support/packet_builder.hpp"
+#include "support/packet_builder.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,9 +1,10 @@
 // evengen's pure parts: the frames it sends (against the independent test builder),
 // how it reads frames back, flow addressing, latency percentiles, per-flow checks.
+#include "pacing.hpp"
 #include "verify.hpp"
 #include "workload.hpp"
 
-#include "../support/packet_builder.hpp"
+#include "support/packet_builder.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -221,4 +222,46 @@ TEST_CASE("evengen: per-flow checks: stickiness and order") {
     CHECK(t.in_order(6, direction::forward, 0xfffffffe));
     CHECK(t.in_order(6, direction::forward, 0xffffffff));
     CHECK(t.in_order(6, direction::forward, 3));
+}
+
+TEST_CASE("pacing: the window bounds what is in flight, flat out") {
+    pacer pace(0, 1'000'000, 0, 100, 1, 32);
+    CHECK(pace.budget(0, 0) == 32); // a burst at most
+    CHECK(pace.budget(0, 80) == 20);
+    CHECK(pace.budget(0, 100) == 0);
+    CHECK(pace.window_full(100));
+    CHECK_FALSE(pace.window_full(99));
+    // A lifecycle puts several packets in flight per send.
+    pacer lifecycles(0, 1'000'000, 0, 100, 10, 32);
+    CHECK(lifecycles.budget(0, 0) == 10);
+    CHECK(lifecycles.budget(0, 95) == 0);
+    CHECK(lifecycles.deficit() == 0);
+}
+
+TEST_CASE("pacing: a fixed rate follows the schedule and writes off what it fell behind") {
+    const uint64_t hz = 1'000'000;             // one cycle = 1 us
+    pacer pace(1000, hz, 0, 1'000'000, 1, 32); // 1000 packets/s
+    CHECK(pace.budget(0, 0) == 0);
+    CHECK(pace.budget(10'000, 0) == 10); // 10 ms: 10 due
+    for (int i = 0; i < 10; ++i) {
+        pace.sent();
+    }
+    CHECK(pace.budget(10'000, 0) == 0); // on schedule
+    CHECK(pace.budget(20'500, 0) == 10);
+    for (int i = 0; i < 10; ++i) {
+        pace.sent();
+    }
+    // The core was away for 1 s: 1000 are due, but only two bursts of debt are kept.
+    uint64_t b = pace.budget(1'020'500, 0);
+    CHECK(b == 32);
+    CHECK(pace.deficit() == 1020 - 20 - 64);
+    for (uint64_t i = 0; i < b; ++i) {
+        pace.sent();
+    }
+    CHECK(pace.budget(1'020'500, 0) == 32);
+    // Sent and written off add up to what was due.
+    for (int i = 0; i < 32; ++i) {
+        pace.sent();
+    }
+    CHECK(pace.budget(1'020'500, 0) == 0);
 }

@@ -4,7 +4,7 @@
 // turns any read past the end into a failure.
 #include "net/parse.hpp"
 
-#include "../support/packet_builder.hpp"
+#include "support/packet_builder.hpp"
 
 #include <catch2/catch.hpp>
 
