@@ -15,6 +15,8 @@
 // Malformed frames are made by building a valid one and patching bytes at the
 // offsets layout() reports (put16/put8 below); there are also a few explicit knobs
 // (checksum overrides, raw L3/L4) for what patching cannot express simply.
+// One self-contained header, longer than most files on purpose: every test includes
+// it alone, and it must not share code with lib/net (it is the independent check).
 #pragma once
 
 #include <arpa/inet.h>
