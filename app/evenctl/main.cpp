@@ -106,7 +106,7 @@ int cmd_check(const std::string& path, bool as_json) {
                 services.push_back({{"service", svc.name},
                                     {"vip", svc.vip.to_string()},
                                     {"port", svc.port},
-                                    {"table_size", svc.table.size()},
+                                    {"table_size", svc.table_size()},
                                     {"backends", rows}});
             }
         }

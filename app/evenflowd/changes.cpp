@@ -1,11 +1,17 @@
 // The one path by which configurations and backend states reach the workers:
-// evenctl apply and SIGHUP (apply_config), rollbacks by an operator or by the guard
-// (roll_back), drain/enable/disable (set_admin) and health verdicts (health_tick).
-// Each builds a snapshot through the config manager, publishes it with RCU, and
-// logs in one format: event, version, origin, uid, pid, via, then one apply_change
-// line per change.
+// evenctl apply and SIGHUP, rollbacks by an operator or by the guard, drain /
+// enable / disable, and health verdicts. Every change waits its turn in one queue:
+//   1. an apply is parsed and reviewed (guard, restart check, diff) on a thread of
+//      its own: pure work on immutable inputs (lib/control/guard.hpp);
+//   2. its snapshot is built a slice at a time between the control loop's other work
+//      (snapshot_builder), sharing the tables of services it does not touch;
+//   3. it is recorded as a version, stamped, published with RCU, logged in one format
+//      (event, version, origin, uid, pid, via, one apply_change line per change), and
+//      the client that asked gets its answer then.
+// Health verdicts that arrive while a build runs are batched into one rebuild after it.
 #include "daemon.hpp"
 
+#include "config/diff.hpp"
 #include "config/load.hpp"
 #include "control/guard.hpp"
 #include "control/log.hpp"
@@ -21,6 +27,9 @@ using control::json;
 using control::log_event;
 
 namespace {
+
+// The longest a build may hold the control loop in one go.
+constexpr auto build_slice = std::chrono::milliseconds(4);
 
 std::string join(const std::vector<std::string>& lines, std::string_view sep) {
     std::string out;
@@ -38,18 +47,6 @@ std::string diagnostics_text(const config::load_result& r) {
     return join(lines, "\n");
 }
 
-void log_refusal(const std::string& reason, const control::actor& who, const std::string& origin,
-                 uint64_t version, std::initializer_list<control::log_field> extra = {}) {
-    std::vector<control::log_field> fields{{"reason", reason},
-                                           {"origin", origin},
-                                           {"uid", std::to_string(who.uid)},
-                                           {"pid", std::to_string(who.pid)},
-                                           {"via", who.via},
-                                           {"version", std::to_string(version)}};
-    fields.insert(fields.end(), extra.begin(), extra.end());
-    control::log_event("warning", "apply_refused", fields);
-}
-
 json refusal_reply(const std::string& message, uint64_t version) {
     json reply = control::error_reply(message, true);
     reply["version"] = version;
@@ -58,151 +55,276 @@ json refusal_reply(const std::string& message, uint64_t version) {
 
 } // namespace
 
-void evenflowd::log_change(const char* event, const control::change_result& result,
-                           const control::actor& who, const std::string& origin,
+evenflowd::change& evenflowd::enqueue(change_kind what, const control::actor& who,
+                                      std::optional<control_server::ticket> ticket) {
+    auto c = std::make_unique<change>();
+    c->what = what;
+    c->who = who;
+    c->ticket = ticket;
+    m_changes.push_back(std::move(c));
+    return *m_changes.back();
+}
+
+bool evenflowd::changes_pending() const {
+    return !m_changes.empty();
+}
+
+void evenflowd::answer(change& c, const json& reply) {
+    if (c.ticket) {
+        m_server.reply(*c.ticket, reply);
+    }
+}
+
+void evenflowd::log_change(const char* event, uint64_t version, const change& c,
                            std::initializer_list<control::log_field> extra) {
-    std::vector<control::log_field> fields{{"version", std::to_string(result.version)},
-                                           {"origin", origin},
-                                           {"uid", std::to_string(who.uid)},
-                                           {"pid", std::to_string(who.pid)},
-                                           {"via", who.via},
-                                           {"changes", std::to_string(result.diff.size())}};
+    std::vector<control::log_field> fields{{"version", std::to_string(version)},
+                                           {"origin", c.origin},
+                                           {"uid", std::to_string(c.who.uid)},
+                                           {"pid", std::to_string(c.who.pid)},
+                                           {"via", c.who.via},
+                                           {"changes", std::to_string(c.diff.size())}};
     fields.insert(fields.end(), extra.begin(), extra.end());
-    log_event(who.via == "skew-guard" ? "warning" : "info", event, fields);
-    for (const std::string& line : result.diff) {
-        log_event("info", "apply_change",
-                  {{"version", std::to_string(result.version)}, {"change", line}});
+    log_event(c.who.via == "skew-guard" ? "warning" : "info", event, fields);
+    for (const std::string& line : c.diff) {
+        log_event("info", "apply_change", {{"version", std::to_string(version)}, {"change", line}});
     }
 }
 
-json evenflowd::commit_reply(control::change_result& result) {
-    bool changed = result.snap != nullptr;
-    if (changed) {
-        publish(std::move(result.snap));
-        after_config_change();
-    }
-    json reply = control::ok_reply();
-    reply["version"] = m_manager.version();
-    reply["changed"] = changed;
-    reply["diff"] = result.diff;
-    return reply;
+void evenflowd::refuse(change& c, const std::string& counter, const std::string& reason, json reply,
+                       std::initializer_list<control::log_field> extra) {
+    ++m_refused[counter];
+    std::vector<control::log_field> fields{{"reason", reason},
+                                           {"origin", c.origin},
+                                           {"uid", std::to_string(c.who.uid)},
+                                           {"pid", std::to_string(c.who.pid)},
+                                           {"via", c.who.via},
+                                           {"version", std::to_string(m_manager.version())}};
+    fields.insert(fields.end(), extra.begin(), extra.end());
+    log_event("warning", "apply_refused", fields);
+    answer(c, reply);
 }
 
-std::optional<std::vector<std::string>> evenflowd::refused_shift(const config::config& next,
-                                                                 const control::actor& who,
-                                                                 const std::string& origin) {
-    // Guarded apply: predict the new distribution and refuse a large shift. The
-    // running config's limits apply, so a config cannot loosen its own guard.
-    build_result candidate =
-        build_snapshot(next, m_manager.registry(), {}, m_manager.version() + 1);
-    if (!candidate.value) {
-        return std::nullopt; // the apply itself reports why it cannot build
-    }
-    control::shift_review review =
-        control::review_shift(*m_shared.snap.load(), *candidate.value, m_manager.running().skew);
-    if (!review.refused) {
-        return std::nullopt;
-    }
-    ++m_refused["shift"];
-    log_refusal("distribution shift", who, origin, m_manager.version(),
-                {{"shift", join(review.lines, "; ")}});
-    return review.lines;
+void evenflowd::request_apply(config::load_result (*load)(const std::string&, const std::string&),
+                              std::string source, std::string path, const control::actor& who,
+                              std::string origin, bool accept_shift,
+                              std::optional<control_server::ticket> ticket) {
+    change& c = enqueue(change_kind::apply, who, ticket);
+    c.origin = std::move(origin);
+    std::shared_ptr<const config::config> running = m_manager.history().back().cfg;
+    c.evaluation =
+        std::async(std::launch::async, [load, source = std::move(source), path = std::move(path),
+                                        running = std::move(running), accept_shift] {
+            return control::evaluate_apply(load(source, path), running, accept_shift);
+        });
 }
 
-json evenflowd::apply_config(const config::load_result& loaded, const control::actor& who,
-                             const std::string& origin, bool accept_shift) {
-    if (!loaded.ok()) {
-        ++m_refused["invalid"];
-        log_refusal("invalid config", who, origin, m_manager.version(),
-                    {{"errors", std::to_string(loaded.errors.size())},
-                     {"first_error", loaded.errors.empty() ? "" : loaded.errors[0].to_string()}});
-        return refusal_reply(diagnostics_text(loaded), m_manager.version());
-    }
-    // SIGHUP has no way to say "I accept the shift": a large one is refused and
-    // logged; `evenctl apply FILE --accept-shift` is the deliberate path.
-    if (!accept_shift) {
-        if (auto shift = refused_shift(*loaded.value, who, origin)) {
-            json reply = refusal_reply("refused: this config shifts traffic too far (evenctl "
-                                       "apply FILE --accept-shift to apply it anyway):\n  " +
-                                           join(*shift, "\n  "),
-                                       m_manager.version());
-            reply["shift"] = *shift;
-            return reply;
+void evenflowd::request_rollback(std::optional<uint64_t> version, const control::actor& who,
+                                 std::string why, std::optional<control_server::ticket> ticket) {
+    change& c = enqueue(change_kind::rollback, who, ticket);
+    c.target_version = version;
+    c.why = std::move(why);
+}
+
+void evenflowd::request_admin(std::string service, std::string backend, control::admin_state state,
+                              const control::actor& who, control_server::ticket ticket) {
+    change& c = enqueue(change_kind::admin, who, ticket);
+    c.service = std::move(service);
+    c.backend = std::move(backend);
+    c.admin = state;
+}
+
+void evenflowd::request_states_rebuild() {
+    // One rebuild waiting is enough: it takes the states as they are when it starts.
+    for (const auto& c : m_changes) {
+        if (c->what == change_kind::states && !c->builder) {
+            return;
         }
     }
-    control::change_result result = m_manager.apply(*loaded.value, who, origin);
-    if (!result.ok) {
-        ++m_refused["restart"];
-        log_refusal(result.error, who, origin, m_manager.version());
-        return refusal_reply(result.error, m_manager.version());
-    }
-    if (result.snap) {
-        ++m_applies;
-        m_probation.on_apply(std::chrono::steady_clock::now());
-        log_change("apply", result, who, origin);
-    }
-    return commit_reply(result);
+    enqueue(change_kind::states, control::actor{uint32_t(getuid()), int32_t(getpid()), "health"},
+            std::nullopt);
 }
 
 void evenflowd::reload_from_file() {
     control::actor who{uint32_t(getuid()), int32_t(getpid()), "sighup"};
-    apply_config(config::load_file(m_options.config_path), who,
-                 fmt::format("reload {}", m_options.config_path), false);
+    // SIGHUP has no way to say "I accept the shift": a large one is refused and
+    // logged; `evenctl apply FILE --accept-shift` is the deliberate path.
+    request_apply(
+        [](const std::string& path, const std::string&) { return config::load_file(path); },
+        m_options.config_path, m_options.config_path, who,
+        fmt::format("reload {}", m_options.config_path), false, std::nullopt);
 }
 
-json evenflowd::roll_back(std::optional<uint64_t> version, const control::actor& who,
-                          const std::string& why) {
-    uint64_t from = m_manager.version();
-    bool automatic = who.via == "skew-guard";
-    if (automatic) {
-        // Verdicts reached under the bad config (a wrong health port, say) go with it,
-        // before the rollback builds its snapshot.
-        m_manager.forget_health();
-        m_health.forget_verdicts();
+// Prepares the front change for its build; false when it was answered and dropped
+// (or must wait: an apply still under review).
+bool evenflowd::prepare(change& c, bool* wait) {
+    *wait = false;
+    switch (c.what) {
+    case change_kind::apply: {
+        if (c.evaluation.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+            *wait = true;
+            return false;
+        }
+        control::apply_evaluation e = c.evaluation.get();
+        switch (e.verdict) {
+        case control::apply_verdict::invalid:
+            refuse(
+                c, "invalid", "invalid config",
+                refusal_reply(diagnostics_text(e.loaded), m_manager.version()),
+                {{"errors", std::to_string(e.loaded.errors.size())},
+                 {"first_error", e.loaded.errors.empty() ? "" : e.loaded.errors[0].to_string()}});
+            return false;
+        case control::apply_verdict::shift: {
+            json reply = refusal_reply("refused: this config shifts traffic too far (evenctl "
+                                       "apply FILE --accept-shift to apply it anyway):\n  " +
+                                           join(e.shift_lines, "\n  "),
+                                       m_manager.version());
+            reply["shift"] = e.shift_lines;
+            refuse(c, "shift", "distribution shift", reply, {{"shift", join(e.shift_lines, "; ")}});
+            return false;
+        }
+        case control::apply_verdict::restart:
+            refuse(c, "restart", e.error, refusal_reply(e.error, m_manager.version()));
+            return false;
+        case control::apply_verdict::unchanged: {
+            json reply = control::ok_reply();
+            reply["version"] = m_manager.version();
+            reply["changed"] = false;
+            reply["diff"] = json::array();
+            answer(c, reply);
+            return false;
+        }
+        case control::apply_verdict::accept:
+            c.cfg = std::move(e.cfg);
+            c.diff = std::move(e.diff);
+            c.new_version = true;
+            return true;
+        }
+        return false;
     }
-    control::change_result result = m_manager.rollback(version, who);
-    if (!result.ok) {
-        log_event("warning", automatic ? "auto_rollback_failed" : "rollback_refused",
-                  {{"reason", result.error}, {"why", why}});
-        return control::error_reply(result.error, true);
+    case change_kind::rollback: {
+        bool automatic = c.who.via == "skew-guard";
+        std::string error;
+        uint64_t target = 0;
+        c.cfg = m_manager.rollback_target(c.target_version, &target, &error);
+        if (!c.cfg) {
+            log_event("warning", automatic ? "auto_rollback_failed" : "rollback_refused",
+                      {{"reason", error}, {"why", c.why}});
+            answer(c, control::error_reply(error, true));
+            return false;
+        }
+        if (automatic) {
+            // Verdicts reached under the bad config (a wrong health port, say) go with
+            // it, before the rollback builds its snapshot.
+            m_manager.forget_health();
+            m_health.forget_verdicts();
+        }
+        c.origin = fmt::format("rollback to {}", target);
+        c.from = m_manager.version();
+        c.diff = config::diff(m_manager.running(), *c.cfg);
+        c.new_version = true;
+        return true;
     }
-    const std::string& origin = m_manager.history().back().origin;
-    if (automatic) {
-        ++m_rollbacks["automatic"];
-        m_skew.reset_windows();
-        auto since_apply = m_probation.since_apply(std::chrono::steady_clock::now());
-        m_probation.on_rollback(); // probation ends with the rollback
-        log_change("auto_rollback", result, who, origin,
-                   {{"from", std::to_string(from)},
-                    {"why", why},
-                    {"since_apply_s", fmt::format("{:.1f}", since_apply.value_or(0))}});
-    } else {
-        ++m_rollbacks["operator"];
-        log_change("rollback", result, who, origin);
+    case change_kind::admin: {
+        std::string error;
+        if (!m_manager.set_admin_state(c.service, c.backend, c.admin, &error)) {
+            answer(c, control::error_reply(error, true));
+            return false;
+        }
+        c.diff.push_back(
+            fmt::format("~ backend {} {}: {}", c.service, c.backend, control::to_string(c.admin)));
+        c.cfg = m_manager.history().back().cfg;
+        return true;
     }
-    return commit_reply(result);
+    case change_kind::states:
+        c.cfg = m_manager.history().back().cfg;
+        return true;
+    }
+    return false;
 }
 
-json evenflowd::set_admin(const json& request, const control::actor& who,
-                          control::admin_state state) {
-    if (!request.contains("service") || !request.contains("backend")) {
-        return control::error_reply("malformed request: needs \"service\" and \"backend\"");
+void evenflowd::advance_changes() {
+    while (!m_changes.empty()) {
+        change& c = *m_changes.front();
+        if (!c.builder) {
+            bool wait = false;
+            if (!prepare(c, &wait)) {
+                if (wait) {
+                    return;
+                }
+                m_changes.pop_front();
+                continue;
+            }
+            uint64_t version = c.new_version ? m_manager.next_version() : m_manager.version();
+            c.states_generation = m_manager.states_generation();
+            c.builder = m_manager.builder_for(c.cfg, version, m_shared.snap.load());
+        }
+        if (!c.builder->step(build_slice)) {
+            return; // more in the next iteration of the loop
+        }
+        finish_change(c);
+        bool stale = m_manager.states_generation() != c.states_generation;
+        m_changes.pop_front();
+        if (stale) {
+            request_states_rebuild(); // verdicts arrived during the build
+        }
     }
-    std::string service = request["service"];
-    std::string backend = request["backend"];
-    control::change_result result = m_manager.set_admin(service, backend, state, who);
-    if (!result.ok) {
-        return control::error_reply(result.error, true);
+}
+
+void evenflowd::finish_change(change& c) {
+    build_result built = c.builder->finish();
+    if (!built.value) {
+        log_event("warning", "build_failed", {{"reason", built.error}, {"origin", c.origin}});
+        answer(c, refusal_reply(built.error, m_manager.version()));
+        return;
     }
-    log_event("info", "backend_admin",
-              {{"service", service},
-               {"backend", backend},
-               {"state", std::string(control::to_string(state))},
-               {"version", std::to_string(m_manager.version())},
-               {"uid", std::to_string(who.uid)},
-               {"pid", std::to_string(who.pid)},
-               {"via", who.via}});
-    return commit_reply(result);
+    uint64_t version = m_manager.version();
+    if (c.new_version) {
+        version = m_manager.record(c.cfg, c.who, c.origin, c.diff);
+    }
+    auto now = std::chrono::steady_clock::now();
+    switch (c.what) {
+    case change_kind::apply:
+        ++m_applies;
+        m_probation.on_apply(now);
+        log_change("apply", version, c);
+        break;
+    case change_kind::rollback:
+        if (c.who.via == "skew-guard") {
+            ++m_rollbacks["automatic"];
+            m_skew.reset_windows();
+            auto since_apply = m_probation.since_apply(now);
+            m_probation.on_rollback(); // probation ends with the rollback
+            log_change("auto_rollback", version, c,
+                       {{"from", std::to_string(c.from)},
+                        {"why", c.why},
+                        {"since_apply_s", fmt::format("{:.1f}", since_apply.value_or(0))}});
+        } else {
+            ++m_rollbacks["operator"];
+            log_change("rollback", version, c);
+        }
+        break;
+    case change_kind::admin:
+        log_event("info", "backend_admin",
+                  {{"service", c.service},
+                   {"backend", c.backend},
+                   {"state", std::string(control::to_string(c.admin))},
+                   {"version", std::to_string(version)},
+                   {"uid", std::to_string(c.who.uid)},
+                   {"pid", std::to_string(c.who.pid)},
+                   {"via", c.who.via}});
+        break;
+    case change_kind::states:
+        break;
+    }
+    publish(std::move(built.value));
+    if (c.new_version) {
+        after_config_change();
+    }
+    json reply = control::ok_reply();
+    reply["version"] = m_manager.version();
+    reply["changed"] = true;
+    reply["diff"] = c.diff;
+    answer(c, reply);
 }
 
 void evenflowd::publish(std::unique_ptr<snapshot> snap) {
@@ -219,7 +341,7 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap) {
     m_shared.snap.publish(std::move(snap), *m_qsbr);
     m_health.sync(*m_shared.snap.load(), now);
     update_no_backend_alarms();
-    m_metrics.publish(render_metrics()); // scrapes see a change at once, not a second later
+    m_metrics_stale = true; // scrapes see a change at once, not a second later
 }
 
 void evenflowd::after_config_change() {
@@ -248,6 +370,7 @@ void evenflowd::health_tick() {
     for (const auto& p : m_health.due(now)) {
         m_slow_path->send_tcp_syn(p.address, p.port, p.src_port, p.seq);
     }
+    bool changed = false;
     for (const auto& t : m_health.take_transitions(now)) {
         log_event(t.to == control::health_verdict::down ? "warning" : "info", "health",
                   {{"service", t.service},
@@ -256,10 +379,10 @@ void evenflowd::health_tick() {
                    {"to", std::string(control::to_string(t.to))},
                    {"reason", t.reason},
                    {"version", std::to_string(m_manager.version())}});
-        control::change_result r = m_manager.set_health(t.backend_id, t.to);
-        if (r.snap) {
-            publish(std::move(r.snap));
-        }
+        changed |= m_manager.record_health(t.backend_id, t.to);
+    }
+    if (changed) {
+        request_states_rebuild(); // all of this tick's verdicts, one publication
     }
 }
 
@@ -283,8 +406,14 @@ void evenflowd::maybe_roll_back(const std::string& why) {
                                       m_manager.history().size())) {
         return;
     }
-    roll_back(std::nullopt, control::actor{uint32_t(getuid()), int32_t(getpid()), "skew-guard"},
-              why);
+    for (const auto& c : m_changes) {
+        if (c->what == change_kind::rollback && c->who.via == "skew-guard") {
+            return; // one is on its way
+        }
+    }
+    request_rollback(std::nullopt,
+                     control::actor{uint32_t(getuid()), int32_t(getpid()), "skew-guard"}, why,
+                     std::nullopt);
 }
 
 } // namespace evenflow::daemon

@@ -57,7 +57,7 @@ evenflowd::handler evenflowd::handler_for(control::command id) {
     return nullptr;
 }
 
-json evenflowd::dispatch(const json& request, const control::actor& who) {
+evenflowd::answer_t evenflowd::dispatch(const json& request, const request_context& ctx) {
     if (!request.contains("cmd") || !request["cmd"].is_string()) {
         return control::error_reply("malformed request: missing \"cmd\"");
     }
@@ -67,10 +67,10 @@ json evenflowd::dispatch(const json& request, const control::actor& who) {
     if (h == nullptr) {
         return control::error_reply(fmt::format("unknown command {:?}", name));
     }
-    return (this->*h)(request, who);
+    return (this->*h)(request, ctx);
 }
 
-json evenflowd::cmd_status(const json&, const control::actor&) {
+evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     json reply = control::ok_reply();
     reply["version"] = m_manager.version();
     reply["generation"] = m_manager.generation();
@@ -99,7 +99,7 @@ json evenflowd::cmd_status(const json&, const control::actor&) {
     return reply;
 }
 
-json evenflowd::cmd_services(const json&, const control::actor&) {
+evenflowd::answer_t evenflowd::cmd_services(const json&, const request_context&) {
     const snapshot* snap = m_shared.snap.load();
     json rows = json::array();
     for (const snapshot_service& svc : snap->services) {
@@ -113,7 +113,7 @@ json evenflowd::cmd_services(const json&, const control::actor&) {
                         {"protocol", "tcp"},
                         {"pool", svc.pool},
                         {"hash", config::to_string(svc.hash)},
-                        {"table_size", svc.table.size()},
+                        {"table_size", svc.table_size()},
                         {"backends", svc.backend_indexes.size()},
                         {"backends_up", up}});
     }
@@ -122,10 +122,10 @@ json evenflowd::cmd_services(const json&, const control::actor&) {
     return reply;
 }
 
-json evenflowd::cmd_backends(const json& request, const control::actor&) {
+evenflowd::answer_t evenflowd::cmd_backends(const json& request, const request_context&) {
     const snapshot* snap = m_shared.snap.load();
     std::string only = request.value("service", "");
-    if (!only.empty() && snap->cfg.find_service(only) == nullptr) {
+    if (!only.empty() && snap->cfg->find_service(only) == nullptr) {
         return control::error_reply(fmt::format("no service named {}; see evenctl services", only),
                                     true);
     }
@@ -165,17 +165,20 @@ json evenflowd::cmd_backends(const json& request, const control::actor&) {
     return reply;
 }
 
-json evenflowd::cmd_apply(const json& request, const control::actor& who) {
+evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_context& ctx) {
     if (!request.contains("config") || !request["config"].is_string()) {
         return control::error_reply("malformed request: apply needs \"config\" (the file's text)");
     }
     std::string path = request.value("path", "<apply>");
-    config::load_result loaded = config::load_string(request["config"].get<std::string>(), path);
-    return apply_config(loaded, who, fmt::format("apply {}", path),
-                        request.value("accept_shift", false));
+    std::string origin = fmt::format("apply {}", path);
+    request_apply([](const std::string& text,
+                     const std::string& name) { return config::load_string(text, name); },
+                  request["config"].get<std::string>(), path, ctx.who, origin,
+                  request.value("accept_shift", false), ctx.ticket);
+    return std::nullopt; // answered once reviewed, built and published
 }
 
-json evenflowd::cmd_history(const json&, const control::actor&) {
+evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) {
     json rows = json::array();
     for (const control::history_entry& e : m_manager.history()) {
         rows.push_back({{"version", e.version},
@@ -192,27 +195,28 @@ json evenflowd::cmd_history(const json&, const control::actor&) {
     return reply;
 }
 
-json evenflowd::cmd_rollback(const json& request, const control::actor& who) {
+evenflowd::answer_t evenflowd::cmd_rollback(const json& request, const request_context& ctx) {
     std::optional<uint64_t> version;
     if (request.contains("version") && !request["version"].is_null()) {
         version = request["version"].get<uint64_t>();
     }
-    return roll_back(version, who, "operator");
+    request_rollback(version, ctx.who, "operator", ctx.ticket);
+    return std::nullopt;
 }
 
-json evenflowd::cmd_drain(const json& request, const control::actor& who) {
-    return set_admin(request, who, control::admin_state::draining);
+evenflowd::answer_t evenflowd::cmd_drain(const json& request, const request_context& ctx) {
+    return admin_command(request, ctx, control::admin_state::draining);
 }
 
-json evenflowd::cmd_enable(const json& request, const control::actor& who) {
-    return set_admin(request, who, control::admin_state::enabled);
+evenflowd::answer_t evenflowd::cmd_enable(const json& request, const request_context& ctx) {
+    return admin_command(request, ctx, control::admin_state::enabled);
 }
 
-json evenflowd::cmd_disable(const json& request, const control::actor& who) {
-    return set_admin(request, who, control::admin_state::disabled);
+evenflowd::answer_t evenflowd::cmd_disable(const json& request, const request_context& ctx) {
+    return admin_command(request, ctx, control::admin_state::disabled);
 }
 
-json evenflowd::cmd_stats(const json&, const control::actor&) {
+evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     auto workers = worker_stats();
     json totals = json::object();
     for (const auto& c : dataplane::worker_counter_list) {
@@ -243,7 +247,7 @@ json evenflowd::cmd_stats(const json&, const control::actor&) {
     return reply;
 }
 
-json evenflowd::cmd_skew(const json&, const control::actor&) {
+evenflowd::answer_t evenflowd::cmd_skew(const json&, const request_context&) {
     json rows = json::array();
     for (const auto& [service, since] : m_no_backend.active()) {
         rows.push_back({{"service", service},
@@ -268,6 +272,15 @@ json evenflowd::cmd_skew(const json&, const control::actor&) {
     json reply = control::ok_reply();
     reply["alarms"] = rows;
     return reply;
+}
+
+evenflowd::answer_t evenflowd::admin_command(const json& request, const request_context& ctx,
+                                             control::admin_state state) {
+    if (!request.contains("service") || !request.contains("backend")) {
+        return control::error_reply("malformed request: needs \"service\" and \"backend\"");
+    }
+    request_admin(request["service"], request["backend"], state, ctx.who, ctx.ticket);
+    return std::nullopt;
 }
 
 } // namespace evenflow::daemon

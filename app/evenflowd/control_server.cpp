@@ -15,6 +15,12 @@ namespace evenflow::daemon {
 
 using control::json;
 
+namespace {
+
+constexpr auto accept_pause = std::chrono::milliseconds(100);
+
+} // namespace
+
 control_server::~control_server() {
     close();
 }
@@ -42,7 +48,7 @@ bool control_server::open(const std::string& path, std::string* error) {
     mode_t old_mask = umask(0117);
     int rc = bind(m_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     umask(old_mask);
-    if (rc != 0 || listen(m_listen_fd, 16) != 0) {
+    if (rc != 0 || listen(m_listen_fd, 64) != 0) {
         *error = fmt::format("cannot listen on {}: {}", path, std::strerror(errno));
         ::close(m_listen_fd);
         m_listen_fd = -1;
@@ -62,6 +68,7 @@ void control_server::close() {
         ::close(fd);
     }
     m_clients.clear();
+    m_pending.clear();
     if (m_listen_fd >= 0) {
         ::close(m_listen_fd);
         m_listen_fd = -1;
@@ -73,16 +80,47 @@ void control_server::close() {
     }
 }
 
+control_server::figures control_server::stats() const {
+    figures f = m_figures;
+    f.clients = m_clients.size();
+    return f;
+}
+
 void control_server::poll(int timeout_ms) {
-    epoll_event events[16];
-    int n = epoll_wait(m_epoll_fd, events, 16, timeout_ms);
+    auto now = clock::now();
+    if (m_accept_paused_until && now >= *m_accept_paused_until) {
+        m_accept_paused_until.reset();
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = m_listen_fd;
+        epoll_ctl(m_epoll_fd, EPOLL_CTL_MOD, m_listen_fd, &ev);
+    }
+    epoll_event events[32];
+    int n = epoll_wait(m_epoll_fd, events, 32, timeout_ms);
     for (int i = 0; i < n; ++i) {
         int fd = events[i].data.fd;
         if (fd == m_listen_fd) {
             accept_clients();
-        } else if (auto it = m_clients.find(fd); it != m_clients.end()) {
-            serve(it->second);
+            continue;
         }
+        auto it = m_clients.find(fd);
+        if (it == m_clients.end()) {
+            continue;
+        }
+        client& c = it->second;
+        if (events[i].events & EPOLLOUT) {
+            flush(c);
+            if (!m_clients.count(fd)) {
+                continue;
+            }
+        }
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            serve(c);
+        }
+    }
+    if (now >= m_next_idle_check) {
+        expire_idle();
+        m_next_idle_check = now + std::chrono::seconds(1);
     }
 }
 
@@ -90,8 +128,30 @@ void control_server::accept_clients() {
     for (;;) {
         int fd = accept4(m_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Out of descriptors: the pending connection stays in the backlog; stop
+                // polling the listener for a moment rather than spin on it.
+                epoll_event ev{};
+                ev.events = 0;
+                ev.data.fd = m_listen_fd;
+                epoll_ctl(m_epoll_fd, EPOLL_CTL_MOD, m_listen_fd, &ev);
+                m_accept_paused_until = clock::now() + accept_pause;
+                ++m_figures.accept_paused;
+            }
             return;
         }
+        if (m_clients.size() >= m_limits.max_clients) {
+            ++m_figures.refused_full;
+            std::string line =
+                control::error_reply(
+                    fmt::format("too many control connections (limit {})", m_limits.max_clients))
+                    .dump() +
+                "\n";
+            (void)!send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            ::close(fd);
+            continue;
+        }
+        ++m_figures.accepted;
         client c;
         c.fd = fd;
         ucred cred{};
@@ -100,6 +160,7 @@ void control_server::accept_clients() {
             c.who = control::actor{cred.uid, cred.pid, "socket"};
         }
         c.reader = std::make_unique<control::line_reader>(fd);
+        c.last_progress = clock::now();
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = fd;
@@ -111,36 +172,130 @@ void control_server::accept_clients() {
 void control_server::close_client(int fd) {
     epoll_ctl(m_epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
+    for (auto it = m_pending.begin(); it != m_pending.end();) {
+        it = it->second == fd ? m_pending.erase(it) : std::next(it);
+    }
     m_clients.erase(fd);
 }
 
+void control_server::update_interest(client& c) {
+    // Read only when no reply is owed or waiting for the kernel: one request at a time.
+    bool want_read = !c.pending && c.out.empty();
+    uint32_t events =
+        (want_read ? uint32_t(EPOLLIN) : 0u) | (c.out.empty() ? 0u : uint32_t(EPOLLOUT));
+    c.reading = want_read;
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = c.fd;
+    epoll_ctl(m_epoll_fd, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void control_server::flush(client& c) {
+    while (!c.out.empty()) {
+        ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            c.out.erase(0, size_t(n));
+            c.last_progress = clock::now();
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        close_client(c.fd);
+        return;
+    }
+    bool was_reading = c.reading;
+    update_interest(c);
+    if (!was_reading && c.reading) {
+        serve(c); // requests already buffered are served now
+    }
+}
+
 void control_server::serve(client& c) {
-    bool open = c.reader->fill();
-    while (auto line = c.reader->next()) {
-        json reply;
+    int fd = c.fd;
+    bool open = true;
+    if (c.reading) {
+        open = c.reader->fill();
+        c.last_progress = clock::now();
+    }
+    for (size_t served = 0; served < m_limits.requests_per_poll && !c.pending && c.out.empty();
+         ++served) {
+        auto line = c.reader->next();
+        if (!line) {
+            break;
+        }
+        std::optional<json> reply;
         json request = json::parse(*line, nullptr, false);
         if (request.is_discarded() || !request.is_object()) {
             reply = control::error_reply("malformed request: expected one JSON object per line");
         } else {
+            ticket t = m_next_ticket++;
             try {
-                reply = m_handler(request, c.who);
+                reply = m_handler(request, c.who, t);
             } catch (const std::exception& e) {
                 // A request with fields of the wrong type: answer, keep serving.
                 reply = control::error_reply(fmt::format("malformed request: {}", e.what()));
             }
+            if (!reply) {
+                c.pending = true;
+                m_pending[t] = fd;
+            }
         }
-        if (!control::write_line(c.fd, reply.dump())) {
-            close_client(c.fd);
-            return;
+        if (reply) {
+            c.out += reply->dump();
+            c.out += '\n';
+            flush(c);
+            if (!m_clients.count(fd)) {
+                return;
+            }
         }
     }
     if (c.reader->overflowed()) {
-        control::write_line(c.fd, control::error_reply("request too large").dump());
-        close_client(c.fd);
+        c.out += control::error_reply("request too large").dump() + "\n";
+        flush(c);
+        if (m_clients.count(fd)) {
+            close_client(fd);
+        }
         return;
     }
-    if (!open) {
-        close_client(c.fd);
+    if (!open && !c.pending && c.out.empty()) {
+        close_client(fd);
+        return;
+    }
+    update_interest(c);
+}
+
+void control_server::reply(ticket t, const json& answer) {
+    auto it = m_pending.find(t);
+    if (it == m_pending.end()) {
+        return; // the client left
+    }
+    int fd = it->second;
+    m_pending.erase(it);
+    auto c = m_clients.find(fd);
+    if (c == m_clients.end()) {
+        return;
+    }
+    c->second.pending = false;
+    c->second.out += answer.dump();
+    c->second.out += '\n';
+    flush(c->second);
+}
+
+void control_server::expire_idle() {
+    auto now = clock::now();
+    std::vector<int> idle;
+    for (const auto& [fd, c] : m_clients) {
+        if (!c.pending && now - c.last_progress > m_limits.idle_timeout) {
+            idle.push_back(fd);
+        }
+    }
+    for (int fd : idle) {
+        ++m_figures.closed_idle;
+        close_client(fd);
     }
 }
 

@@ -58,8 +58,9 @@ std::string join(const std::vector<std::string>& words, std::string_view sep) {
 } // namespace
 
 evenflowd::evenflowd(options opts)
-    : m_options(std::move(opts)), m_server([this](const json& request, const control::actor& who) {
-          return dispatch(request, who);
+    : m_options(std::move(opts)), m_server([this](const json& request, const control::actor& who,
+                                                  control_server::ticket ticket) {
+          return dispatch(request, request_context{who, ticket});
       }) {}
 
 evenflowd::~evenflowd() {
@@ -214,7 +215,6 @@ bool evenflowd::start() {
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
                 sample_backends());
-    m_metrics.publish(render_metrics());
     log_event("info", "started",
               {{"version", std::to_string(m_manager.version())},
                {"workers", std::to_string(m_workers.size())},
@@ -265,8 +265,9 @@ void evenflowd::shutdown() {
 void evenflowd::loop() {
     m_next_stats_tick = std::chrono::steady_clock::now() + 1s;
     while (!g_stop.load()) {
-        // Short waits: the slow path (ARP, held packets) is polled between them.
-        m_server.poll(2);
+        // Short waits: the slow path (ARP, held packets) is polled between them; none
+        // while a change is being built, so the build moves on at once.
+        m_server.poll(changes_pending() ? 0 : 2);
         m_slow_path->drain();
         auto now = std::chrono::steady_clock::now();
         if (now >= m_next_neighbor_tick) {
@@ -281,6 +282,11 @@ void evenflowd::loop() {
         if (g_reload.exchange(false)) {
             reload_from_file();
         }
+        advance_changes();
+        if (m_metrics.wanted()) {
+            m_metrics.publish(render_metrics());
+        }
+        refresh_telemetry_if_wanted();
     }
     log_event("info", "stopping", {{"version", std::to_string(m_manager.version())}});
 }

@@ -12,6 +12,7 @@
 
 #include "config/load.hpp"
 #include "control/commands.hpp"
+#include "control/guard.hpp"
 #include "control/health.hpp"
 #include "control/log.hpp"
 #include "control/manager.hpp"
@@ -27,6 +28,8 @@
 #include <rte_mempool.h>
 
 #include <chrono>
+#include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,43 +57,80 @@ private:
     void shutdown();
 
     // ---- commands.cpp
-    control::json dispatch(const control::json& request, const control::actor& who);
-    control::json cmd_status(const control::json& request, const control::actor& who);
-    control::json cmd_services(const control::json& request, const control::actor& who);
-    control::json cmd_backends(const control::json& request, const control::actor& who);
-    control::json cmd_apply(const control::json& request, const control::actor& who);
-    control::json cmd_history(const control::json& request, const control::actor& who);
-    control::json cmd_rollback(const control::json& request, const control::actor& who);
-    control::json cmd_drain(const control::json& request, const control::actor& who);
-    control::json cmd_enable(const control::json& request, const control::actor& who);
-    control::json cmd_disable(const control::json& request, const control::actor& who);
-    control::json cmd_stats(const control::json& request, const control::actor& who);
-    control::json cmd_skew(const control::json& request, const control::actor& who);
-    using handler = control::json (evenflowd::*)(const control::json&, const control::actor&);
+    // What a handler knows of its request besides the request itself.
+    struct request_context {
+        control::actor who;
+        control_server::ticket ticket; // to answer later, for changes (changes.cpp)
+    };
+    // An answer now, or nullopt when the change answers once it is done.
+    using answer_t = std::optional<control::json>;
+    answer_t dispatch(const control::json& request, const request_context& ctx);
+    answer_t cmd_status(const control::json& request, const request_context& ctx);
+    answer_t cmd_services(const control::json& request, const request_context& ctx);
+    answer_t cmd_backends(const control::json& request, const request_context& ctx);
+    answer_t cmd_apply(const control::json& request, const request_context& ctx);
+    answer_t cmd_history(const control::json& request, const request_context& ctx);
+    answer_t cmd_rollback(const control::json& request, const request_context& ctx);
+    answer_t cmd_drain(const control::json& request, const request_context& ctx);
+    answer_t cmd_enable(const control::json& request, const request_context& ctx);
+    answer_t cmd_disable(const control::json& request, const request_context& ctx);
+    answer_t cmd_stats(const control::json& request, const request_context& ctx);
+    answer_t cmd_skew(const control::json& request, const request_context& ctx);
+    answer_t admin_command(const control::json& request, const request_context& ctx,
+                           control::admin_state state);
+    using handler = answer_t (evenflowd::*)(const control::json&, const request_context&);
     static handler handler_for(control::command id);
 
     // ---- changes.cpp
-    // The one path by which a loaded config becomes the running one: evenctl apply and
-    // SIGHUP. Refuses an invalid config, a large shift (unless accepted) and what only a
-    // restart can change; logs the verdict in one format (uid, pid, via, origin, one line
-    // per change). The reply is the one evenctl apply prints.
-    control::json apply_config(const config::load_result& loaded, const control::actor& who,
-                               const std::string& origin, bool accept_shift);
-    // Back to a kept version (the previous one by default); `who.via` tells an
-    // operator's rollback from the guard's.
-    control::json roll_back(std::optional<uint64_t> version, const control::actor& who,
-                            const std::string& why);
-    control::json set_admin(const control::json& request, const control::actor& who,
-                            control::admin_state state);
-    // Publishes an accepted change and answers with its version and diff.
-    control::json commit_reply(control::change_result& result);
-    void log_change(const char* event, const control::change_result& result,
-                    const control::actor& who, const std::string& origin,
-                    std::initializer_list<control::log_field> extra = {});
-    // The shift review's lines when `next` moves traffic too far (logged, counted).
-    std::optional<std::vector<std::string>>
-    refused_shift(const config::config& next, const control::actor& who, const std::string& path);
+    enum class change_kind : uint8_t { apply, rollback, admin, states };
+    // One queued change, from the request to its publication (changes.cpp).
+    struct change {
+        change_kind what = change_kind::states;
+        std::optional<control_server::ticket> ticket; // who waits for the answer
+        control::actor who;
+        std::string origin;
+        // apply: the review running off the loop, then its verdict
+        std::future<control::apply_evaluation> evaluation;
+        // rollback
+        std::optional<uint64_t> target_version;
+        std::string why;   // an automatic rollback's reason
+        uint64_t from = 0; // the version it rolls back from
+        // admin
+        std::string service, backend;
+        control::admin_state admin = control::admin_state::enabled;
+        // the build
+        std::shared_ptr<const config::config> cfg; // the config to build
+        std::vector<std::string> diff;
+        bool new_version = false;
+        uint64_t states_generation = 0;
+        std::unique_ptr<snapshot_builder> builder;
+    };
+    change& enqueue(change_kind what, const control::actor& who,
+                    std::optional<control_server::ticket> ticket);
+    // evenctl apply (the file's text) and SIGHUP (the file's path): reviewed off the
+    // loop, then built and published in turn.
+    void request_apply(config::load_result (*load)(const std::string& source,
+                                                   const std::string& path),
+                       std::string source, std::string path, const control::actor& who,
+                       std::string origin, bool accept_shift,
+                       std::optional<control_server::ticket> ticket);
+    void request_rollback(std::optional<uint64_t> version, const control::actor& who,
+                          std::string why, std::optional<control_server::ticket> ticket);
+    void request_admin(std::string service, std::string backend, control::admin_state state,
+                       const control::actor& who, control_server::ticket ticket);
+    // Health or admin states changed: one rebuild of the running config.
+    void request_states_rebuild();
     void reload_from_file();
+    // Moves the queue on by at most one build slice; called every loop iteration.
+    void advance_changes();
+    bool changes_pending() const;
+    bool prepare(change& c, bool* wait);
+    void finish_change(change& c);
+    void answer(change& c, const control::json& reply);
+    void refuse(change& c, const std::string& counter, const std::string& reason,
+                control::json reply, std::initializer_list<control::log_field> extra = {});
+    void log_change(const char* event, uint64_t version, const change& c,
+                    std::initializer_list<control::log_field> extra = {});
     void publish(std::unique_ptr<snapshot> snap);
     void after_config_change();
     void health_tick();
@@ -104,6 +144,8 @@ private:
     void stats_tick();
     std::string render_metrics();
     void register_telemetry();
+    // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
+    void refresh_telemetry_if_wanted();
     std::vector<control::backend_sample> sample_backends() const;
     std::vector<const dataplane::worker_stats*> worker_stats() const;
     size_t alarm_count() const;
@@ -131,6 +173,8 @@ private:
     std::map<std::string, uint64_t> m_refused;   // by reason: invalid, shift, restart
     std::map<std::string, uint64_t> m_rollbacks; // by trigger: operator, automatic
     std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
+    std::deque<std::unique_ptr<change>> m_changes; // in the order they were asked for
+    bool m_metrics_stale = true;                   // render /metrics again before serving it
 };
 
 } // namespace evenflow::daemon

@@ -27,7 +27,10 @@ bool metrics_server::start(const std::string& listen, std::string* error) {
     int port = std::atoi(listen.c_str() + colon + 1);
     m_server = std::make_unique<httplib::Server>();
     m_server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-        std::lock_guard lock(m_mutex);
+        std::unique_lock lock(m_mutex);
+        uint64_t seen = m_generation;
+        m_wanted.store(true, std::memory_order_release);
+        m_published.wait_for(lock, std::chrono::seconds(1), [&] { return m_generation != seen; });
         res.set_content(m_text, "text/plain; version=0.0.4; charset=utf-8");
     });
     if (!m_server->bind_to_port(host, port)) {
@@ -51,8 +54,18 @@ void metrics_server::stop() {
 }
 
 void metrics_server::publish(std::string text) {
+    {
+        std::lock_guard lock(m_mutex);
+        m_text = std::move(text);
+        ++m_generation;
+        m_wanted.store(false, std::memory_order_release);
+    }
+    m_published.notify_all();
+}
+
+size_t metrics_server::last_size() const {
     std::lock_guard lock(m_mutex);
-    m_text = std::move(text);
+    return m_text.size();
 }
 
 void exposition::help(const std::string& name, const std::string& type, const std::string& text) {

@@ -1,8 +1,11 @@
 // The Prometheus endpoint: GET /metrics on [control] metrics, served by cpp-httplib
-// on its own thread. The control thread renders the exposition text once a second;
-// the HTTP thread only hands out the latest rendering, so it never reads daemon state.
+// on its own thread. A scrape asks the control thread for a rendering (wanted()) and
+// waits up to a second for it, then serves the latest one: the HTTP thread never
+// reads daemon state, and nothing is rendered while nobody scrapes.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,12 +25,18 @@ public:
     bool start(const std::string& listen, std::string* error);
     void stop();
     void publish(std::string exposition);
+    // A scrape is waiting for a fresh rendering (control thread: poll, then publish).
+    bool wanted() const { return m_wanted.load(std::memory_order_acquire); }
+    size_t last_size() const;
 
 private:
     std::unique_ptr<httplib::Server> m_server;
     std::thread m_thread;
-    std::mutex m_mutex;
-    std::string m_text; // guarded by m_mutex
+    mutable std::mutex m_mutex;
+    std::condition_variable m_published;
+    std::string m_text;                // guarded by m_mutex
+    uint64_t m_generation = 0;         // guarded by m_mutex: renderings published so far
+    std::atomic<bool> m_wanted{false}; // http: set, ctlplane: clear by publishing
 };
 
 // Appends one sample line: NAME{LABELS} VALUE, escaping label values.

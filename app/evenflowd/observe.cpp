@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
 
 namespace evenflow::daemon {
@@ -17,10 +19,14 @@ using control::log_event;
 
 namespace {
 
-// Telemetry callbacks run on DPDK's telemetry thread: they read this copy, which
-// the control thread refreshes once a second, never the daemon itself.
+// Telemetry callbacks run on DPDK's telemetry thread: they read this copy, never
+// the daemon itself. A callback asks for a refresh and waits up to a second for the
+// control thread to make it (refresh_telemetry_if_wanted).
 struct telemetry_view {
     std::mutex mutex;
+    std::condition_variable refreshed;
+    std::atomic<bool> wanted{false};
+    uint64_t generation = 0;
     uint64_t version = 0;
     double uptime_s = 0;
     uint64_t alarms = 0;
@@ -28,8 +34,17 @@ struct telemetry_view {
 };
 telemetry_view g_telemetry;
 
+std::unique_lock<std::mutex> fresh_telemetry() {
+    std::unique_lock lock(g_telemetry.mutex);
+    uint64_t seen = g_telemetry.generation;
+    g_telemetry.wanted.store(true);
+    g_telemetry.refreshed.wait_for(lock, std::chrono::seconds(1),
+                                   [&] { return g_telemetry.generation != seen; });
+    return lock;
+}
+
 int telemetry_status(const char*, const char*, rte_tel_data* d) {
-    std::lock_guard lock(g_telemetry.mutex);
+    auto lock = fresh_telemetry();
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "version", g_telemetry.version);
     rte_tel_data_add_dict_u64(d, "uptime_s", uint64_t(g_telemetry.uptime_s));
@@ -38,7 +53,7 @@ int telemetry_status(const char*, const char*, rte_tel_data* d) {
 }
 
 int telemetry_backends(const char*, const char*, rte_tel_data* d) {
-    std::lock_guard lock(g_telemetry.mutex);
+    auto lock = fresh_telemetry();
     rte_tel_data_start_dict(d);
     for (const auto& [key, summary] : g_telemetry.backends) {
         rte_tel_data_add_dict_string(d, key.c_str(), summary.c_str());
@@ -190,23 +205,36 @@ std::string evenflowd::render_metrics() {
     out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
     out.sample("evenflow_alarms_active", {}, double(alarm_count()));
 
-    // Same moment, same figures for the telemetry endpoints.
+    return out.take();
+}
+
+void evenflowd::refresh_telemetry_if_wanted() {
+    if (!g_telemetry.wanted.load()) {
+        return;
+    }
+    const snapshot* snap = m_shared.snap.load();
+    auto workers = worker_stats();
+    std::vector<std::pair<std::string, std::string>> backends;
+    for (const snapshot_backend& b : snap->backends) {
+        using dataplane::backend_counters;
+        backends.emplace_back(
+            fmt::format("{}/{}", snap->services[b.service_index].name, b.key()),
+            fmt::format("state={} expected={:.3f} observed={:.3f} active={} new={}",
+                        to_string(b.state), b.expected_share, m_skew.view(b.id).observed_share,
+                        sum(workers, b.id, &backend_counters::active_flows),
+                        sum(workers, b.id, &backend_counters::new_flows)));
+    }
     {
         std::lock_guard lock(g_telemetry.mutex);
         g_telemetry.version = m_manager.version();
         g_telemetry.uptime_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
         g_telemetry.alarms = alarm_count();
-        g_telemetry.backends.clear();
-        for (const row& r : rows) {
-            g_telemetry.backends.emplace_back(
-                fmt::format("{}/{}", r.service, r.b->key()),
-                fmt::format("state={} expected={:.3f} observed={:.3f} active={} new={}",
-                            to_string(r.b->state), r.b->expected_share, r.view.observed_share,
-                            r.active, r.new_flows));
-        }
+        g_telemetry.backends = std::move(backends);
+        ++g_telemetry.generation;
+        g_telemetry.wanted.store(false);
     }
-    return out.take();
+    g_telemetry.refreshed.notify_all();
 }
 
 std::vector<const dataplane::worker_stats*> evenflowd::worker_stats() const {
@@ -253,7 +281,6 @@ void evenflowd::stats_tick() {
                    {"flows", std::to_string(e.alarm.flows)},
                    {"version", std::to_string(m_manager.version())}});
     }
-    m_metrics.publish(render_metrics());
     for (const auto& e : events) {
         if (e.raised) {
             maybe_roll_back(fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",

@@ -15,6 +15,7 @@ struct maglev_backend {
     uint32_t id = no_backend; // non-zero, unique within one table
     std::string key;          // stable identity, e.g. "10.20.0.11:8080"; sets the permutation
     uint32_t weight = 1;      // 0 takes no slots
+    bool operator==(const maglev_backend&) const = default;
 };
 
 // Fills a table of `table_size` slots (must be prime) with backend ids. The result

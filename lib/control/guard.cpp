@@ -1,5 +1,8 @@
 #include "control/guard.hpp"
 
+#include "config/diff.hpp"
+#include "control/manager.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -125,41 +128,56 @@ std::vector<config::diagnostic> lint(const config::config& cfg, const snapshot& 
                 cfg, config::severity::warning, fmt::format("services[{}].table_size", svc.index),
                 fmt::format("table_size {} puts backend {} {:.1f}% off its weight share; a "
                             "larger prime table evens it out",
-                            svc.table.size(), worst_backend, worst * 100.0)));
+                            svc.table_size(), worst_backend, worst * 100.0)));
         }
     }
     return out;
 }
 
-shift_review review_shift(const snapshot& before, const snapshot& after,
+distribution expected_distribution(const config::config& cfg) {
+    distribution d;
+    std::map<std::string_view, const config::pool_config*> pools;
+    for (const config::pool_config& p : cfg.pools) {
+        pools.emplace(p.name, &p);
+    }
+    for (const config::service_config& svc : cfg.services) {
+        auto it = pools.find(svc.pool);
+        if (it == pools.end()) {
+            continue;
+        }
+        uint64_t total = 0;
+        for (const config::backend_config& b : it->second->backends) {
+            total += b.weight;
+        }
+        d.weight[svc.name] = total;
+        for (const config::backend_config& b : it->second->backends) {
+            d.share[{svc.name, config::format_endpoint(b.address, b.port)}] =
+                total == 0 ? 0.0 : double(b.weight) / double(total);
+        }
+    }
+    return d;
+}
+
+shift_review review_shift(const distribution& before, const distribution& after,
                           const config::skew_config& guard) {
     shift_review review;
-    std::map<std::pair<std::string, std::string>, double> old_share;
-    std::map<std::string, uint64_t> old_weight;
-    for (const snapshot_backend& b : before.backends) {
-        const snapshot_service& svc = before.services[b.service_index];
-        old_share[{svc.name, b.key()}] = b.expected_share;
-        old_weight[svc.name] += b.weight;
-    }
-    std::map<std::string, uint64_t> new_weight;
-    for (const snapshot_backend& b : after.backends) {
-        const snapshot_service& svc = after.services[b.service_index];
-        new_weight[svc.name] += b.weight;
-        auto it = old_share.find({svc.name, b.key()});
-        if (it == old_share.end() || it->second <= 0) {
+    for (const auto& [key, share] : after.share) {
+        auto it = before.share.find(key);
+        if (it == before.share.end() || it->second <= 0) {
             continue; // new capacity, not a shift onto an existing server
         }
-        double growth = b.expected_share / it->second;
+        double growth = share / it->second;
         if (growth > guard.max_share_growth) {
             review.refused = true;
             review.lines.push_back(fmt::format(
-                "service {}: backend {} expected share {} -> {} (x{:.1f}, limit x{:.1f})", svc.name,
-                b.key(), pct(it->second), pct(b.expected_share), growth, guard.max_share_growth));
+                "service {}: backend {} expected share {} -> {} (x{:.1f}, limit x{:.1f})",
+                key.first, key.second, pct(it->second), pct(share), growth,
+                guard.max_share_growth));
         }
     }
-    for (const auto& [service, weight] : old_weight) {
-        auto it = new_weight.find(service);
-        if (it == new_weight.end() || weight == 0) {
+    for (const auto& [service, weight] : before.weight) {
+        auto it = after.weight.find(service);
+        if (it == after.weight.end() || weight == 0) {
             continue; // a removed service is a decision, not a capacity loss
         }
         double lost = 1.0 - double(it->second) / double(weight);
@@ -172,6 +190,38 @@ shift_review review_shift(const snapshot& before, const snapshot& after,
         }
     }
     return review;
+}
+
+apply_evaluation evaluate_apply(config::load_result loaded,
+                                std::shared_ptr<const config::config> running,
+                                bool accept_shift) {
+    apply_evaluation out;
+    out.loaded = std::move(loaded);
+    if (!out.loaded.ok()) {
+        out.verdict = apply_verdict::invalid;
+        return out;
+    }
+    auto next = std::make_shared<const config::config>(std::move(*out.loaded.value));
+    out.loaded.value.reset();
+    // The running config's limits apply, so a config cannot loosen its own guard.
+    if (!accept_shift) {
+        shift_review review = review_shift(expected_distribution(*running),
+                                           expected_distribution(*next), running->skew);
+        if (review.refused) {
+            out.verdict = apply_verdict::shift;
+            out.shift_lines = std::move(review.lines);
+            return out;
+        }
+    }
+    if (std::string why = restart_required(*running, *next); !why.empty()) {
+        out.verdict = apply_verdict::restart;
+        out.error = std::move(why);
+        return out;
+    }
+    out.diff = config::diff(*running, *next);
+    out.verdict = out.diff.empty() ? apply_verdict::unchanged : apply_verdict::accept;
+    out.cfg = std::move(next);
+    return out;
 }
 
 } // namespace evenflow::control

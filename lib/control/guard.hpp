@@ -5,7 +5,10 @@
 #include "config/load.hpp"
 #include "snapshot/snapshot.hpp"
 
+#include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace evenflow::control {
@@ -15,6 +18,15 @@ namespace evenflow::control {
 // The file is named from cfg.source_path.
 std::vector<config::diagnostic> lint(const config::config& cfg, const snapshot& snap);
 
+// The configured distribution: each backend's expected share of its service
+// (weight over the pool's total), keyed by (service, "ADDR:PORT"), and each service's
+// total weight.
+struct distribution {
+    std::map<std::pair<std::string, std::string>, double> share;
+    std::map<std::string, uint64_t> weight;
+};
+distribution expected_distribution(const config::config& cfg);
+
 // How much the expected distribution moves from `before` to `after`, phrased for
 // review. `refused` when some backend's expected share grows by more than
 // guard.max_share_growth, or a pool loses more than guard.max_capacity_loss of its
@@ -23,7 +35,23 @@ struct shift_review {
     bool refused = false;
     std::vector<std::string> lines;
 };
-shift_review review_shift(const snapshot& before, const snapshot& after,
+shift_review review_shift(const distribution& before, const distribution& after,
                           const config::skew_config& guard);
+
+// The verdict on applying a loaded config to a daemon running `running`, in the
+// order the daemon answers: invalid, then a refused shift (unless accepted), then a
+// change only a restart can make, then unchanged. Pure and free of shared state, so
+// the daemon runs it off its control loop.
+enum class apply_verdict : uint8_t { accept, unchanged, invalid, shift, restart };
+struct apply_evaluation {
+    apply_verdict verdict = apply_verdict::invalid;
+    config::load_result loaded; // its diagnostics (the config itself moves to `cfg`)
+    std::vector<std::string> shift_lines;
+    std::string error;                          // restart: what cannot change
+    std::vector<std::string> diff;              // accept: what changes
+    std::shared_ptr<const config::config> cfg; // accept: the new config
+};
+apply_evaluation evaluate_apply(config::load_result loaded,
+                                std::shared_ptr<const config::config> running, bool accept_shift);
 
 } // namespace evenflow::control

@@ -8,7 +8,7 @@ void health_checker::sync(const snapshot& snap, clock::time_point now) {
     std::map<uint32_t, target> kept;
     for (const snapshot_backend& b : snap.backends) {
         const snapshot_service& svc = snap.services[b.service_index];
-        const config::pool_config* pool = snap.cfg.find_pool(svc.pool);
+        const config::pool_config* pool = snap.cfg->find_pool(svc.pool);
         if (pool == nullptr || pool->health.kind != config::health_kind::tcp) {
             continue;
         }

@@ -115,43 +115,58 @@ std::map<uint32_t, backend_state> config_manager::effective_states(const config:
     return states;
 }
 
-build_result config_manager::rebuild() {
-    const config::config& cfg = running();
-    build_result built = build_snapshot(cfg, m_registry, effective_states(cfg), version());
+build_result config_manager::rebuild(const snapshot* previous) {
+    build_result built = build_snapshot(m_history.back().cfg, m_registry,
+                                        effective_states(running()), version(), {previous, true});
     if (built.value) {
         ++m_generation;
     }
     return built;
 }
 
+std::unique_ptr<snapshot_builder>
+config_manager::builder_for(std::shared_ptr<const config::config> cfg, uint64_t version,
+                            const snapshot* previous) {
+    ++m_generation;
+    auto states = effective_states(*cfg);
+    return std::make_unique<snapshot_builder>(std::move(cfg), m_registry, std::move(states),
+                                              version, build_options{previous, true});
+}
+
+uint64_t config_manager::record(std::shared_ptr<const config::config> cfg, const actor& who,
+                                std::string origin, std::vector<std::string> diff) {
+    history_entry entry;
+    entry.version = m_next_version++;
+    entry.at = std::chrono::system_clock::now();
+    entry.who = who;
+    entry.origin = std::move(origin);
+    entry.diff = std::move(diff);
+    entry.cfg = std::move(cfg);
+    m_history.push_back(std::move(entry));
+    while (m_history.size() > m_keep) {
+        m_history.pop_front();
+    }
+    return m_history.back().version;
+}
+
 change_result config_manager::commit(std::shared_ptr<const config::config> cfg, const actor& who,
                                      std::string origin) {
     change_result out;
-    uint64_t version = m_next_version;
-    build_result built = build_snapshot(*cfg, m_registry, effective_states(*cfg), version);
+    build_result built = build_snapshot(cfg, m_registry, effective_states(*cfg), m_next_version,
+                                        {});
     if (!built.value) {
         out.error = built.error;
         out.version = this->version();
         return out;
     }
-    ++m_next_version;
     ++m_generation;
-    history_entry entry;
-    entry.version = version;
-    entry.at = std::chrono::system_clock::now();
-    entry.who = who;
-    entry.origin = std::move(origin);
+    std::vector<std::string> diff;
     if (!m_history.empty()) {
-        entry.diff = config::diff(running(), *cfg);
+        diff = config::diff(running(), *cfg);
     }
-    entry.cfg = std::move(cfg);
-    out.diff = entry.diff;
-    m_history.push_back(std::move(entry));
-    while (m_history.size() > m_keep) {
-        m_history.pop_front();
-    }
+    out.diff = diff;
+    out.version = record(std::move(cfg), who, std::move(origin), std::move(diff));
     out.ok = true;
-    out.version = version;
     out.snap = std::move(built.value);
     return out;
 }
@@ -179,39 +194,87 @@ change_result config_manager::apply(const config::config& next, const actor& who
     return commit(std::make_shared<const config::config>(next), who, std::move(origin));
 }
 
-change_result config_manager::rollback(std::optional<uint64_t> version, const actor& who) {
-    change_result out;
-    out.version = this->version();
+std::shared_ptr<const config::config>
+config_manager::rollback_target(std::optional<uint64_t> version, uint64_t* target,
+                                std::string* error) const {
     if (m_history.size() < 2 && !version) {
-        out.error = "no earlier version to roll back to";
-        return out;
+        *error = "no earlier version to roll back to";
+        return nullptr;
     }
-    const history_entry* target = nullptr;
+    const history_entry* found = nullptr;
     if (!version) {
-        target = &m_history[m_history.size() - 2];
+        found = &m_history[m_history.size() - 2];
     } else {
         for (const history_entry& e : m_history) {
             if (e.version == *version) {
-                target = &e;
+                found = &e;
             }
         }
-        if (target == nullptr) {
-            out.error = fmt::format("version {} is not kept (kept: {}..{}); see evenctl history",
-                                    *version, m_history.front().version, m_history.back().version);
-            return out;
+        if (found == nullptr) {
+            *error = fmt::format("version {} is not kept (kept: {}..{}); see evenctl history",
+                                 *version, m_history.front().version, m_history.back().version);
+            return nullptr;
         }
         if (*version == this->version()) {
-            out.error = fmt::format("version {} is already running", *version);
-            return out;
+            *error = fmt::format("version {} is already running", *version);
+            return nullptr;
         }
     }
-    uint64_t target_version = target->version;
-    std::shared_ptr<const config::config> cfg = target->cfg;
-    if (std::string why = restart_required(running(), *cfg); !why.empty()) {
-        out.error = why;
+    if (std::string why = restart_required(running(), *found->cfg); !why.empty()) {
+        *error = why;
+        return nullptr;
+    }
+    *target = found->version;
+    return found->cfg;
+}
+
+change_result config_manager::rollback(std::optional<uint64_t> version, const actor& who) {
+    change_result out;
+    out.version = this->version();
+    uint64_t target = 0;
+    auto cfg = rollback_target(version, &target, &out.error);
+    if (!cfg) {
         return out;
     }
-    return commit(std::move(cfg), who, fmt::format("rollback to {}", target_version));
+    return commit(std::move(cfg), who, fmt::format("rollback to {}", target));
+}
+
+bool config_manager::set_admin_state(const std::string& service, const std::string& backend,
+                                     admin_state state, std::string* error) {
+    const config::config& cfg = running();
+    const config::service_config* svc = cfg.find_service(service);
+    if (svc == nullptr) {
+        *error = fmt::format("no service named {}; see evenctl services", service);
+        return false;
+    }
+    const config::pool_config* pool = cfg.find_pool(svc->pool);
+    uint32_t id = balance::no_backend;
+    for (const config::backend_config& b : pool->backends) {
+        if (config::format_endpoint(b.address, b.port) == backend) {
+            id = m_registry.id_for(svc->name, b.address, b.port);
+        }
+    }
+    if (id == balance::no_backend) {
+        *error = fmt::format("service {} has no backend {}; see evenctl backends {}", service,
+                             backend, service);
+        return false;
+    }
+    if (state == admin_state::enabled) {
+        m_admin.erase(id);
+    } else {
+        m_admin[id] = state;
+    }
+    ++m_states_generation;
+    return true;
+}
+
+bool config_manager::record_health(uint32_t backend_id, health_verdict verdict) {
+    if (health_of(backend_id) == verdict) {
+        return false;
+    }
+    m_health[backend_id] = verdict;
+    ++m_states_generation;
+    return true;
 }
 
 change_result config_manager::set_admin(const std::string& service, const std::string& backend,
@@ -219,30 +282,8 @@ change_result config_manager::set_admin(const std::string& service, const std::s
     (void)who;
     change_result out;
     out.version = version();
-    const config::config& cfg = running();
-    const config::service_config* svc = cfg.find_service(service);
-    if (svc == nullptr) {
-        out.error = fmt::format("no service named {}; see evenctl services", service);
+    if (!set_admin_state(service, backend, state, &out.error)) {
         return out;
-    }
-    const config::pool_config* pool = cfg.find_pool(svc->pool);
-    uint32_t id = balance::no_backend;
-    for (const config::backend_config& b : pool->backends) {
-        std::string key = b.address.is_v4() ? fmt::format("{}:{}", b.address.to_string(), b.port)
-                                            : fmt::format("[{}]:{}", b.address.to_string(), b.port);
-        if (key == backend) {
-            id = m_registry.id_for(svc->name, b.address, b.port);
-        }
-    }
-    if (id == balance::no_backend) {
-        out.error = fmt::format("service {} has no backend {}; see evenctl backends {}", service,
-                                backend, service);
-        return out;
-    }
-    if (state == admin_state::enabled) {
-        m_admin.erase(id);
-    } else {
-        m_admin[id] = state;
     }
     build_result built = rebuild();
     if (!built.value) {
@@ -258,11 +299,10 @@ change_result config_manager::set_admin(const std::string& service, const std::s
 change_result config_manager::set_health(uint32_t backend_id, health_verdict verdict) {
     change_result out;
     out.version = version();
-    if (health_of(backend_id) == verdict) {
+    if (!record_health(backend_id, verdict)) {
         out.ok = true;
         return out;
     }
-    m_health[backend_id] = verdict;
     build_result built = rebuild();
     if (!built.value) {
         out.error = built.error;

@@ -66,7 +66,10 @@ public:
 
     // Forgets every health verdict (all back to unknown, which takes traffic): after
     // an automatic rollback, verdicts reached under the bad config are suspect.
-    void forget_health() { m_health.clear(); }
+    void forget_health() {
+        m_health.clear();
+        ++m_states_generation;
+    }
 
     // A health verdict for a backend id; a rebuild only when it changes membership.
     change_result set_health(uint32_t backend_id, health_verdict verdict);
@@ -80,7 +83,31 @@ public:
     health_verdict health_of(uint32_t backend_id) const;
 
     // Builds a snapshot of the running config with current states (e.g. at start).
-    build_result rebuild();
+    build_result rebuild(const snapshot* previous = nullptr);
+
+    // ---- the same steps, apart, for the daemon: it builds large configs a slice at a
+    // ---- time between its other work, and records the version once the build is done.
+
+    // A build of `cfg` as version `version` with the current operator and health states,
+    // sharing the tables of `previous` where a service did not change.
+    std::unique_ptr<snapshot_builder> builder_for(std::shared_ptr<const config::config> cfg,
+                                                  uint64_t version, const snapshot* previous);
+    uint64_t next_version() const { return m_next_version; }
+    // Makes `cfg` (built as next_version()) the running version. Returns it.
+    uint64_t record(std::shared_ptr<const config::config> cfg, const actor& who,
+                    std::string origin, std::vector<std::string> diff);
+    // A kept version to roll back to (the previous one by default): its config and
+    // number, or nullptr and *error.
+    std::shared_ptr<const config::config>
+    rollback_target(std::optional<uint64_t> version, uint64_t* target, std::string* error) const;
+    // An operator state, no rebuild. False with *error when there is no such backend.
+    bool set_admin_state(const std::string& service, const std::string& backend,
+                         admin_state state, std::string* error);
+    // A health verdict, no rebuild. True when it changed the backend's verdict.
+    bool record_health(uint32_t backend_id, health_verdict verdict);
+    // Grows with every operator or health state change: a build made before the last
+    // change is stale.
+    uint64_t states_generation() const { return m_states_generation; }
 
 private:
     change_result commit(std::shared_ptr<const config::config> cfg, const actor& who,
@@ -94,6 +121,7 @@ private:
     backend_registry m_registry;
     std::map<uint32_t, admin_state> m_admin;
     std::map<uint32_t, health_verdict> m_health;
+    uint64_t m_states_generation = 0;
 };
 
 // Why `next` cannot be applied to a daemon running `running`, or "" when it can.

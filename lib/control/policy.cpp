@@ -58,7 +58,7 @@ std::vector<runtime_stamper::kept_flows> runtime_stamper::stamp(snapshot& snap, 
         auto it = m_draining_since.find(b.id);
         uint64_t since = it != m_draining_since.end() ? it->second : now_ms;
         still_draining[b.id] = since;
-        const config::pool_config* pool = snap.cfg.find_pool(snap.services[b.service_index].pool);
+        const config::pool_config* pool = snap.cfg->find_pool(snap.services[b.service_index].pool);
         uint64_t timeout = pool != nullptr ? uint64_t(pool->drain_timeout.count()) : 0;
         // 0 = no deadline: a zero drain_timeout means "drain until the flows end".
         b.drain_deadline_ms = timeout == 0 ? 0 : std::max<uint64_t>(since + timeout, 1);

@@ -103,82 +103,162 @@ const snapshot_service* snapshot::service_of_backend(const net::ip_addr& address
 
 build_result build_snapshot(const config::config& cfg, backend_registry& registry,
                             const std::map<uint32_t, backend_state>& states, uint64_t version) {
-    auto snap = std::make_unique<snapshot>();
-    snap->version = version;
-    snap->cfg = cfg;
-    snap->m_backend_by_id.assign(backend_registry::max_ids, -1);
+    return build_snapshot(std::make_shared<const config::config>(cfg), registry, states, version,
+                          {});
+}
 
-    for (const config::service_config& sc : cfg.services) {
-        const config::pool_config* pool = cfg.find_pool(sc.pool);
-        if (pool == nullptr) {
-            return {nullptr, fmt::format("service {}: pool {} does not exist", sc.name, sc.pool)};
-        }
-        snapshot_service svc;
-        svc.index = uint16_t(snap->services.size());
-        svc.name = sc.name;
-        svc.pool = sc.pool;
-        svc.vip = sc.vip;
-        svc.port = sc.port;
-        svc.port_be = htons(sc.port);
-        svc.proto = 6;
-        svc.hash = sc.hash;
+build_result build_snapshot(std::shared_ptr<const config::config> cfg, backend_registry& registry,
+                            const std::map<uint32_t, backend_state>& states, uint64_t version,
+                            const build_options& options) {
+    snapshot_builder builder(std::move(cfg), registry, states, version, options);
+    while (!builder.step(std::chrono::hours(1))) {
+    }
+    return builder.finish();
+}
 
-        uint64_t total_weight = 0;
-        for (const config::backend_config& bc : pool->backends) {
-            total_weight += bc.weight;
+snapshot_builder::snapshot_builder(std::shared_ptr<const config::config> cfg,
+                                   backend_registry& registry,
+                                   std::map<uint32_t, backend_state> states, uint64_t version,
+                                   build_options options)
+    : m_registry(registry), m_states(std::move(states)), m_options(options),
+      m_snap(std::make_unique<snapshot>()) {
+    m_snap->version = version;
+    m_snap->cfg = std::move(cfg);
+    m_snap->m_backend_by_id.assign(backend_registry::max_ids, -1);
+    for (const config::pool_config& p : m_snap->cfg->pools) {
+        m_pools.emplace(p.name, &p);
+    }
+    if (m_options.previous != nullptr) {
+        for (const snapshot_service& svc : m_options.previous->services) {
+            m_before.emplace(svc.name, &svc);
         }
+    }
+}
 
-        std::vector<balance::maglev_backend> members;
-        for (const config::backend_config& bc : pool->backends) {
-            snapshot_backend b;
-            b.id = registry.id_for(sc.name, bc.address, bc.port);
-            if (b.id == balance::no_backend) {
-                return {nullptr, fmt::format("service {}: backend id space ({}) exhausted; "
-                                             "restart the daemon to renumber",
-                                             sc.name, backend_registry::max_ids - 1)};
-            }
-            b.service_index = svc.index;
-            b.address = bc.address;
-            b.port = bc.port;
-            b.port_be = htons(bc.port);
-            b.weight = bc.weight;
-            if (auto it = states.find(b.id); it != states.end()) {
-                b.state = it->second;
-            } else {
-                b.state = bc.weight == 0 ? backend_state::draining : backend_state::unknown;
-            }
-            b.expected_share = total_weight == 0 ? 0.0 : double(bc.weight) / double(total_weight);
-            if (takes_new_flows(b.state) && bc.weight > 0) {
-                members.push_back({b.id, b.key(), bc.weight});
-                svc.has_backend_up = true;
-            }
-            snap->m_backend_by_id[b.id] = int32_t(snap->backends.size());
-            svc.backend_indexes.push_back(uint32_t(snap->backends.size()));
-            snap->backends.push_back(std::move(b));
+bool snapshot_builder::step(std::chrono::steady_clock::duration budget) {
+    auto deadline = std::chrono::steady_clock::now() + budget;
+    const auto& services = m_snap->cfg->services;
+    while (m_error.empty() && m_next < services.size()) {
+        add_service(services[m_next++]);
+        if (std::chrono::steady_clock::now() >= deadline) {
+            break;
         }
+    }
+    return done();
+}
 
-        svc.table = balance::build_maglev_table(members, sc.table_size);
-        std::vector<uint32_t> slots = balance::count_slots(svc.table, backend_registry::max_ids);
-        for (uint32_t i : svc.backend_indexes) {
-            snapshot_backend& b = snap->backends[i];
-            b.slots = slots[b.id];
-            b.predicted_share = double(b.slots) / double(svc.table.size());
+bool snapshot_builder::done() const {
+    return !m_error.empty() || m_next == m_snap->cfg->services.size();
+}
+
+void snapshot_builder::add_service(const config::service_config& sc) {
+    static const auto empty_table = std::make_shared<const std::vector<uint32_t>>(1, 0u);
+    snapshot& snap = *m_snap;
+    auto pool_it = m_pools.find(sc.pool);
+    if (pool_it == m_pools.end()) {
+        m_error = fmt::format("service {}: pool {} does not exist", sc.name, sc.pool);
+        return;
+    }
+    const config::pool_config* pool = pool_it->second;
+    snapshot_service svc;
+    svc.index = uint16_t(snap.services.size());
+    svc.name = sc.name;
+    svc.pool = sc.pool;
+    svc.vip = sc.vip;
+    svc.port = sc.port;
+    svc.port_be = htons(sc.port);
+    svc.proto = 6;
+    svc.hash = sc.hash;
+
+    uint64_t total_weight = 0;
+    for (const config::backend_config& bc : pool->backends) {
+        total_weight += bc.weight;
+    }
+    for (const config::backend_config& bc : pool->backends) {
+        snapshot_backend b;
+        b.id = m_registry.id_for(sc.name, bc.address, bc.port);
+        if (b.id == balance::no_backend) {
+            m_error = fmt::format("service {}: backend id space ({}) exhausted; restart the "
+                                  "daemon to renumber",
+                                  sc.name, backend_registry::max_ids - 1);
+            return;
         }
-        snap->services.push_back(std::move(svc));
+        b.service_index = svc.index;
+        b.address = bc.address;
+        b.port = bc.port;
+        b.port_be = htons(bc.port);
+        b.weight = bc.weight;
+        if (auto it = m_states.find(b.id); it != m_states.end()) {
+            b.state = it->second;
+        } else {
+            b.state = bc.weight == 0 ? backend_state::draining : backend_state::unknown;
+        }
+        b.expected_share = total_weight == 0 ? 0.0 : double(bc.weight) / double(total_weight);
+        if (takes_new_flows(b.state) && bc.weight > 0) {
+            svc.members.push_back({b.id, b.key(), bc.weight});
+            svc.has_backend_up = true;
+        }
+        snap.m_backend_by_id[b.id] = int32_t(snap.backends.size());
+        svc.backend_indexes.push_back(uint32_t(snap.backends.size()));
+        snap.backends.push_back(std::move(b));
     }
 
+    const snapshot_service* reused = nullptr;
+    if (auto it = m_before.find(svc.name); m_options.with_tables && it != m_before.end() &&
+                                           it->second->table_size() == sc.table_size &&
+                                           it->second->members == svc.members) {
+        reused = it->second;
+    }
+    if (!m_options.with_tables) {
+        svc.set_table(empty_table);
+    } else if (reused != nullptr) {
+        // Same members, same size: the same table, and the same slot counts.
+        svc.set_table(reused->table);
+        ++m_reused;
+        for (uint32_t i : svc.backend_indexes) {
+            snapshot_backend& b = snap.backends[i];
+            const snapshot_backend* old = m_options.previous->find_backend(b.id);
+            b.slots = old != nullptr ? old->slots : 0;
+            b.predicted_share = double(b.slots) / double(svc.table_size());
+        }
+    } else {
+        svc.set_table(std::make_shared<const std::vector<uint32_t>>(
+            balance::build_maglev_table(svc.members, sc.table_size)));
+        ++m_built;
+        // Slot counts per id; the scratch array is cleared again for the next service.
+        thread_local std::vector<uint32_t> counts(backend_registry::max_ids, 0);
+        for (uint32_t id : *svc.table) {
+            ++counts[id];
+        }
+        for (uint32_t i : svc.backend_indexes) {
+            snapshot_backend& b = snap.backends[i];
+            b.slots = counts[b.id];
+            b.predicted_share = double(b.slots) / double(svc.table_size());
+        }
+        for (uint32_t id : *svc.table) {
+            counts[id] = 0;
+        }
+    }
+    snap.services.push_back(std::move(svc));
+}
+
+build_result snapshot_builder::finish() {
+    if (!m_error.empty()) {
+        return {nullptr, m_error};
+    }
+    snapshot& snap = *m_snap;
     // Open-addressing service index at most half full, so probes stay short.
-    size_t slots = std::bit_ceil(std::max<size_t>(8, snap->services.size() * 2));
-    snap->m_service_slots.assign(slots, {});
-    for (const snapshot_service& svc : snap->services) {
+    size_t slots = std::bit_ceil(std::max<size_t>(8, snap.services.size() * 2));
+    snap.m_service_slots.assign(slots, {});
+    for (const snapshot_service& svc : snap.services) {
         size_t mask = slots - 1;
         size_t i = service_slot_hash(svc.vip, svc.port_be, svc.proto) & mask;
-        while (snap->m_service_slots[i].service >= 0) {
+        while (snap.m_service_slots[i].service >= 0) {
             i = (i + 1) & mask;
         }
-        snap->m_service_slots[i] = {svc.vip, svc.port_be, svc.proto, int16_t(svc.index)};
+        snap.m_service_slots[i] = {svc.vip, svc.port_be, svc.proto, int16_t(svc.index)};
     }
-    return {std::move(snap), {}};
+    return {std::move(m_snap), {}};
 }
 
 } // namespace evenflow

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "net/flow_key.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -74,7 +75,12 @@ struct snapshot_service {
     uint16_t port_be = 0; // network byte order
     uint8_t proto = 6;
     config::hash_mode hash = config::hash_mode::five_tuple;
-    std::vector<uint32_t> table;           // Maglev: slot -> backend id (0 = none)
+    // Maglev: slot -> backend id (0 = none). Immutable and shared: a snapshot in which
+    // the service's members did not change reuses the previous snapshot's table, so a
+    // health verdict or an apply costs what the services it touches cost.
+    std::shared_ptr<const std::vector<uint32_t>> table;
+    // What the table was built from (members taking new flows, in config order).
+    std::vector<balance::maglev_backend> members;
     std::vector<uint32_t> backend_indexes; // into snapshot::backends
     bool has_backend_up = false;
     // Set by the daemon during an apply's probation when backends of the service are
@@ -85,12 +91,23 @@ struct snapshot_service {
     // The flow's hash for this service's hashing mode (5-tuple or source address).
     uint32_t flow_hash(const net::flow_key& key) const;
     // The Maglev pick for that hash; balance::no_backend when none is up.
-    uint32_t pick(uint32_t hash) const { return table[hash % table.size()]; }
+    uint32_t pick(uint32_t hash) const { return m_slots[hash % m_table_size]; }
+    uint32_t table_size() const { return m_table_size; }
+    void set_table(std::shared_ptr<const std::vector<uint32_t>> t) {
+        table = std::move(t);
+        m_slots = table->data();
+        m_table_size = uint32_t(table->size());
+    }
+
+private:
+    // The hot path's copy of table->data() and its size: one load less per pick.
+    const uint32_t* m_slots = nullptr;
+    uint32_t m_table_size = 0;
 };
 
 struct snapshot {
     uint64_t version = 0;
-    config::config cfg;
+    std::shared_ptr<const config::config> cfg; // shared with the config history
     std::vector<snapshot_service> services;
     std::vector<snapshot_backend> backends;
 
@@ -128,7 +145,48 @@ struct build_result {
 
 // Builds a snapshot of a validated config. `states` overrides the state of backends by
 // id (health verdicts, operator actions); a backend absent from it is `unknown`, or
-// `draining` when its configured weight is 0.
+// `draining` when its configured weight is 0. With `previous`, a service whose
+// table size and members are unchanged shares its Maglev table instead of building it.
+// `with_tables = false` builds everything but the tables (shares for a review).
+struct build_options {
+    const snapshot* previous = nullptr;
+    bool with_tables = true;
+};
+build_result build_snapshot(std::shared_ptr<const config::config> cfg, backend_registry& registry,
+                            const std::map<uint32_t, backend_state>& states, uint64_t version,
+                            const build_options& options);
+// Builds a snapshot a few services at a time, so that the control thread can build
+// a large config between its other work (ARP, probes, the socket): step() builds
+// services until its time budget is spent. `registry` and `options.previous` must
+// outlive the builder. build_snapshot() is the same, all at once.
+class snapshot_builder {
+public:
+    snapshot_builder(std::shared_ptr<const config::config> cfg, backend_registry& registry,
+                     std::map<uint32_t, backend_state> states, uint64_t version,
+                     build_options options);
+    // True once every service is built (or the build failed).
+    bool step(std::chrono::steady_clock::duration budget);
+    bool done() const;
+    // The snapshot, or the error; once done.
+    build_result finish();
+    size_t tables_built() const { return m_built; }
+    size_t tables_reused() const { return m_reused; }
+
+private:
+    void add_service(const config::service_config& sc);
+
+    backend_registry& m_registry;
+    std::map<uint32_t, backend_state> m_states;
+    build_options m_options;
+    std::unique_ptr<snapshot> m_snap;
+    std::map<std::string_view, const config::pool_config*> m_pools;
+    std::map<std::string_view, const snapshot_service*> m_before; // previous, by name
+    size_t m_next = 0;                                            // next service to build
+    size_t m_built = 0, m_reused = 0;
+    std::string m_error;
+};
+
+// A copy of `cfg`, every table built (evenctl check, tests).
 build_result build_snapshot(const config::config& cfg, backend_registry& registry,
                             const std::map<uint32_t, backend_state>& states, uint64_t version);
 

@@ -409,7 +409,8 @@ TEST_CASE("shift guard: 90% of the weight on one backend is refused, new capacit
                        registry, {}, 2)
             .value;
     config::skew_config guard;
-    auto review = control::review_shift(*before, *skewed, guard);
+    auto review = control::review_shift(control::expected_distribution(*before->cfg),
+                                        control::expected_distribution(*skewed->cfg), guard);
     CHECK(review.refused);
     REQUIRE(review.lines.size() == 1);
     CHECK(review.lines[0] ==
@@ -419,14 +420,17 @@ TEST_CASE("shift guard: 90% of the weight on one backend is refused, new capacit
                                     "  { address = \"10.20.0.14\", port = 8080, weight = 4 },\n")),
                                 registry, {}, 3)
                      .value;
-    CHECK_FALSE(control::review_shift(*before, *grown, guard).refused);
+    CHECK_FALSE(control::review_shift(control::expected_distribution(*before->cfg),
+                                      control::expected_distribution(*grown->cfg), guard)
+                    .refused);
 
     auto shrunk =
         build_snapshot(load_or_fail(basic_config_text(
                            "", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n")),
                        registry, {}, 4)
             .value;
-    auto loss = control::review_shift(*before, *shrunk, guard);
+    auto loss = control::review_shift(control::expected_distribution(*before->cfg),
+                                      control::expected_distribution(*shrunk->cfg), guard);
     CHECK(loss.refused);
     CHECK(loss.lines.back() == "service web: pool weight 4 -> 1 (75% of its capacity removed, "
                                "limit 50%)");
