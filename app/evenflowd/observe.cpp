@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -112,6 +113,74 @@ std::string evenflowd::render_metrics() {
         r.view = m_skew.view(b.id);
         rows.push_back(r);
     }
+    // Per-service aggregates first: always present, whatever metrics_backends says.
+    {
+        struct totals {
+            uint64_t active = 0, new_flows = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
+                     bytes_from = 0;
+        };
+        std::vector<totals> per_service(snap->services.size());
+        for (const row& r : rows) {
+            totals& t = per_service[r.b->service_index];
+            t.active += r.active;
+            t.new_flows += r.new_flows;
+            t.pkts_to += r.pkts_to;
+            t.pkts_from += r.pkts_from;
+            t.bytes_to += r.bytes_to;
+            t.bytes_from += r.bytes_from;
+        }
+        auto per_service_metric = [&](const char* name, const char* type, const char* help,
+                                      auto value) {
+            out.help(name, type, help);
+            for (const snapshot_service& svc : snap->services) {
+                out.sample(name, {{"service", svc.name}}, double(value(per_service[svc.index])));
+            }
+        };
+        per_service_metric("evenflow_service_active_flows", "gauge",
+                           "Live flows of the service, all backends.",
+                           [](const totals& t) { return t.active; });
+        per_service_metric("evenflow_service_new_flows_total", "counter",
+                           "Flows opened to the service, all backends.",
+                           [](const totals& t) { return t.new_flows; });
+        out.help("evenflow_service_packets_total", "counter",
+                 "Packets forwarded for the service, by direction.");
+        out.help("evenflow_service_bytes_total", "counter",
+                 "Bytes forwarded for the service, by direction.");
+        for (const snapshot_service& svc : snap->services) {
+            const totals& t = per_service[svc.index];
+            out.sample("evenflow_service_packets_total",
+                       {{"service", svc.name}, {"direction", "to_backend"}}, double(t.pkts_to));
+            out.sample("evenflow_service_packets_total",
+                       {{"service", svc.name}, {"direction", "to_client"}}, double(t.pkts_from));
+            out.sample("evenflow_service_bytes_total",
+                       {{"service", svc.name}, {"direction", "to_backend"}}, double(t.bytes_to));
+            out.sample("evenflow_service_bytes_total",
+                       {{"service", svc.name}, {"direction", "to_client"}}, double(t.bytes_from));
+        }
+    }
+    // Then per-backend series for the backends [control] metrics_backends selects.
+    const config::metrics_backends& selection = m_manager.running().control.metrics_backends;
+    if (selection.which != config::metrics_backends::kind::all) {
+        auto in_trouble = [&](const row& r) {
+            return !takes_new_flows(r.b->state) || m_skew.alarms().count(r.b->id) != 0 ||
+                   m_no_backend.active().count(r.service) != 0;
+        };
+        std::vector<row> busiest;
+        std::vector<row> kept;
+        for (row& r : rows) {
+            (in_trouble(r) ? kept : busiest).push_back(std::move(r));
+        }
+        if (selection.which == config::metrics_backends::kind::top) {
+            size_t n = std::min<size_t>(selection.top, busiest.size());
+            std::partial_sort(busiest.begin(), busiest.begin() + ptrdiff_t(n), busiest.end(),
+                              [](const row& a, const row& b) { return a.active > b.active; });
+            kept.insert(kept.end(), busiest.begin(), busiest.begin() + ptrdiff_t(n));
+        }
+        rows = std::move(kept);
+    }
+    out.help("evenflow_metrics_backends_exported", "gauge",
+             "Backends with per-backend series in this exposition ([control] metrics_backends).");
+    out.sample("evenflow_metrics_backends_exported", {}, double(rows.size()));
     auto per_backend = [&](const char* name, const char* type, const char* help, auto value) {
         out.help(name, type, help);
         for (const row& r : rows) {

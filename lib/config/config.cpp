@@ -80,6 +80,18 @@ std::string to_string(skew_action a) {
     return "unknown";
 }
 
+std::string to_string(const metrics_backends& m) {
+    switch (m.which) {
+    case metrics_backends::kind::all:
+        return "all";
+    case metrics_backends::kind::alarmed:
+        return "alarmed";
+    case metrics_backends::kind::top:
+        return std::to_string(m.top);
+    }
+    return "unknown";
+}
+
 std::string format_endpoint(const net::ip_addr& addr, uint16_t port) {
     if (addr.is_v4()) {
         return fmt::format("{}:{}", addr.to_string(), port);

@@ -22,9 +22,20 @@ struct eal_config {
     std::vector<std::string> args;
 };
 
+// Which backends get per-backend series in /metrics (per-service aggregates are
+// always there): every one, only those in trouble (an alarm, or not up), or those
+// plus the `top` busiest by live flows.
+struct metrics_backends {
+    enum class kind : uint8_t { all, alarmed, top };
+    kind which = kind::all;
+    uint32_t top = 0;
+    bool operator==(const metrics_backends&) const = default;
+};
+
 struct control_config {
     std::string socket = "/run/evenflow/evenflow.sock";
     std::string metrics = "127.0.0.1:9091"; // "" disables the Prometheus endpoint
+    struct metrics_backends metrics_backends;
 };
 
 struct flow_timeouts {
@@ -116,6 +127,7 @@ std::string format_duration(duration d); // "1.5s", "500ms", "5m"
 std::string to_string(hash_mode m);      // "5tuple" | "src_ip"
 std::string to_string(health_kind k);    // "tcp" | "none"
 std::string to_string(skew_action a);    // "alert" | "rollback"
+std::string to_string(const metrics_backends& m); // "all" | "alarmed" | "N"
 // "10.20.0.11:8080", "[2001:db8::11]:8080"
 std::string format_endpoint(const net::ip_addr& addr, uint16_t port);
 

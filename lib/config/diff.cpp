@@ -200,6 +200,8 @@ void diff_settings(const config& before, const config& after, lines& out) {
 
     setting(out, "control.socket", quoted(before.control.socket), quoted(after.control.socket));
     setting(out, "control.metrics", quoted(before.control.metrics), quoted(after.control.metrics));
+    setting(out, "control.metrics_backends", to_string(before.control.metrics_backends),
+            to_string(after.control.metrics_backends));
     setting(out, "eal.args", list(before.eal.args), list(after.eal.args));
 }
 

@@ -115,7 +115,7 @@ void loader::read_eal(const toml::table& table) {
 
 void loader::read_control(const toml::table& table) {
     const std::string path = "control";
-    check_keys(table, path, {"socket", "metrics"});
+    check_keys(table, path, {"socket", "metrics", "metrics_backends"});
     if (auto* n = member(table, "socket", path)) {
         auto key = child(path, "socket");
         if (auto socket = get_string(*n, key)) {
@@ -145,6 +145,24 @@ void loader::read_control(const toml::table& table) {
             } else {
                 m_config.control.metrics = *metrics;
             }
+        }
+    }
+    if (auto* n = member(table, "metrics_backends", path)) {
+        auto key = child(path, "metrics_backends");
+        auto& out = m_config.control.metrics_backends;
+        if (auto* s = n->as_string(); s != nullptr && s->get() == "all") {
+            out.which = metrics_backends::kind::all;
+        } else if (s != nullptr && s->get() == "alarmed") {
+            out.which = metrics_backends::kind::alarmed;
+        } else if (n->is_integer()) {
+            if (auto v = get_uint(*n, key, "metrics_backends", 1, 1'000'000)) {
+                out.which = metrics_backends::kind::top;
+                out.top = *v;
+            }
+        } else {
+            error(*n, key,
+                  "metrics_backends is \"all\", \"alarmed\" (backends with an alarm or not "
+                  "up) or a number N (those plus the N busiest)");
         }
     }
 }

@@ -1,64 +1,85 @@
 #include "control/health.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace evenflow::control {
 
+namespace {
+
+// Where in its first interval a target is probed: spread evenly over targets and
+// stable for an endpoint, so a large pool is never probed in one burst.
+double phase_of(const net::ip_addr& address, uint16_t port) {
+    uint32_t h = net::crc32c(address.bytes.data(), address.bytes.size(), port);
+    return double(h) / 4294967296.0;
+}
+
+} // namespace
+
 void health_checker::sync(const snapshot& snap, clock::time_point now) {
-    std::map<uint32_t, target> kept;
+    std::map<endpoint, target> kept;
     for (const snapshot_backend& b : snap.backends) {
         const snapshot_service& svc = snap.services[b.service_index];
         const config::pool_config* pool = snap.cfg->find_pool(svc.pool);
         if (pool == nullptr || pool->health.kind != config::health_kind::tcp) {
             continue;
         }
-        target t;
-        if (auto it = m_targets.find(b.id); it != m_targets.end()) {
-            t = it->second;
-        } else {
-            // Spread first probes over one interval so a large pool is not probed
-            // in one burst.
-            auto spread = pool->health.interval * (b.id % 16) / 16;
-            t.next_probe = now + std::chrono::duration_cast<clock::duration>(spread);
+        endpoint e{b.address, pool->health.port.value_or(b.port)};
+        auto [it, fresh] = kept.try_emplace(e);
+        target& t = it->second;
+        if (fresh) {
+            if (auto old = m_targets.find(e); old != m_targets.end()) {
+                t = std::move(old->second);
+                t.members.clear();
+            } else {
+                auto spread = std::chrono::duration_cast<clock::duration>(
+                    pool->health.interval * phase_of(e.first, e.second));
+                t.next_probe = now + spread;
+            }
+            t.cfg = pool->health;
         }
-        t.service = svc.name;
-        t.backend = b.key();
-        t.address = b.address;
-        t.port = pool->health.port.value_or(b.port);
-        t.cfg = pool->health;
-        kept[b.id] = t;
-    }
-    for (auto it = m_by_port.begin(); it != m_by_port.end();) {
-        it = kept.count(it->second) ? std::next(it) : m_by_port.erase(it);
+        t.members.push_back({b.id, svc.name, b.key()});
     }
     m_targets = std::move(kept);
+    m_schedule.clear();
+    m_timeouts.clear();
+    for (auto& [e, t] : m_targets) {
+        if (t.outstanding_port) {
+            m_timeouts.insert({t.deadline, e});
+        } else {
+            m_schedule.insert({t.next_probe, e});
+        }
+    }
 }
 
 std::vector<health_checker::probe> health_checker::due(clock::time_point now) {
     std::vector<probe> out;
-    for (auto& [id, t] : m_targets) {
-        if (t.outstanding_port || now < t.next_probe) {
-            continue;
+    if (!m_tokens_at) {
+        m_tokens_at = now;
+        m_tokens = m_rate / 10;
+    }
+    m_tokens = std::min(
+        m_rate / 10, m_tokens + m_rate * std::chrono::duration<double>(now - *m_tokens_at).count());
+    m_tokens_at = now;
+    while (!m_schedule.empty() && m_schedule.begin()->first <= now) {
+        if (m_tokens < 1) {
+            ++m_deferred;
+            break; // the rest waits for the next call
         }
-        // Next free probe port (a port stays reserved while its probe is outstanding).
-        uint16_t port = 0;
-        for (uint16_t tries = 0; tries < probe_ports; ++tries) {
-            uint16_t candidate = uint16_t(first_probe_port + m_next_port);
-            m_next_port = uint16_t((m_next_port + 1) % probe_ports);
-            if (!m_by_port.count(candidate)) {
-                port = candidate;
-                break;
-            }
-        }
-        if (port == 0) {
-            break;
-        }
+        endpoint e = m_schedule.begin()->second;
+        m_schedule.erase(m_schedule.begin());
+        target& t = m_targets.at(e);
+        // One probe outstanding per endpoint: a port in use by another endpoint's
+        // probe is no obstacle, as replies are matched on the endpoint too.
+        uint16_t port = uint16_t(first_probe_port + m_next_port);
+        m_next_port = uint16_t((m_next_port + 1) % probe_ports);
         t.outstanding_port = port;
-        t.outstanding_since = now;
+        t.deadline = now + std::chrono::duration_cast<clock::duration>(t.cfg.timeout);
         t.next_probe = now + std::chrono::duration_cast<clock::duration>(t.cfg.interval);
-        m_by_port[port] = id;
+        m_timeouts.insert({t.deadline, e});
         m_seq = m_seq * 1103515245u + 12345u;
-        out.push_back({id, t.address, t.port, port, m_seq});
+        out.push_back({t.members.front().id, e.first, e.second, port, m_seq});
+        m_tokens -= 1;
         ++m_sent;
     }
     return out;
@@ -67,22 +88,19 @@ std::vector<health_checker::probe> health_checker::due(clock::time_point now) {
 bool health_checker::on_reply(const net::ip_addr& address, uint16_t src_port, uint16_t dst_port,
                               reply_kind kind, clock::time_point now) {
     (void)now;
-    auto it = m_by_port.find(dst_port);
-    if (it == m_by_port.end()) {
+    auto it = m_targets.find({address, src_port});
+    if (it == m_targets.end() || it->second.outstanding_port != dst_port) {
         return false;
     }
-    auto t = m_targets.find(it->second);
-    if (t == m_targets.end() || t->second.address != address || t->second.port != src_port) {
-        return false;
-    }
-    m_by_port.erase(it);
-    t->second.outstanding_port.reset();
-    record(t->first, t->second, kind == reply_kind::syn_ack,
-           kind == reply_kind::syn_ack ? "syn-ack" : "rst");
+    target& t = it->second;
+    m_timeouts.erase({t.deadline, it->first});
+    t.outstanding_port.reset();
+    m_schedule.insert({t.next_probe, it->first});
+    record(t, kind == reply_kind::syn_ack, kind == reply_kind::syn_ack ? "syn-ack" : "rst");
     return true;
 }
 
-void health_checker::record(uint32_t id, target& t, bool success, const char* reason) {
+void health_checker::record(target& t, bool success, const char* reason) {
     health_verdict before = t.verdict;
     if (success) {
         t.failures = 0;
@@ -101,12 +119,14 @@ void health_checker::record(uint32_t id, target& t, bool success, const char* re
         }
     }
     if (t.verdict != before) {
-        m_transitions.push_back({id, t.service, t.backend, before, t.verdict, reason});
+        for (const member& m : t.members) {
+            m_transitions.push_back({m.id, m.service, m.backend, before, t.verdict, reason});
+        }
     }
 }
 
 void health_checker::forget_verdicts() {
-    for (auto& [id, t] : m_targets) {
+    for (auto& [e, t] : m_targets) {
         t.verdict = health_verdict::unknown;
         t.successes = 0;
         t.failures = 0;
@@ -114,12 +134,13 @@ void health_checker::forget_verdicts() {
 }
 
 std::vector<health_checker::transition> health_checker::take_transitions(clock::time_point now) {
-    for (auto& [id, t] : m_targets) {
-        if (t.outstanding_port && now - t.outstanding_since >= t.cfg.timeout) {
-            m_by_port.erase(*t.outstanding_port);
-            t.outstanding_port.reset();
-            record(id, t, false, "timeout");
-        }
+    while (!m_timeouts.empty() && m_timeouts.begin()->first <= now) {
+        endpoint e = m_timeouts.begin()->second;
+        m_timeouts.erase(m_timeouts.begin());
+        target& t = m_targets.at(e);
+        t.outstanding_port.reset();
+        m_schedule.insert({t.next_probe, e});
+        record(t, false, "timeout");
     }
     return std::exchange(m_transitions, {});
 }

@@ -1,6 +1,13 @@
-// Active TCP health checking, the bookkeeping half: which backends to probe when,
+// Active TCP health checking, the bookkeeping half: which endpoints to probe when,
 // which probe a reply answers, and rise/fall counting into up/down verdicts.
 // Pure; the daemon sends the SYNs through the data plane and feeds replies back.
+//
+// Built for thousands of backends: one target per (address, port) however many
+// pools list it (a verdict applies to every backend id behind it); first probes
+// spread evenly over the interval; probes and timeouts kept in time order, so a
+// call costs what is due, not what is configured; a global rate limit; and probe
+// source ports that cannot run out (a reply is matched on the endpoint and our port,
+// and each endpoint has at most one probe outstanding).
 #pragma once
 
 #include "config/config.hpp"
@@ -11,7 +18,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace evenflow::control {
@@ -23,9 +32,14 @@ public:
     // range, so replies are told apart from client traffic by (address, port) alone.
     static constexpr uint16_t first_probe_port = 61000;
     static constexpr uint16_t probe_ports = 4000;
+    // Probes sent per second at most, all targets together (a burst of a tenth of a
+    // second is allowed); the default probes 10,000 backends at a 1 s interval.
+    static constexpr double default_rate_limit = 20'000;
+
+    explicit health_checker(double rate_limit = default_rate_limit) : m_rate(rate_limit) {}
 
     struct probe {
-        uint32_t backend_id;
+        uint32_t backend_id; // the first backend behind the endpoint
         net::ip_addr address;
         uint16_t port;     // host order: the backend's port or the pool's health port
         uint16_t src_port; // host order
@@ -40,11 +54,12 @@ public:
     };
     enum class reply_kind : uint8_t { syn_ack, rst };
 
-    // Follows the running snapshot: starts probing new backends (health kind tcp),
+    // Follows the running snapshot: starts probing new endpoints (health kind tcp),
     // forgets removed ones, keeps the counts of those that stay.
     void sync(const snapshot& snap, clock::time_point now);
 
-    // Probes due now; each is remembered as outstanding until answered or timed out.
+    // Probes due now (within the rate limit); each is outstanding until answered or
+    // timed out.
     std::vector<probe> due(clock::time_point now);
 
     // A TCP segment from (address, src_port) to our probe port `dst_port`.
@@ -52,7 +67,7 @@ public:
     bool on_reply(const net::ip_addr& address, uint16_t src_port, uint16_t dst_port,
                   reply_kind kind, clock::time_point now);
 
-    // Verdict changes since the last call (after replies and timeouts).
+    // Verdict changes since the last call (after replies and timeouts), one per backend.
     std::vector<transition> take_transitions(clock::time_point now);
 
     // Every target back to unknown with fresh counts (see config_manager::forget_health).
@@ -60,29 +75,38 @@ public:
 
     size_t targets() const { return m_targets.size(); }
     uint64_t probes_sent() const { return m_sent; }
+    uint64_t probes_deferred() const { return m_deferred; } // held back by the rate limit
 
 private:
-    struct target {
+    using endpoint = std::pair<net::ip_addr, uint16_t>;
+    struct member {
+        uint32_t id;
         std::string service;
         std::string backend;
-        net::ip_addr address;
-        uint16_t port = 0;
+    };
+    struct target {
+        std::vector<member> members;
         config::health_config cfg;
         health_verdict verdict = health_verdict::unknown;
         uint32_t successes = 0; // consecutive
         uint32_t failures = 0;  // consecutive
         clock::time_point next_probe{};
         std::optional<uint16_t> outstanding_port;
-        clock::time_point outstanding_since{};
+        clock::time_point deadline{}; // of the outstanding probe
     };
-    void record(uint32_t id, target& t, bool success, const char* reason);
+    void record(target& t, bool success, const char* reason);
 
-    std::map<uint32_t, target> m_targets;
-    std::map<uint16_t, uint32_t> m_by_port; // outstanding probe port -> backend id
+    std::map<endpoint, target> m_targets;
+    std::set<std::pair<clock::time_point, endpoint>> m_schedule; // next probe of each target
+    std::set<std::pair<clock::time_point, endpoint>> m_timeouts; // outstanding probes
     std::vector<transition> m_transitions;
     uint16_t m_next_port = 0;
     uint32_t m_seq = 0x1a2b3c4d;
     uint64_t m_sent = 0;
+    uint64_t m_deferred = 0;
+    double m_rate;
+    double m_tokens = 0;
+    std::optional<clock::time_point> m_tokens_at;
 };
 
 } // namespace evenflow::control

@@ -7,6 +7,7 @@
 #include "support/configs.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <map>
 #include <random>
@@ -321,6 +322,94 @@ TEST_CASE("health: a health port overrides the backend port; kind none is not pr
     auto none = health_snapshot(registry, "health = { kind = \"none\" }");
     h.sync(*none, {});
     CHECK(h.targets() == 0);
+}
+
+TEST_CASE("health: one target per endpoint, first probes spread over the interval") {
+    using clock = control::health_checker::clock;
+    // Two services whose pools list the same backends: each endpoint is probed once,
+    // and its verdict reaches both services' backends.
+    std::string text = basic_config_text();
+    text += R"(
+[[pools]]
+name = "copy"
+backends = [
+  { address = "10.20.0.11", port = 8080 },
+  { address = "10.20.0.12", port = 8080 },
+  { address = "10.20.0.13", port = 8080 },
+]
+
+[[services]]
+name = "copy"
+vip = "10.10.0.101"
+port = 80
+pool = "copy"
+)";
+    backend_registry registry;
+    auto snap = build_snapshot(load_or_fail(text), registry, {}, 1).value;
+    control::health_checker h;
+    clock::time_point t{};
+    h.sync(*snap, t);
+    CHECK(h.targets() == 3);
+    auto probes = h.due(t + std::chrono::seconds(1));
+    REQUIRE(probes.size() == 3);
+    const auto& p = probes[0];
+    CHECK(h.on_reply(p.address, p.port, p.src_port, control::health_checker::reply_kind::syn_ack,
+                     t + std::chrono::seconds(1)));
+    auto ups = h.take_transitions(t + std::chrono::seconds(1));
+    REQUIRE(ups.size() == 2);
+    CHECK(ups[0].service != ups[1].service);
+    CHECK(ups[0].backend == ups[1].backend);
+}
+
+TEST_CASE("health: thousands of endpoints: spread, rate-limited, never out of probe ports") {
+    using clock = control::health_checker::clock;
+    std::string backends;
+    for (int i = 0; i < 6000; ++i) {
+        backends +=
+            fmt::format("  {{ address = \"10.20.{}.{}\", port = 8080 }},\n", i / 250, i % 250 + 1);
+    }
+    std::string text = basic_config_text("", backends);
+    text.replace(text.find("10.20.0.1/24"), 12, "10.20.0.1/16");
+    text.replace(text.find("table_size = 65537"), 18, "table_size = 600011");
+    backend_registry registry;
+    auto snap = build_snapshot(load_or_fail(text), registry, {}, 1).value;
+    control::health_checker h(20'000); // probes/s
+    clock::time_point t{};
+    h.sync(*snap, t);
+    REQUIRE(h.targets() == 6000);
+    // Polled every 2 ms for 1 s: every endpoint probed once (those whose first probe
+    // fell on 0 ms are due again at 1,000 ms), evenly over the second (no 100 ms slice
+    // holds more than twice its share), although 6,000 > the 4,000 probe ports.
+    std::map<std::pair<net::ip_addr, uint16_t>, int> per_endpoint;
+    std::vector<int> per_slice(10, 0);
+    for (int ms = 0; ms <= 1000; ms += 2) {
+        for (const auto& p : h.due(t + std::chrono::milliseconds(ms))) {
+            ++per_endpoint[{p.address, p.port}];
+            ++per_slice[size_t(std::min(ms, 999) / 100)];
+            CHECK(p.src_port >= control::health_checker::first_probe_port);
+        }
+    }
+    CHECK(per_endpoint.size() == 6000);
+    size_t twice = 0;
+    for (const auto& [e, n] : per_endpoint) {
+        REQUIRE(n <= 2);
+        twice += n == 2 ? 1 : 0;
+    }
+    CHECK(twice < 30);
+    for (int n : per_slice) {
+        CHECK(n < 1200);
+    }
+    // The rate limit: 6,000 due at once, at 20,000/s, take about 0.3 s to go out.
+    control::health_checker burst(20'000);
+    burst.sync(*snap, t);
+    size_t first = burst.due(t + std::chrono::seconds(1)).size();
+    CHECK(first <= 2000);
+    CHECK(burst.probes_deferred() >= 1);
+    size_t total = first;
+    for (int ms = 2; ms <= 400; ms += 2) {
+        total += burst.due(t + std::chrono::seconds(1) + std::chrono::milliseconds(ms)).size();
+    }
+    CHECK(total == 6000);
 }
 
 // ---- lint and the shift guard ----
