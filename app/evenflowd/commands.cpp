@@ -81,7 +81,22 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     const snapshot* snap = m_shared.snap.load();
     reply["services"] = snap->services.size();
     reply["backends"] = snap->backends.size();
+    json states = json::object();
+    for (const snapshot_backend& b : snap->backends) {
+        states[std::string(to_string(b.state))] = states.value(to_string(b.state), 0) + 1;
+    }
+    reply["backend_states"] = states;
+    reply["health"] = {{"targets", m_health.targets()},
+                       {"probes_sent", m_health.probes_sent()},
+                       {"probes_deferred", m_health.probes_deferred()}};
     reply["alarms"] = alarm_count();
+    auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    reply["control_loop"] = {{"max_ms", ms(m_loop.max())},
+                             {"recent_max_ms", ms(m_loop.recent_max())},
+                             {"iterations", m_loop.iterations()},
+                             {"slowest_step", m_loop.slowest_step()},
+                             {"slowest_step_ms", ms(m_loop.slowest_step_took())},
+                             {"changes_queued", m_changes.size()}};
     json workers = json::array();
     for (size_t i = 0; i < m_workers.size(); ++i) {
         const dataplane::worker_counters& c = m_workers[i]->stats().totals;

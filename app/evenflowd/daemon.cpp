@@ -264,29 +264,46 @@ void evenflowd::shutdown() {
 
 void evenflowd::loop() {
     m_next_stats_tick = std::chrono::steady_clock::now() + 1s;
+    auto iteration_start = std::chrono::steady_clock::now();
     while (!g_stop.load()) {
+        // Each step is timed: the slowest is in `evenctl status` (control_loop).
+        auto step = [this, t = iteration_start](const char* name) mutable {
+            auto end = std::chrono::steady_clock::now();
+            m_loop.record_step(name, end - t);
+            t = end;
+            return end;
+        };
         // Short waits: the slow path (ARP, held packets) is polled between them; none
         // while a change is being built, so the build moves on at once.
         m_server.poll(changes_pending() ? 0 : 2);
         m_slow_path->drain();
-        auto now = std::chrono::steady_clock::now();
+        auto now = step("socket+slow_path");
         if (now >= m_next_neighbor_tick) {
             m_slow_path->tick(now);
             m_next_neighbor_tick = now + 100ms;
+            step("neighbors");
         }
         health_tick();
+        step("health");
         if (now >= m_next_stats_tick) {
             stats_tick();
             m_next_stats_tick = now + 1s;
+            step("stats");
         }
         if (g_reload.exchange(false)) {
             reload_from_file();
         }
         advance_changes();
+        step("changes");
         if (m_metrics.wanted()) {
             m_metrics.publish(render_metrics());
+            step("metrics");
         }
         refresh_telemetry_if_wanted();
+        // The longest iteration is how long ARP, probes and the socket could have waited.
+        auto end = step("telemetry");
+        m_loop.record(end - iteration_start, end);
+        iteration_start = end;
     }
     log_event("info", "stopping", {{"version", std::to_string(m_manager.version())}});
 }

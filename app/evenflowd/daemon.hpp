@@ -175,6 +175,7 @@ private:
     std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
     std::deque<std::unique_ptr<change>> m_changes; // in the order they were asked for
     bool m_metrics_stale = true;                   // render /metrics again before serving it
+    control::loop_watch m_loop;
 };
 
 } // namespace evenflow::daemon

@@ -271,6 +271,11 @@ std::string evenflowd::render_metrics() {
                        double(c.drops[r].get()));
         }
     }
+    out.help("evenflow_control_loop_max_seconds", "gauge",
+             "Longest control-loop iteration over the last 10 to 20 s (ARP, probes and the "
+             "socket wait that long).");
+    out.sample("evenflow_control_loop_max_seconds", {},
+               std::chrono::duration<double>(m_loop.recent_max()).count());
     out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
     out.sample("evenflow_alarms_active", {}, double(alarm_count()));
 

@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "snapshot/snapshot.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -77,6 +78,45 @@ public:
 
 private:
     std::map<uint32_t, uint64_t> m_draining_since; // backend id -> workers' clock ms
+};
+
+// How long the control loop's iterations take: the longest since start and in the
+// last `window`, so a stall (ARP, probes, the socket all waiting) shows in status.
+class loop_watch {
+public:
+    using clock = std::chrono::steady_clock;
+    explicit loop_watch(clock::duration window = std::chrono::seconds(10)) : m_window(window) {}
+    void record(clock::duration iteration, clock::time_point now) {
+        ++m_iterations;
+        m_max = std::max(m_max, iteration);
+        if (now - m_window_start >= m_window) {
+            m_previous_max = m_window_max;
+            m_window_max = {};
+            m_window_start = now;
+        }
+        m_window_max = std::max(m_window_max, iteration);
+    }
+    // One named step of an iteration, to tell which one stalls.
+    void record_step(const char* name, clock::duration took) {
+        if (took > m_slowest_step) {
+            m_slowest_step = took;
+            m_slowest_step_name = name;
+        }
+    }
+    clock::duration max() const { return m_max; }
+    const char* slowest_step() const { return m_slowest_step_name; }
+    clock::duration slowest_step_took() const { return m_slowest_step; }
+    // The longest over at least the last window (this one and the one before).
+    clock::duration recent_max() const { return std::max(m_window_max, m_previous_max); }
+    uint64_t iterations() const { return m_iterations; }
+
+private:
+    clock::duration m_window;
+    clock::duration m_max{}, m_window_max{}, m_previous_max{};
+    clock::time_point m_window_start{};
+    uint64_t m_iterations = 0;
+    clock::duration m_slowest_step{};
+    const char* m_slowest_step_name = "";
 };
 
 } // namespace evenflow::control
