@@ -85,8 +85,10 @@ void evenflowd::log_change(const char* event, uint64_t version, const change& c,
                                            {"changes", std::to_string(c.diff.size())}};
     fields.insert(fields.end(), extra.begin(), extra.end());
     log_event(c.who.via == "skew-guard" ? "warning" : "info", event, fields);
+    control::log_batch changes;
+    std::string v = std::to_string(version);
     for (const std::string& line : c.diff) {
-        log_event("info", "apply_change", {{"version", std::to_string(version)}, {"change", line}});
+        changes.add("info", "apply_change", {{"version", v}, {"change", line}});
     }
 }
 
@@ -339,6 +341,8 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap) {
                    {"version", std::to_string(m_manager.version())}});
     }
     m_shared.snap.publish(std::move(snap), *m_qsbr);
+    m_samples_of = nullptr; // the old snapshot is gone; its address may come back
+    m_labels_of = nullptr;
     m_health.sync(*m_shared.snap.load(), now);
     update_no_backend_alarms();
     m_metrics_stale = true; // scrapes see a change at once, not a second later
@@ -371,8 +375,9 @@ void evenflowd::health_tick() {
         m_slow_path->send_tcp_syn(p.address, p.port, p.src_port, p.seq);
     }
     bool changed = false;
+    control::log_batch lines; // a rack failing is thousands of verdicts: one write
     for (const auto& t : m_health.take_transitions(now)) {
-        log_event(t.to == control::health_verdict::down ? "warning" : "info", "health",
+        lines.add(t.to == control::health_verdict::down ? "warning" : "info", "health",
                   {{"service", t.service},
                    {"backend", t.backend},
                    {"from", std::string(control::to_string(t.from))},
@@ -388,9 +393,10 @@ void evenflowd::health_tick() {
 
 void evenflowd::update_no_backend_alarms() {
     std::string first_raised;
+    control::log_batch lines;
     for (const auto& c :
          m_no_backend.update(*m_shared.snap.load(), std::chrono::system_clock::now())) {
-        log_event(c.raised ? "warning" : "info", c.raised ? "no_backend_alarm" : "no_backend_clear",
+        lines.add(c.raised ? "warning" : "info", c.raised ? "no_backend_alarm" : "no_backend_clear",
                   {{"service", c.service}, {"version", std::to_string(m_manager.version())}});
         if (c.raised && first_raised.empty()) {
             first_raised = c.service;

@@ -90,7 +90,9 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                        {"probes_sent", m_health.probes_sent()},
                        {"probes_deferred", m_health.probes_deferred()}};
     reply["alarms"] = alarm_count();
-    auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    auto ms = [](auto d) {
+        return std::chrono::duration<double, std::milli>(d).count();
+    };
     reply["control_loop"] = {{"max_ms", ms(m_loop.max())},
                              {"recent_max_ms", ms(m_loop.recent_max())},
                              {"iterations", m_loop.iterations()},

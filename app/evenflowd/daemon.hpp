@@ -146,7 +146,7 @@ private:
     void register_telemetry();
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
-    std::vector<control::backend_sample> sample_backends() const;
+    std::vector<control::backend_sample> sample_backends();
     std::vector<const dataplane::worker_stats*> worker_stats() const;
     size_t alarm_count() const;
 
@@ -176,6 +176,10 @@ private:
     std::deque<std::unique_ptr<change>> m_changes; // in the order they were asked for
     bool m_metrics_stale = true;                   // render /metrics again before serving it
     control::loop_watch m_loop;
+    std::vector<control::backend_sample> m_samples; // the skew sampler's, for m_samples_of
+    const snapshot* m_samples_of = nullptr;
+    std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of
+    const snapshot* m_labels_of = nullptr;
 };
 
 } // namespace evenflow::daemon

@@ -72,30 +72,42 @@ void exposition::help(const std::string& name, const std::string& type, const st
     m_out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, text, name, type);
 }
 
+std::string exposition::labels(std::initializer_list<std::pair<const char*, std::string>> labels) {
+    std::string out;
+    for (const auto& [key, raw] : labels) {
+        if (!out.empty()) {
+            out += ',';
+        }
+        out += key;
+        out += "=\"";
+        for (char c : raw) {
+            if (c == '\\' || c == '"') {
+                out += '\\';
+            }
+            out += c == '\n' ? 'n' : c;
+        }
+        out += '"';
+    }
+    return out;
+}
+
 void exposition::sample(const std::string& name,
                         std::initializer_list<std::pair<const char*, std::string>> labels,
                         double value) {
+    sample(name, labels.size() == 0 ? std::string() : exposition::labels(labels), value);
+}
+
+void exposition::sample(const std::string& name, std::string_view rendered_labels, double value) {
     m_out += name;
-    if (labels.size() != 0) {
+    if (!rendered_labels.empty()) {
         m_out += '{';
-        bool first = true;
-        for (const auto& [key, raw] : labels) {
-            std::string escaped;
-            for (char c : raw) {
-                if (c == '\\' || c == '"') {
-                    escaped += '\\';
-                }
-                escaped += c == '\n' ? 'n' : c;
-            }
-            m_out += fmt::format("{}{}=\"{}\"", first ? "" : ",", key, escaped);
-            first = false;
-        }
+        m_out += rendered_labels;
         m_out += '}';
     }
     if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
-        m_out += fmt::format(" {}\n", int64_t(value));
+        fmt::format_to(std::back_inserter(m_out), " {}\n", int64_t(value));
     } else {
-        m_out += fmt::format(" {}\n", value);
+        fmt::format_to(std::back_inserter(m_out), " {}\n", value);
     }
 }
 

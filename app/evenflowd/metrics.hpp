@@ -45,6 +45,10 @@ public:
     void help(const std::string& name, const std::string& type, const std::string& text);
     void sample(const std::string& name,
                 std::initializer_list<std::pair<const char*, std::string>> labels, double value);
+    // The same with labels already rendered by labels() (kept per snapshot at scale).
+    void sample(const std::string& name, std::string_view rendered_labels, double value);
+    static std::string labels(std::initializer_list<std::pair<const char*, std::string>> labels);
+    void reserve(size_t bytes) { m_out.reserve(bytes); }
     std::string take() { return std::move(m_out); }
 
 private:

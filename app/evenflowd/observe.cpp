@@ -95,15 +95,26 @@ std::string evenflowd::render_metrics() {
     struct row {
         const snapshot_backend* b;
         std::string service;
+        const std::string* labels = nullptr; // service="..",backend=".."
         uint64_t active = 0, new_flows = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
                  bytes_from = 0;
         control::backend_view view;
     };
     auto workers = worker_stats();
+    if (m_labels_of != snap) {
+        m_labels.clear();
+        for (const snapshot_backend& b : snap->backends) {
+            m_labels.push_back(exposition::labels(
+                {{"service", snap->services[b.service_index].name}, {"backend", b.key()}}));
+        }
+        m_labels_of = snap;
+    }
+    out.reserve(size_t(snap->backends.size()) * 1500 + 65536);
     std::vector<row> rows;
     for (const snapshot_backend& b : snap->backends) {
         using dataplane::backend_counters;
-        row r{&b, snap->services[b.service_index].name};
+        row r{&b, snap->services[b.service_index].name,
+              &m_labels[size_t(&b - snap->backends.data())]};
         r.active = sum(workers, b.id, &backend_counters::active_flows);
         r.new_flows = sum(workers, b.id, &backend_counters::new_flows);
         r.pkts_to = sum(workers, b.id, &backend_counters::packets_to);
@@ -184,7 +195,7 @@ std::string evenflowd::render_metrics() {
     auto per_backend = [&](const char* name, const char* type, const char* help, auto value) {
         out.help(name, type, help);
         for (const row& r : rows) {
-            out.sample(name, {{"service", r.service}, {"backend", r.b->key()}}, value(r));
+            out.sample(name, *r.labels, value(r));
         }
     };
     per_backend("evenflow_backend_up", "gauge", "1 when the backend takes new flows.",
@@ -194,9 +205,7 @@ std::string evenflowd::render_metrics() {
         for (backend_state s : {backend_state::unknown, backend_state::up, backend_state::down,
                                 backend_state::draining, backend_state::disabled}) {
             out.sample("evenflow_backend_state",
-                       {{"service", r.service},
-                        {"backend", r.b->key()},
-                        {"state", std::string(to_string(s))}},
+                       *r.labels + ",state=\"" + std::string(to_string(s)) + "\"",
                        r.b->state == s ? 1.0 : 0.0);
         }
     }
@@ -207,19 +216,12 @@ std::string evenflowd::render_metrics() {
     out.help("evenflow_backend_packets_total", "counter", "Packets forwarded, by direction.");
     out.help("evenflow_backend_bytes_total", "counter", "Bytes forwarded, by direction.");
     for (const row& r : rows) {
-        std::string key = r.b->key();
-        out.sample("evenflow_backend_packets_total",
-                   {{"service", r.service}, {"backend", key}, {"direction", "to_backend"}},
-                   double(r.pkts_to));
-        out.sample("evenflow_backend_packets_total",
-                   {{"service", r.service}, {"backend", key}, {"direction", "to_client"}},
-                   double(r.pkts_from));
-        out.sample("evenflow_backend_bytes_total",
-                   {{"service", r.service}, {"backend", key}, {"direction", "to_backend"}},
-                   double(r.bytes_to));
-        out.sample("evenflow_backend_bytes_total",
-                   {{"service", r.service}, {"backend", key}, {"direction", "to_client"}},
-                   double(r.bytes_from));
+        const std::string to_backend = *r.labels + ",direction=\"to_backend\"";
+        const std::string to_client = *r.labels + ",direction=\"to_client\"";
+        out.sample("evenflow_backend_packets_total", to_backend, double(r.pkts_to));
+        out.sample("evenflow_backend_packets_total", to_client, double(r.pkts_from));
+        out.sample("evenflow_backend_bytes_total", to_backend, double(r.bytes_to));
+        out.sample("evenflow_backend_bytes_total", to_client, double(r.bytes_from));
     }
     per_backend("evenflow_backend_expected_share", "gauge",
                 "Configured weight share within the service (0..1).",
@@ -323,22 +325,29 @@ size_t evenflowd::alarm_count() const {
     return m_skew.alarms().size() + m_no_backend.active().size();
 }
 
-std::vector<control::backend_sample> evenflowd::sample_backends() const {
-    auto workers = worker_stats();
-    std::vector<control::backend_sample> samples;
+std::vector<control::backend_sample> evenflowd::sample_backends() {
+    // Names and expected shares change only with the snapshot: kept from one tick to
+    // the next, so a tick at ten thousand backends only reads counters.
     const snapshot* snap = m_shared.snap.load();
-    for (const snapshot_backend& b : snap->backends) {
-        using dataplane::backend_counters;
-        control::backend_sample s;
-        s.id = b.id;
-        s.service = snap->services[b.service_index].name;
-        s.backend = b.key();
-        s.expected_share = b.expected_share;
-        s.new_flows = sum(workers, b.id, &backend_counters::new_flows);
-        s.active_flows = sum(workers, b.id, &backend_counters::active_flows);
-        samples.push_back(std::move(s));
+    if (m_samples_of != snap) {
+        m_samples.clear();
+        for (const snapshot_backend& b : snap->backends) {
+            control::backend_sample s;
+            s.id = b.id;
+            s.service = snap->services[b.service_index].name;
+            s.backend = b.key();
+            s.expected_share = b.expected_share;
+            m_samples.push_back(std::move(s));
+        }
+        m_samples_of = snap;
     }
-    return samples;
+    auto workers = worker_stats();
+    for (control::backend_sample& s : m_samples) {
+        using dataplane::backend_counters;
+        s.new_flows = sum(workers, s.id, &backend_counters::new_flows);
+        s.active_flows = sum(workers, s.id, &backend_counters::active_flows);
+    }
+    return m_samples;
 }
 
 void evenflowd::stats_tick() {

@@ -123,10 +123,10 @@ struct config {
 };
 
 // Text forms used in messages, diffs and the CLI.
-std::string format_duration(duration d); // "1.5s", "500ms", "5m"
-std::string to_string(hash_mode m);      // "5tuple" | "src_ip"
-std::string to_string(health_kind k);    // "tcp" | "none"
-std::string to_string(skew_action a);    // "alert" | "rollback"
+std::string format_duration(duration d);          // "1.5s", "500ms", "5m"
+std::string to_string(hash_mode m);               // "5tuple" | "src_ip"
+std::string to_string(health_kind k);             // "tcp" | "none"
+std::string to_string(skew_action a);             // "alert" | "rollback"
 std::string to_string(const metrics_backends& m); // "all" | "alarmed" | "N"
 // "10.20.0.11:8080", "[2001:db8::11]:8080"
 std::string format_endpoint(const net::ip_addr& addr, uint16_t port);

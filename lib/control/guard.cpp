@@ -193,8 +193,7 @@ shift_review review_shift(const distribution& before, const distribution& after,
 }
 
 apply_evaluation evaluate_apply(config::load_result loaded,
-                                std::shared_ptr<const config::config> running,
-                                bool accept_shift) {
+                                std::shared_ptr<const config::config> running, bool accept_shift) {
     apply_evaluation out;
     out.loaded = std::move(loaded);
     if (!out.loaded.ok()) {

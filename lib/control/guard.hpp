@@ -47,8 +47,8 @@ struct apply_evaluation {
     apply_verdict verdict = apply_verdict::invalid;
     config::load_result loaded; // its diagnostics (the config itself moves to `cfg`)
     std::vector<std::string> shift_lines;
-    std::string error;                          // restart: what cannot change
-    std::vector<std::string> diff;              // accept: what changes
+    std::string error;                         // restart: what cannot change
+    std::vector<std::string> diff;             // accept: what changes
     std::shared_ptr<const config::config> cfg; // accept: the new config
 };
 apply_evaluation evaluate_apply(config::load_result loaded,

@@ -17,6 +17,10 @@ double phase_of(const net::ip_addr& address, uint16_t port) {
 } // namespace
 
 void health_checker::sync(const snapshot& snap, clock::time_point now) {
+    if (snap.cfg == m_synced) {
+        return; // a rebuild for states only: the same endpoints
+    }
+    m_synced = snap.cfg;
     std::map<endpoint, target> kept;
     for (const snapshot_backend& b : snap.backends) {
         const snapshot_service& svc = snap.services[b.service_index];

@@ -96,6 +96,7 @@ private:
     };
     void record(target& t, bool success, const char* reason);
 
+    std::shared_ptr<const config::config> m_synced; // targets depend on the config only
     std::map<endpoint, target> m_targets;
     std::set<std::pair<clock::time_point, endpoint>> m_schedule; // next probe of each target
     std::set<std::pair<clock::time_point, endpoint>> m_timeouts; // outstanding probes

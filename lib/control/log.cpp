@@ -25,9 +25,8 @@ std::string quoted_if_needed(const std::string& v) {
     return out;
 }
 
-} // namespace
-
-void log_event(std::string_view level, std::string_view event, std::span<const log_field> fields) {
+std::string format_line(std::string_view level, std::string_view event,
+                        std::span<const log_field> fields) {
     auto now = std::chrono::system_clock::now();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
     std::string line =
@@ -37,8 +36,29 @@ void log_event(std::string_view level, std::string_view event, std::span<const l
         line += fmt::format(" {}={}", key, quoted_if_needed(value));
     }
     line.push_back('\n');
-    std::fputs(line.c_str(), stderr);
+    return line;
+}
+
+void write_out(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stderr);
     std::fflush(stderr);
+}
+
+} // namespace
+
+void log_event(std::string_view level, std::string_view event, std::span<const log_field> fields) {
+    write_out(format_line(level, event, fields));
+}
+
+void log_batch::add(std::string_view level, std::string_view event,
+                    std::initializer_list<log_field> fields) {
+    m_text += format_line(level, event, std::span<const log_field>(fields.begin(), fields.size()));
+}
+
+log_batch::~log_batch() {
+    if (!m_text.empty()) {
+        write_out(m_text);
+    }
 }
 
 } // namespace evenflow::control

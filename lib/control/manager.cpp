@@ -152,8 +152,8 @@ uint64_t config_manager::record(std::shared_ptr<const config::config> cfg, const
 change_result config_manager::commit(std::shared_ptr<const config::config> cfg, const actor& who,
                                      std::string origin) {
     change_result out;
-    build_result built = build_snapshot(cfg, m_registry, effective_states(*cfg), m_next_version,
-                                        {});
+    build_result built =
+        build_snapshot(cfg, m_registry, effective_states(*cfg), m_next_version, {});
     if (!built.value) {
         out.error = built.error;
         out.version = this->version();

@@ -94,15 +94,15 @@ public:
                                                   uint64_t version, const snapshot* previous);
     uint64_t next_version() const { return m_next_version; }
     // Makes `cfg` (built as next_version()) the running version. Returns it.
-    uint64_t record(std::shared_ptr<const config::config> cfg, const actor& who,
-                    std::string origin, std::vector<std::string> diff);
+    uint64_t record(std::shared_ptr<const config::config> cfg, const actor& who, std::string origin,
+                    std::vector<std::string> diff);
     // A kept version to roll back to (the previous one by default): its config and
     // number, or nullptr and *error.
     std::shared_ptr<const config::config>
     rollback_target(std::optional<uint64_t> version, uint64_t* target, std::string* error) const;
     // An operator state, no rebuild. False with *error when there is no such backend.
-    bool set_admin_state(const std::string& service, const std::string& backend,
-                         admin_state state, std::string* error);
+    bool set_admin_state(const std::string& service, const std::string& backend, admin_state state,
+                         std::string* error);
     // A health verdict, no rebuild. True when it changed the backend's verdict.
     bool record_health(uint32_t backend_id, health_verdict verdict);
     // Grows with every operator or health state change: a build made before the last

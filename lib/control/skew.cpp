@@ -1,6 +1,8 @@
 #include "control/skew.hpp"
 
 #include <cmath>
+#include <string_view>
+#include <unordered_map>
 
 namespace evenflow::control {
 
@@ -54,38 +56,44 @@ backend_view skew_detector::view(uint32_t id) const {
 std::vector<skew_detector::event> skew_detector::tick(clock::time_point now,
                                                       std::chrono::system_clock::time_point wall,
                                                       const std::vector<backend_sample>& samples) {
-    // Window deltas per backend and totals per service.
-    std::map<uint32_t, uint64_t> delta;
-    std::map<uint32_t, double> span_s;
-    std::map<std::string, uint64_t> service_new, service_active;
-    std::map<uint32_t, history> kept;
-    for (const backend_sample& s : samples) {
+    // Window deltas per backend (by position in `samples`) and totals per service.
+    // Flat and hashed containers: a tick runs every second over every backend.
+    std::vector<uint64_t> delta(samples.size());
+    std::vector<double> span_s(samples.size());
+    std::unordered_map<std::string_view, std::pair<uint64_t, uint64_t>> service_totals;
+    service_totals.reserve(samples.size());
+    ++m_tick;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const backend_sample& s = samples[i];
         history& h = m_history[s.id];
+        h.seen_tick = m_tick;
         h.points.emplace_back(now, s.new_flows);
         while (h.points.size() > 2 && now - h.points[1].first >= m_cfg.window) {
             h.points.pop_front();
         }
-        uint64_t d = s.new_flows - h.points.front().second;
-        delta[s.id] = d;
-        span_s[s.id] = std::chrono::duration<double>(now - h.points.front().first).count();
-        service_new[s.service] += d;
-        service_active[s.service] += s.active_flows;
-        kept[s.id] = std::move(h);
+        delta[i] = s.new_flows - h.points.front().second;
+        span_s[i] = std::chrono::duration<double>(now - h.points.front().first).count();
+        auto& totals = service_totals[s.service];
+        totals.first += delta[i];
+        totals.second += s.active_flows;
     }
-    m_history = std::move(kept); // forget backends no longer configured
-
+    std::erase_if(m_history, [&](const auto& entry) {
+        return entry.second.seen_tick != m_tick; // backends no longer configured
+    });
     std::vector<event> events;
     std::map<uint32_t, skew_alarm> alarms;
     m_views.clear();
-    for (const backend_sample& s : samples) {
-        uint64_t total_new = service_new[s.service];
-        uint64_t total_active = service_active[s.service];
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const backend_sample& s = samples[i];
+        const auto& totals = service_totals[s.service];
+        uint64_t total_new = totals.first;
+        uint64_t total_active = totals.second;
         backend_view v;
-        v.observed_share = total_new == 0 ? 0 : double(delta[s.id]) / double(total_new);
-        v.new_flows_per_s = span_s[s.id] > 0 ? double(delta[s.id]) / span_s[s.id] : 0;
+        v.observed_share = total_new == 0 ? 0 : double(delta[i]) / double(total_new);
+        v.new_flows_per_s = span_s[i] > 0 ? double(delta[i]) / span_s[i] : 0;
 
         verdict by_new =
-            judge(delta[s.id], total_new, s.expected_share, m_cfg.threshold, m_cfg.min_flows);
+            judge(delta[i], total_new, s.expected_share, m_cfg.threshold, m_cfg.min_flows);
         verdict by_active =
             judge(s.active_flows, total_active, s.expected_share, m_cfg.threshold, m_cfg.min_flows);
         verdict now_v = by_new.skewed ? by_new : by_active;

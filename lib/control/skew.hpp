@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace evenflow::control {
@@ -82,10 +83,12 @@ private:
     struct history {
         std::deque<std::pair<clock::time_point, uint64_t>> points; // cumulative new flows
         int calm_ticks = 0;
+        uint64_t seen_tick = 0;
     };
     config::skew_config m_cfg;
-    std::map<uint32_t, history> m_history;
-    std::map<uint32_t, backend_view> m_views;
+    std::unordered_map<uint32_t, history> m_history;
+    std::unordered_map<uint32_t, backend_view> m_views;
+    uint64_t m_tick = 0;
     std::map<uint32_t, skew_alarm> m_alarms;
 };
 
