@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end tests of health checks, failover and draining (issue 6): real TCP through
+# End-to-end tests of active health checks, failover and draining: real TCP through
 # evenflowd between network namespaces (scripts/netns), real servers, real clients.
 #
 #   test/e2e/health.sh BUILD_DIR

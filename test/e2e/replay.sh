@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Postmortem replay (issue 5), end to end with real TCP in the namespace topology:
+# A bad-config incident replayed end to end with real TCP in the namespace topology:
 # a config that passes validation but points the health check of three of four web
 # backends at a wrong port, applied under steady traffic. The skew guard must raise an
 # alarm and roll back on its own.
