@@ -178,7 +178,7 @@ TOML
 } >"$work/health.toml"
 
 t_start=$(now)
-LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+LSAN_OPTIONS="suppressions=$root/test/lib/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
   ip netns exec ef-lb "$evenflowd" --config "$work/health.toml" >>"$log" 2>&1 &
 pid=$!
 ok=0

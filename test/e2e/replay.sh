@@ -131,7 +131,7 @@ write_config "$work/bad.toml" ", port = 8089"
 
 # ---- daemon ----
 t_start=$(now)
-LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+LSAN_OPTIONS="suppressions=$root/test/lib/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
   ip netns exec ef-lb "$evenflowd" --config "$work/good.toml" >>"$log" 2>&1 &
 pid=$!
 ok=0

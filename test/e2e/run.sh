@@ -177,7 +177,7 @@ echo_base="1:1 2:1 3:1 4:1"
 write_config "$work/base.toml" "$web_weights" "$echo_base"
 
 start_daemon() {
-  LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+  LSAN_OPTIONS="suppressions=$root/test/lib/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
     ip netns exec ef-lb "$evenflowd" --config "$work/base.toml" >>"$work/evenflowd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
