@@ -290,7 +290,7 @@ echo "#   after recovery: $out"
 check "test 1: after recovery: 400 requests, 0 failures" test $rc -eq 0
 c=()
 for k in 1 2 3 4; do c+=("$(per_backend "$out" "b$k")"); done
-if chi=$(python3 "$e2e" chisq "$(IFS=,; echo "${c[*]}")" 1,1,1,1); then
+if chi=$(python3 "$root/test/lib/stats.py" chisq "$(IFS=,; echo "${c[*]}")" 1,1,1,1); then
   pass "test 1: b2 gets its share again ($chi)"
 else
   fail "test 1: share after recovery: $chi"

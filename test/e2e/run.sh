@@ -254,7 +254,7 @@ for k in "${backend_ids[@]}"; do
 done
 check "test 1: the backends logged all 2000 requests ($total_logged)" test "$total_logged" -eq 2000
 check "test 1: backends see the real client address 10.10.0.10 ($foreign others)" test "$foreign" -eq 0
-if out=$(python3 "$e2e" chisq "$(IFS=,; echo "${counts[*]}")" "$(IFS=,; echo "${weights[*]}")"); then
+if out=$(python3 "$root/test/lib/stats.py" chisq "$(IFS=,; echo "${counts[*]}")" "$(IFS=,; echo "${weights[*]}")"); then
   pass "test 1: distribution matches weights: $out"
 else
   fail "test 1: distribution does not match weights: $out"
