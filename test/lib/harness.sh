@@ -33,7 +33,8 @@
 #   ctl ARGS...                     evenctl on $sock
 #   json EXPR                       the Python expression EXPR on r, the JSON on stdin
 # The namespace topology (scripts/netns, every name ef-*) of the e2e scripts:
-#   take_topology_lock              one run at a time: /run/evenflow-e2e.lock
+#   take_topology_lock              one run at a time: /run/evenflow-e2e.lock; waits up to
+#                                   $EVENFLOW_E2E_LOCK_WAIT s (120) for another run, then fails
 #   topology_up N                   takes the lock, creates the topology with N backends and
 #                                   starts their servers under $work/srv; sets driver, vdevs,
 #                                   prefix; evenflowd then starts inside ef-lb
