@@ -3,104 +3,40 @@
 # Usage: test_daemon.sh BUILD_DIR
 set -uo pipefail
 
-build=${1:?usage: test_daemon.sh BUILD_DIR}
-evenflowd=$build/app/evenflowd
-evenctl=$build/app/evenctl
-if [[ $(id -u) -ne 0 ]]; then
-  echo "FAIL: the daemon tier needs root (DPDK EAL, /run)" >&2
-  exit 1
-fi
-
-work=$(mktemp -d /tmp/evenflow-daemon-test.XXXXXX)
+# shellcheck source=test/lib/harness.sh
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init daemon "${1:?usage: test_daemon.sh BUILD_DIR}"
+needs_root "DPDK EAL, /run"
+needs_tools python3 curl dpdk-telemetry.py
+needs_binaries "$evenflowd" "$evenctl"
+make_workdir
+prefix=evenflow-daemon-test-$$
+remove_on_teardown "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-2"
 metrics_port=$((19000 + $$ % 1000))
-sock=$work/evenflow.sock
-pid=
-cleanup() {
-  [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
-  rm -rf "$work" /var/run/dpdk/"evenflow-daemon-test-$$"
-}
-trap cleanup EXIT
 
-failures=0
-checks=0
-pass() { checks=$((checks + 1)); echo "ok   - $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL - $*"; }
-expect_eq() { # WHAT ACTUAL EXPECTED
-  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got [$2], expected [$3]"; fi
-}
-expect_contains() { # WHAT HAYSTACK NEEDLE
-  if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1: [$2] does not contain [$3]"; fi
-}
-json_get() { # JSON PYTHON_EXPR (on variable r)
-  python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$2" <<<"$1"
-}
-ctl() { "$evenctl" --socket "$sock" "$@"; }
-
-write_config() { # FILE EXTRA_BACKENDS [WEIGHT_OF_13]
-  cat >"$1" <<TOML
-[eal]
-args = ["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--file-prefix", "evenflow-daemon-test-$$",
-        "--vdev=net_null0,no-rx=1", "--vdev=net_null1,no-rx=1"]
-
-[control]
-socket = "$sock"
-metrics = "127.0.0.1:$metrics_port"
-
-[dataplane]
-workers = [1]
-flow_capacity = 65536
-
-[[interfaces]]
-name = "client-side"
-device = "net_null0"
-address = "10.10.0.2/24"
-
-[[interfaces]]
-name = "backend-side"
-device = "net_null1"
-address = "10.20.0.1/24"
-
-[[pools]]
-name = "web"
-backends = [
-  { address = "10.20.0.11", port = 8080, weight = 1 },
-  { address = "10.20.0.12", port = 8080, weight = 1 },
-  { address = "10.20.0.13", port = 8080, weight = ${3:-2} },
-$2]
-health = { kind = "none" }
-
-[[services]]
-name = "web"
-vip = "10.10.0.100"
-port = 80
-protocol = "tcp"
-pool = "web"
-TOML
+write_config() { # FILE [EXTRA_BACKEND]: net_null ports, pool web behind 10.10.0.100:80
+  {
+    config_head "$prefix" "$sock" "127.0.0.1:$metrics_port" 65536 1 net_null0 net_null1 \
+      "--vdev=net_null0,no-rx=1" "--vdev=net_null1,no-rx=1"
+    config_pool web '{ kind = "none" }' -- \
+      10.20.0.11:8080:1 10.20.0.12:8080:1 10.20.0.13:8080:2 "${@:2}"
+    config_service web 10.10.0.100 80 web
+  } >"$1"
 }
 
-write_config "$work/v1.toml" ""
-write_config "$work/v2.toml" '  { address = "10.20.0.14", port = 8080, weight = 1 },'
+write_config "$work/v1.toml"
+write_config "$work/v2.toml" 10.20.0.14:8080:1
 sed 's/weight = 1 },$/weight = 1, colour = "blue" },/' "$work/v2.toml" >"$work/bad.toml"
 
 # ---- start ----
-"$evenflowd" --config "$work/v1.toml" >"$work/daemon.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-  [[ -S $sock ]] && ctl status >/dev/null 2>&1 && break
-  sleep 0.1
-done
-if ! ctl status >/dev/null 2>&1; then
-  fail "evenflowd did not come up"
-  cat "$work/daemon.log"
-  exit 1
-fi
+start_daemon "$work/v1.toml" "$work/daemon.log" || finish
 pass "evenflowd answers on its socket"
 expect_eq "socket mode is 0660" "$(stat -c %a "$sock")" "660"
 
 status=$(ctl --json status)
-expect_eq "status: version 1" "$(json_get "$status" 'r["version"]')" "1"
-expect_eq "status: one worker" "$(json_get "$status" 'len(r["workers"])')" "1"
-expect_eq "status: uptime is a number" "$(json_get "$status" 'type(r["uptime_s"]).__name__')" "float"
+expect_eq "status: version 1" "$(json 'r["version"]' <<<"$status")" "1"
+expect_eq "status: one worker" "$(json 'len(r["workers"])' <<<"$status")" "1"
+expect_eq "status: uptime is a number" "$(json 'type(r["uptime_s"]).__name__' <<<"$status")" "float"
 
 expect_contains "services table" "$(ctl services)" "10.10.0.100:80"
 backends=$(ctl backends)
@@ -112,35 +48,35 @@ out=$(ctl apply "$work/v2.toml"); rc=$?
 expect_eq "apply good: exit 0" "$rc" "0"
 expect_contains "apply good: version 2" "$out" "version 2 running"
 expect_contains "apply good: diff names the new backend" "$out" "10.20.0.14:8080"
-expect_eq "backends after apply" "$(json_get "$(ctl --json backends web)" 'len(r["backends"])')" "4"
+expect_eq "backends after apply" "$(json 'len(r["backends"])' <<<"$(ctl --json backends web)")" "4"
 
 # ---- apply a bad config: refused, old one still serving ----
 out=$(ctl apply "$work/bad.toml" 2>&1); rc=$?
 expect_eq "apply bad: exit 1" "$rc" "1"
 expect_contains "apply bad: names file, line and key" "$out" "bad.toml:"
 expect_contains "apply bad: unknown key" "$out" "colour"
-expect_eq "apply bad: version still 2" "$(json_get "$(ctl --json status)" 'r["version"]')" "2"
-expect_eq "apply bad: 4 backends still" "$(json_get "$(ctl --json backends)" 'len(r["backends"])')" "4"
+expect_eq "apply bad: version still 2" "$(json 'r["version"]' <<<"$(ctl --json status)")" "2"
+expect_eq "apply bad: 4 backends still" "$(json 'len(r["backends"])' <<<"$(ctl --json backends)")" "4"
 
 # ---- history and rollback ----
 hist=$(ctl --json history)
-expect_eq "history: two versions" "$(json_get "$hist" 'len(r["history"])')" "2"
-expect_eq "history: uid recorded" "$(json_get "$hist" 'r["history"][1]["uid"]')" "$(id -u)"
+expect_eq "history: two versions" "$(json 'len(r["history"])' <<<"$hist")" "2"
+expect_eq "history: uid recorded" "$(json 'r["history"][1]["uid"]' <<<"$hist")" "$(id -u)"
 out=$(ctl rollback); rc=$?
 expect_eq "rollback: exit 0" "$rc" "0"
 expect_contains "rollback: version 3" "$out" "version 3 running"
-expect_eq "rollback: 3 backends" "$(json_get "$(ctl --json backends)" 'len(r["backends"])')" "3"
+expect_eq "rollback: 3 backends" "$(json 'len(r["backends"])' <<<"$(ctl --json backends)")" "3"
 out=$(ctl rollback 42 2>&1); rc=$?
 expect_eq "rollback to unknown version: exit 1" "$rc" "1"
 expect_contains "rollback to unknown version: says so" "$out" "version 42 is not kept"
 
 # ---- guarded apply: a config that moves most weight onto one backend ----
-write_config "$work/shift.toml" ""
+write_config "$work/shift.toml"
 sed -i 's/10.20.0.11", port = 8080, weight = 1/10.20.0.11", port = 8080, weight = 36/' "$work/shift.toml"
 out=$(ctl apply "$work/shift.toml" 2>&1); rc=$?
 expect_eq "shift: refused with exit 1" "$rc" "1"
 expect_contains "shift: review names the backend" "$out" "backend 10.20.0.11:8080 expected share 25.0% -> 92.3%"
-expect_eq "shift: running config untouched" "$(json_get "$(ctl --json status)" 'r["version"]')" "3"
+expect_eq "shift: running config untouched" "$(json 'r["version"]' <<<"$(ctl --json status)")" "3"
 check_out=$("$evenctl" check "$work/shift.toml" 2>&1); rc=$?
 expect_eq "shift: check exits 0 (a warning)" "$rc" "0"
 expect_contains "shift: check flags the dominant backend" "$check_out" "holds 92.3% of pool web's weight"
@@ -150,7 +86,7 @@ expect_contains "shift: version 4" "$out" "version 4 running"
 ctl rollback >/dev/null
 
 # ---- drain / disable / enable ----
-state_of() { json_get "$(ctl --json backends web)" "[b['state'] for b in r['backends'] if b['backend']=='$1'][0]"; }
+state_of() { ctl --json backends web | json "[b['state'] for b in r['backends'] if b['backend']=='$1'][0]"; }
 ctl drain web 10.20.0.11:8080 >/dev/null
 expect_eq "drain" "$(state_of 10.20.0.11:8080)" "draining"
 ctl disable web 10.20.0.12:8080 >/dev/null
@@ -181,7 +117,7 @@ if command -v promtool >/dev/null; then
 else
   fail "metrics: promtool is not installed (scripts/bootstrap installs prometheus)"
 fi
-telemetry=$(echo "/evenflow/status" | timeout 10 dpdk-telemetry.py -f "evenflow-daemon-test-$$" 2>&1)
+telemetry=$(echo "/evenflow/status" | timeout 10 dpdk-telemetry.py -f "$prefix" 2>&1)
 expect_contains "telemetry: /evenflow/status" "$telemetry" '"version":'
 
 # ---- evenctl top in a terminal (tmux): renders, refreshes, quits on q ----
@@ -240,39 +176,29 @@ ctl status >/dev/null 2>&1; expect_eq "first daemon still serving" "$?" "0"
 cp "$work/v2.toml" "$work/v1.toml"
 kill -HUP "$pid"
 for _ in $(seq 1 50); do
-  [[ $(json_get "$(ctl --json status)" 'r["version"]') == 6 ]] && break
+  [[ $(json 'r["version"]' <<<"$(ctl --json status)") == 6 ]] && break
   sleep 0.1
 done
-expect_eq "SIGHUP: applied as version 6" "$(json_get "$(ctl --json status)" 'r["version"]')" "6"
+expect_eq "SIGHUP: applied as version 6" "$(json 'r["version"]' <<<"$(ctl --json status)")" "6"
 
 # ---- SIGTERM: clean shutdown, no socket left ----
-kill -TERM "$pid"
-for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-wait "$pid"; rc=$?
-pid=
+stop_daemon; rc=$?
 expect_eq "SIGTERM: exit 0" "$rc" "0"
 if [[ -e $sock ]]; then fail "SIGTERM: socket removed"; else pass "SIGTERM: socket removed"; fi
 expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=apply version=2"
 
 # ---- two workers on one CPU (--lcores): both run, both take part in RCU ----
 sed -e 's/"-l", "0-1"/"--lcores", "0@0,1@1,2@1"/' -e 's/^workers = \[1\]/workers = [1, 2]/' \
-  -e "s/evenflow-daemon-test-$$/evenflow-daemon-test-$$-2/" "$work/v2.toml" >"$work/two.toml"
+  -e "s/$prefix/$prefix-2/" "$work/v2.toml" >"$work/two.toml"
 sed -i "s/^metrics = .*/metrics = \"\"/" "$work/two.toml"
-"$evenflowd" --config "$work/two.toml" >"$work/two.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do ctl status >/dev/null 2>&1 && break; sleep 0.1; done
+start_daemon "$work/two.toml" "$work/two.log"
 two=$(ctl --json status)
-expect_eq "two workers: both reported" "$(json_get "$two" 'len(r["workers"])')" "2"
-expect_eq "two workers: lcores 1 and 2" "$(json_get "$two" '[w["lcore"] for w in r["workers"]]')" "[1, 2]"
+expect_eq "two workers: both reported" "$(json 'len(r["workers"])' <<<"$two")" "2"
+expect_eq "two workers: lcores 1 and 2" "$(json '[w["lcore"] for w in r["workers"]]' <<<"$two")" "[1, 2]"
 sed 's/weight = 2 }/weight = 3 }/' "$work/two.toml" >"$work/two_b.toml"
 out=$(ctl apply "$work/two_b.toml" 2>&1); rc=$?
 expect_contains "two workers: new version" "$out" "running"
 expect_eq "two workers: an apply completes its grace period over both" "$rc" "0"
-kill -TERM "$pid"
-wait "$pid"; rc=$?
-pid=
+stop_daemon; rc=$?
 expect_eq "two workers: SIGTERM exit 0" "$rc" "0"
-rm -rf /var/run/dpdk/"evenflow-daemon-test-$$-2"
-
-echo "$((checks - failures)) passed, $failures failed"
-[[ $failures -eq 0 ]]
+finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Helpers of the health-check and replay end-to-end tests (test/e2e/health.sh,
-test/e2e/replay.sh). Standard library only; reuses test/e2e/e2e.py.
+test/e2e/replay.sh). Standard library only; the connections are test/lib/clients.py's.
 
   health.py waitlog LOG --after EPOCH [--timeout S] [--count N] KEY=VALUE...
         waits for the N-th evenflowd log line (logfmt, "ts=...Z level=.. event=..")
@@ -34,8 +34,9 @@ import sys
 import time
 from datetime import datetime, timezone
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e  # noqa: E402  (open_echo)
+sys.dont_write_bytecode = True  # nothing left in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from clients import LongLived, error_kind, http_get  # noqa: E402
 
 # ---- evenflowd's log ----
 
@@ -134,170 +135,42 @@ async def pinned(args):
     deadline = time.monotonic() + args.timeout
     while keep is None and tries < 200 and time.monotonic() < deadline:
         tries += 1
-        r, w, name = await e2e.open_echo(args.vip, args.port)
-        if name == args.backend:
-            keep = (r, w)
+        c = LongLived(tries)
+        await c.open(args.vip, args.port)
+        if c.backend == args.backend:
+            keep = c
         else:
-            others.append(w)
-    for w in others:
-        w.close()
+            others.append(c)
+    for c in others:
+        c.close()
     if keep is None:
         print(json.dumps({"pinned": None, "tries": tries}), flush=True)
         return 1
-    r, w = keep
-    # Prove the connection works before the event.
-    msg = b"before\n"
-    w.write(msg)
-    await w.drain()
-    await asyncio.wait_for(r.readexactly(len(msg)), 3)
+    await keep.exchange(3)  # the connection works before the event
     print(json.dumps({"pinned": args.backend, "tries": tries}), flush=True)
     while not os.path.exists(args.go) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    result = "ok"
     t0 = time.monotonic()
-    try:
-        msg = b"after\n"
-        w.write(msg)
-        await w.drain()
-        got = await asyncio.wait_for(r.readexactly(len(msg)), 3)
-        if got != msg:
-            result = "corrupt"
-    except asyncio.TimeoutError:
-        result = "stall"
-    except asyncio.IncompleteReadError:
-        result = "eof"
-    except ConnectionResetError:
-        result = "reset"
-    except OSError as e:
-        result = f"oserror {e.errno}"
+    result = await keep.probe(3) or "ok"
     print(json.dumps({"result": result, "seconds": round(time.monotonic() - t0, 3)}), flush=True)
-    try:
-        w.close()
-    except Exception:  # noqa: BLE001
-        pass
+    keep.close()
     return 0
 
 
 # ---- replay traffic ----
 
-def error_kind(e):
-    if isinstance(e, ConnectionResetError):
-        return "reset"
-    if isinstance(e, ConnectionRefusedError):
-        return "refused"
-    if isinstance(e, asyncio.TimeoutError):
-        return "timeout"
-    if isinstance(e, asyncio.IncompleteReadError):
-        return "eof"
-    if isinstance(e, OSError):
-        return f"oserror {e.errno}"
-    return type(e).__name__
-
-
-async def read_http_response(reader, timeout):
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    body = await asyncio.wait_for(reader.readexactly(length), timeout)
-    if not head.startswith(b"HTTP/1.1 200") or not body.startswith(b"hello from "):
-        raise ConnectionError(f"bad response {head[:40]!r}")
-    return body.decode().split()[-1]
-
-
-class LongLived:
-    def __init__(self, kind, idx):
-        self.kind, self.idx = kind, idx
-        self.backend = None
-        self.exchanges = 0
-        self.error = None
-        self.error_at = None
-        self.max_gap = 0.0
-
-
-async def echo_loop(c, args, stop):
-    try:
-        r, w, c.backend = await e2e.open_echo(args.vip, args.echo_port)
-    except Exception as e:  # noqa: BLE001
-        c.error, c.error_at = "open " + error_kind(e), time.time()
-        return
-    last = time.monotonic()
-    seq = 0
-    while not stop.is_set():
-        msg = f"{c.idx:04d}:{seq:08d}\n".encode()
-        try:
-            w.write(msg)
-            await w.drain()
-            got = await asyncio.wait_for(r.readexactly(len(msg)), args.stall)
-            if got != msg:
-                raise ConnectionError("corrupt")
-        except Exception as e:  # noqa: BLE001
-            c.error, c.error_at = error_kind(e), time.time()
-            break
-        now = time.monotonic()
-        c.max_gap = max(c.max_gap, now - last)
-        last = now
-        c.exchanges += 1
-        seq += 1
-        await asyncio.sleep(args.interval)
-    w.close()
-
-
-async def keepalive_loop(c, args, stop):
-    request = (f"GET /hello HTTP/1.1\r\nHost: {args.vip}\r\nUser-Agent: evenflow-replay\r\n"
-               "\r\n").encode()
-    try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(args.vip, args.http_port), 3)
-    except Exception as e:  # noqa: BLE001
-        c.error, c.error_at = "open " + error_kind(e), time.time()
-        return
-    last = time.monotonic()
-    while not stop.is_set():
-        try:
-            w.write(request)
-            await w.drain()
-            name = await read_http_response(r, args.stall)
-        except Exception as e:  # noqa: BLE001
-            c.error, c.error_at = error_kind(e), time.time()
-            break
-        if c.backend is None:
-            c.backend = name
-        elif name != c.backend:
-            c.error, c.error_at = f"moved {c.backend}->{name}", time.time()
-            break
-        now = time.monotonic()
-        c.max_gap = max(c.max_gap, now - last)
-        last = now
-        c.exchanges += 1
-        await asyncio.sleep(args.interval)
-    w.close()
-
-
 async def one_request(args, t0, buckets, failures, inflight):
-    request = (f"GET /hello HTTP/1.0\r\nHost: {args.vip}\r\nUser-Agent: evenflow-replay\r\n"
-               "\r\n").encode()
     started = time.time()
     sec = str(int(started - t0))
     b = buckets.setdefault(sec, {})
     inflight[0] += 1
     try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(args.vip, args.http_port), 3)
-        try:
-            w.write(request)
-            await w.drain()
-            data = await asyncio.wait_for(r.read(), 5)
-        finally:
-            w.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200") or not body.startswith(b"hello from "):
-            raise ConnectionError("bad response")
-        name = body.decode().split()[-1]
+        name = await http_get(args.vip, args.http_port, timeout=5, connect_timeout=3,
+                              agent="evenflow-replay")
         b[name] = b.get(name, 0) + 1
     except Exception as e:  # noqa: BLE001
-        kind = error_kind(e)
         b["fail"] = b.get("fail", 0) + 1
-        failures.append({"at": round(started, 3), "kind": kind})
+        failures.append({"at": round(started, 3), "kind": error_kind(e)})
     finally:
         inflight[0] -= 1
 
@@ -305,12 +178,12 @@ async def one_request(args, t0, buckets, failures, inflight):
 async def traffic(args):
     stop = asyncio.Event()
     t0 = time.time()
-    conns = [LongLived("echo", i) for i in range(args.echo)]
-    conns += [LongLived("keepalive", i) for i in range(args.keepalive)]
+    conns = [LongLived(i, "echo") for i in range(args.echo)]
+    conns += [LongLived(i, "keepalive", agent="evenflow-replay") for i in range(args.keepalive)]
     tasks = []
     for c in conns:
-        loop = echo_loop if c.kind == "echo" else keepalive_loop
-        tasks.append(asyncio.create_task(loop(c, args, stop)))
+        port = args.echo_port if c.kind == "echo" else args.http_port
+        tasks.append(asyncio.create_task(c.open_and_run(args.vip, port, args.interval, stop, args.stall)))
         await asyncio.sleep(0.01)
     buckets, failures, inflight = {}, [], [0]
     skipped = 0

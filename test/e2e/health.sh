@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end tests of health checks, failover and draining (issue 6): real TCP through
+# End-to-end tests of active health checks, failover and draining: real TCP through
 # evenflowd between network namespaces (scripts/netns), real servers, real clients.
 #
 #   test/e2e/health.sh BUILD_DIR
@@ -21,46 +21,26 @@
 # Ctrl-C). Must not run concurrently with the other e2e scripts (shared ef- names).
 set -uo pipefail
 
-build=${1:?usage: test/e2e/health.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-root=$(cd "$(dirname "$0")/../.." && pwd)
-evenflowd=$build/app/evenflowd
-evenctl=$build/app/evenctl
-netns=$root/scripts/netns
+# shellcheck source=test/lib/harness.sh
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init health "${1:?usage: test/e2e/health.sh BUILD_DIR}"
 e2e=$root/test/e2e/e2e.py
 hp=$root/test/e2e/health.py
-started=$(date +%s)
 
 # Health parameters of the pools under test (the bounds below follow from them).
 INTERVAL=1.0 TIMEOUT=0.5 RISE=2 FALL=3
 SLACK=0.3 # scheduling jitter allowed on top of the bounds (control loop, one 2-core host)
 
-E2E_NAME=health
-E2E_TOOLS="nginx nft curl python3 ethtool ip ss sha256sum flock"
-# shellcheck source=test/e2e/common.sh
-source "$root/test/e2e/common.sh"
-# shellcheck source=test/e2e/config.sh
-source "$root/test/e2e/config.sh"
+needs_root "network namespaces, DPDK"
+needs_tools nginx nft curl python3 ethtool ip ss sha256sum flock
+needs_binaries "$evenflowd" "$evenctl"
+make_workdir
 fsum() { python3 -c 'import sys; print(round(sum(float(a) for a in sys.argv[1:]), 3))' "$@"; }
-logline() { # AFTER KEY=VALUE... -> the first matching line
-  local after=$1
-  shift
-  python3 "$hp" loglines "$log" --after "$after" "$@" | head -1
-}
-state() { # SERVICE ADDR:PORT -> state
-  ctl --json backends "$1" | python3 -c '
-import json, sys
-for b in json.load(sys.stdin)["backends"]:
-    if b["backend"] == sys.argv[1]:
-        print(b["state"])' "$2"
-}
+logline() { loglines "$@" | head -1; } # AFTER KEY=VALUE... -> the first matching line
 field() { # SERVICE ADDR:PORT FIELD
-  ctl --json backends "$1" | python3 -c '
-import json, sys
-for b in json.load(sys.stdin)["backends"]:
-    if b["backend"] == sys.argv[1]:
-        print(b[sys.argv[2]])' "$2" "$3"
+  ctl --json backends "$1" | json "next((b['$3'] for b in r['backends'] if b['backend'] == '$2'), '')"
 }
+state() { field "$1" "$2" state; } # SERVICE ADDR:PORT
 http_n() { # N -> JSON from e2e.py http (one connection per request)
   in_client python3 "$e2e" http http://10.10.0.100/hello "$1" --concurrency 8 --timeout 5
 }
@@ -73,125 +53,37 @@ nginx_pids() { # K -> the pids of nginx processes in ef-bK
 }
 
 # ---- topology, servers, daemon ----
-if ! "$netns" up --backends 4; then
-  fail "scripts/netns up"
-  finish
-fi
-driver=$("$netns" driver)
-mapfile -t vdevs < <("$netns" eal)
-echo "# DPDK driver: $driver"
-if ! "$netns" serve "$work/srv" >"$work/serve.log" 2>&1; then
-  cat "$work/serve.log"
-  fail "backend servers start"
-  finish
-fi
+topology_up 4
 # Extra servers for test 3: b3:8081 accepts then resets; b4:8083 accepts (to be blackholed).
 ip netns exec ef-b3 setsid python3 "$hp" listen 10.20.0.13 8081 --reset >"$work/resetter.log" 2>&1 </dev/null &
 bgpids+=($!)
 ip netns exec ef-b4 setsid python3 "$hp" listen 10.20.0.14 8083 >"$work/bh.log" 2>&1 </dev/null &
 bgpids+=($!)
 
-health="health = { kind = \"tcp\", interval = \"${INTERVAL}s\", timeout = \"${TIMEOUT}s\", rise = $RISE, fall = $FALL"
-{
-  e2e_config_head 65536
-  cat <<TOML
-
-[[pools]]
-name = "web"
-$health }
-backends = [
-  { address = "10.20.0.11", port = 8080, weight = 1 },
-  { address = "10.20.0.12", port = 8080, weight = 1 },
-  { address = "10.20.0.13", port = 8080, weight = 1 },
-  { address = "10.20.0.14", port = 8080, weight = 1 },
-]
-
+health="{ kind = \"tcp\", interval = \"${INTERVAL}s\", timeout = \"${TIMEOUT}s\", rise = $RISE, fall = $FALL"
+each() { # PORT K... -> ADDR:PORT:1 of backends bK
+  local k
+  for k in "${@:2}"; do echo "10.20.0.$((10 + k)):$1:1"; done
+}
 # The echo servers' health follows nginx (health port 8080): killing a backend's nginx
 # marks its echo backend down while the echo server keeps its connections, so a
 # connection that is still alive on the backend meets the balancer's RST.
-[[pools]]
-name = "echo"
-$health, port = 8080 }
-backends = [
-  { address = "10.20.0.11", port = 9000, weight = 1 },
-  { address = "10.20.0.12", port = 9000, weight = 1 },
-  { address = "10.20.0.13", port = 9000, weight = 1 },
-  { address = "10.20.0.14", port = 9000, weight = 1 },
-]
-
-[[pools]]
-name = "resetter"
-$health }
-backends = [ { address = "10.20.0.13", port = 8081, weight = 1 } ]
-
-[[pools]]
-name = "closed"
-$health }
-backends = [ { address = "10.20.0.12", port = 8082, weight = 1 } ]
-
-[[pools]]
-name = "blackhole"
-$health }
-backends = [ { address = "10.20.0.14", port = 8083, weight = 1 } ]
-
-[[services]]
-name = "web"
-vip = "10.10.0.100"
-port = 80
-protocol = "tcp"
-pool = "web"
-
-[[services]]
-name = "echo"
-vip = "10.10.0.100"
-port = 9000
-protocol = "tcp"
-pool = "echo"
-
-[[services]]
-name = "resetter"
-vip = "10.10.0.100"
-port = 8081
-protocol = "tcp"
-pool = "resetter"
-
-[[services]]
-name = "closed"
-vip = "10.10.0.100"
-port = 8082
-protocol = "tcp"
-pool = "closed"
-
-[[services]]
-name = "blackhole"
-vip = "10.10.0.100"
-port = 8083
-protocol = "tcp"
-pool = "blackhole"
-
-[skew]
-window = "10s"
-threshold = 2.0
-min_flows = 500
-action = "alert"
-TOML
+# shellcheck disable=SC2046
+{
+  lb_config_head 65536
+  config_pool web "$health }" -- $(each 8080 1 2 3 4)
+  config_pool echo "$health, port = 8080 }" -- $(each 9000 1 2 3 4)
+  config_pool resetter "$health }" -- 10.20.0.13:8081:1
+  config_pool closed "$health }" -- 10.20.0.12:8082:1
+  config_pool blackhole "$health }" -- 10.20.0.14:8083:1
+  for svc in web:80 echo:9000 resetter:8081 closed:8082 blackhole:8083; do
+    config_service "${svc%%:*}" 10.10.0.100 "${svc#*:}" "${svc%%:*}"
+  done
+  config_skew 10s 2.0 500 alert
 } >"$work/health.toml"
 
 t_start=$(now)
-LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
-  ip netns exec ef-lb "$evenflowd" --config "$work/health.toml" >>"$log" 2>&1 &
-pid=$!
-ok=0
-for _ in $(seq 1 100); do
-  [[ -S $sock ]] && ctl status >/dev/null 2>&1 && { ok=1; break; }
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if ((!ok)); then
-  fail "evenflowd starts on $driver"
-  tail -30 "$log"
-  finish
-fi
+start_daemon "$work/health.toml" || finish
 pass "evenflowd starts on $driver (pid $pid)"
 
 # Every checked backend gets a first verdict: unknown -> up on the first SYN-ACK.
@@ -290,7 +182,7 @@ echo "#   after recovery: $out"
 check "test 1: after recovery: 400 requests, 0 failures" test $rc -eq 0
 c=()
 for k in 1 2 3 4; do c+=("$(per_backend "$out" "b$k")"); done
-if chi=$(python3 "$e2e" chisq "$(IFS=,; echo "${c[*]}")" 1,1,1,1); then
+if chi=$(python3 "$lib/stats.py" chisq "$(IFS=,; echo "${c[*]}")" 1,1,1,1); then
   pass "test 1: b2 gets its share again ($chi)"
 else
   fail "test 1: share after recovery: $chi"
@@ -406,7 +298,7 @@ except OSError as e:
 ' 2>&1)
 check "test 3: accept-then-reset: a client through the VIP gets ECONNRESET ($res)" test "$res" == reset
 if [[ $st == up ]]; then
-  knownl "test 3: accept-then-reset: the tcp check sees a good handshake (the kernel answers the SYN before the server accepts and resets), so it stays up: a kind=\"tcp\" check cannot detect this; it needs an application-level check or passive health (counting backend RSTs)"
+  known_limitation "test 3: accept-then-reset: the tcp check sees a good handshake (the kernel answers the SYN before the server accepts and resets), so it stays up: a kind=\"tcp\" check cannot detect this; it needs an application-level check or passive health (counting backend RSTs)"
 else
   line=$(logline "$t_start" event=health service=resetter to=down)
   echo "#   $line"
@@ -416,16 +308,6 @@ fi
 # ---- teardown: nothing may be left ----
 echo "# health transitions logged:"
 grep 'event=health ' "$log" | sed 's/^/#   /'
-teardown
-left=""
-[[ -n $(ip netns list | grep '^ef-') ]] && left+=" namespaces"
-[[ -e /var/run/dpdk/$prefix ]] && left+=" dpdk-runtime-dir"
-[[ -e $sock ]] && left+=" socket"
-if [[ -z $left ]]; then pass "teardown leaves nothing behind"; else fail "teardown left:$left"; fi
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|level=(error|fatal)' "$log"; then
-  fail "evenflowd's log has errors or sanitizer reports:"
-  grep -E -m 20 'ERROR|runtime error:|level=(error|fatal)' "$log"
-else
-  pass "evenflowd's log has no errors or sanitizer reports"
-fi
+check_nothing_left
+check_daemon_log
 finish

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Postmortem replay (issue 5), end to end with real TCP in the namespace topology:
+# A bad-config incident replayed end to end with real TCP in the namespace topology:
 # a config that passes validation but points the health check of three of four web
 # backends at a wrong port, applied under steady traffic. The skew guard must raise an
 # alarm and roll back on its own.
@@ -29,14 +29,10 @@
 # Must not run concurrently with the other e2e scripts (shared ef- names).
 set -uo pipefail
 
-build=${1:?usage: test/e2e/replay.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-root=$(cd "$(dirname "$0")/../.." && pwd)
-evenflowd=$build/app/evenflowd
-evenctl=$build/app/evenctl
-netns=$root/scripts/netns
+# shellcheck source=test/lib/harness.sh
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init replay "${1:?usage: test/e2e/replay.sh BUILD_DIR}"
 hp=$root/test/e2e/health.py
-started=$(date +%s)
 
 RATE=${EVENFLOW_REPLAY_RATE:-300} # new HTTP connections per second
 LONG=20                           # long-lived connections of each kind
@@ -44,86 +40,29 @@ INTERVAL=0.5 TIMEOUT=0.3 RISE=2 FALL=2
 ALARM_TARGET=2.0    # s from the backends going down to the alarm
 ROLLBACK_TARGET=5.0 # s from the apply to the automatic rollback
 
-E2E_NAME=replay
-E2E_TOOLS="nginx curl python3 ethtool ip flock"
-# shellcheck source=test/e2e/common.sh
-source "$root/test/e2e/common.sh"
-# shellcheck source=test/e2e/config.sh
-source "$root/test/e2e/config.sh"
-loglines() { # AFTER KEY=VALUE...
-  local after=$1
-  shift
-  python3 "$hp" loglines "$log" --after "$after" "$@"
-}
+needs_root "network namespaces, DPDK"
+needs_tools nginx curl python3 ethtool ip flock
+needs_binaries "$evenflowd" "$evenctl"
+make_workdir
 states() { # SERVICE -> "ADDR:PORT=state ..."
-  ctl --json backends "$1" | python3 -c '
-import json, sys
-print(" ".join(f"{b[\"backend\"]}={b[\"state\"]}" for b in json.load(sys.stdin)["backends"]))'
+  ctl --json backends "$1" | json '" ".join(b["backend"] + "=" + b["state"] for b in r["backends"])'
 }
 
 # ---- topology, servers ----
-if ! "$netns" up --backends 4; then
-  fail "scripts/netns up"
-  finish
-fi
-driver=$("$netns" driver)
-mapfile -t vdevs < <("$netns" eal)
-echo "# DPDK driver: $driver"
-if ! "$netns" serve "$work/srv" >"$work/serve.log" 2>&1; then
-  cat "$work/serve.log"
-  fail "backend servers start"
-  finish
-fi
+topology_up 4
 # The wrong health port: only b1 listens there.
 ip netns exec ef-b1 setsid python3 "$hp" listen 10.20.0.11 8089 >"$work/listen8089.log" 2>&1 </dev/null &
 bgpids+=($!)
 
 write_config() { # FILE WEB_HEALTH_EXTRA
+  local health="{ kind = \"tcp\", interval = \"500ms\", timeout = \"300ms\", rise = $RISE, fall = $FALL"
   {
-    e2e_config_head 262144
-    cat <<TOML
-
-[[pools]]
-name = "web"
-health = { kind = "tcp", interval = "500ms", timeout = "300ms", rise = $RISE, fall = $FALL$2 }
-backends = [
-  { address = "10.20.0.11", port = 8080, weight = 1 },
-  { address = "10.20.0.12", port = 8080, weight = 1 },
-  { address = "10.20.0.13", port = 8080, weight = 1 },
-  { address = "10.20.0.14", port = 8080, weight = 1 },
-]
-
-[[pools]]
-name = "echo"
-health = { kind = "tcp", interval = "500ms", timeout = "300ms", rise = $RISE, fall = $FALL }
-backends = [
-  { address = "10.20.0.11", port = 9000, weight = 1 },
-  { address = "10.20.0.12", port = 9000, weight = 1 },
-  { address = "10.20.0.13", port = 9000, weight = 1 },
-  { address = "10.20.0.14", port = 9000, weight = 1 },
-]
-
-[[services]]
-name = "web"
-vip = "10.10.0.100"
-port = 80
-protocol = "tcp"
-pool = "web"
-
-[[services]]
-name = "echo"
-vip = "10.10.0.100"
-port = 9000
-protocol = "tcp"
-pool = "echo"
-
-[skew]
-window = "2s"
-threshold = 2.0
-min_flows = 100
-action = "rollback"
-probation = "60s"
-TOML
+    lb_config_head 262144
+    config_pool web "$health$2 }" -- 10.20.0.1{1,2,3,4}:8080:1
+    config_pool echo "$health }" -- 10.20.0.1{1,2,3,4}:9000:1
+    config_service web 10.10.0.100 80 web
+    config_service echo 10.10.0.100 9000 echo
+    config_skew 2s 2.0 100 rollback 'probation = "60s"'
   } >"$1"
 }
 write_config "$work/good.toml" ""
@@ -131,20 +70,7 @@ write_config "$work/bad.toml" ", port = 8089"
 
 # ---- daemon ----
 t_start=$(now)
-LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
-  ip netns exec ef-lb "$evenflowd" --config "$work/good.toml" >>"$log" 2>&1 &
-pid=$!
-ok=0
-for _ in $(seq 1 100); do
-  [[ -S $sock ]] && ctl status >/dev/null 2>&1 && { ok=1; break; }
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if ((!ok)); then
-  fail "evenflowd starts on $driver"
-  tail -30 "$log"
-  finish
-fi
+start_daemon "$work/good.toml" || finish
 pass "evenflowd starts on $driver (pid $pid)"
 if waitlog "$t_start" 10 event=health to=up --count 8 >/dev/null; then
   pass "all 8 backends (web, echo) up"
@@ -327,12 +253,6 @@ check "after the rollback new connections reach all four backends again ($(g las
   test "$(g last_seconds_backends)" == "['b1', 'b2', 'b3', 'b4']"
 
 # ---- teardown ----
-teardown
-[[ -n $(ip netns list | grep '^ef-') ]] && fail "teardown left namespaces" || pass "teardown leaves nothing behind"
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|level=(error|fatal)' "$log"; then
-  fail "evenflowd's log has errors or sanitizer reports:"
-  grep -E -m 20 'ERROR|runtime error:|level=(error|fatal)' "$log"
-else
-  pass "evenflowd's log has no errors or sanitizer reports"
-fi
+check_nothing_left
+check_daemon_log
 finish

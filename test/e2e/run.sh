@@ -18,181 +18,59 @@
 # behind (namespaces, veths, processes, sockets, files), also on failure or Ctrl-C.
 set -uo pipefail
 
-build=${1:?usage: test/e2e/run.sh BUILD_DIR [--skip-figures]}
+usage="usage: test/e2e/run.sh BUILD_DIR [--skip-figures]"
+build=${1:?$usage}
 shift
-figures=1
+want_figures=1
 for a in "$@"; do
   case "$a" in
-    --skip-figures) figures=0 ;;
-    *) echo "usage: test/e2e/run.sh BUILD_DIR [--skip-figures]" >&2; exit 2 ;;
+    --skip-figures) want_figures=0 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
-build=$(cd "$build" && pwd)
+# shellcheck source=test/lib/harness.sh
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init e2e "$build"
 # Figures from a sanitizer build would measure the sanitizer: skip them there.
-sanitize=$(python3 -c '
-import json, sys
-for o in json.load(open(sys.argv[1])):
-    if o["name"] == "b_sanitize":
-        print(o["value"])' "$build/meson-info/intro-buildoptions.json" 2>/dev/null)
+sanitize=$(json '[o["value"] for o in r if o["name"] == "b_sanitize"][0]' \
+  <"$build/meson-info/intro-buildoptions.json" 2>/dev/null)
 if [[ -n $sanitize && $sanitize != none ]]; then
-  figures=0
+  want_figures=0
   echo "# sanitizer build ($sanitize): test 5 (figures) skipped"
 fi
-root=$(cd "$(dirname "$0")/../.." && pwd)
-evenflowd=$build/app/evenflowd
-evenctl=$build/app/evenctl
-netns=$root/scripts/netns
 e2e=$root/test/e2e/e2e.py
-# shellcheck source=test/e2e/config.sh
-source "$root/test/e2e/config.sh"
-started=$(date +%s)
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { # WHAT COMMAND... : pass if the command succeeds
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-finish() {
-  echo "e2e runtime: $(($(date +%s) - started)) s"
-  echo "$passed passed, $failed failed"
-  ((failed == 0))
-  exit $?
-}
-
-if [[ $(id -u) -ne 0 ]]; then
-  fail "the e2e tier needs root (network namespaces, DPDK)"
-  finish
-fi
-for tool in nginx ab nft curl python3 ethtool ip; do
-  command -v "$tool" >/dev/null || { fail "missing tool: $tool (run scripts/bootstrap)"; finish; }
-done
-for bin in "$evenflowd" "$evenctl"; do
-  [[ -x $bin ]] || { fail "missing $bin (build it first)"; finish; }
-done
-
-work=$(mktemp -d /tmp/evenflow-e2e.XXXXXX)
-chmod 755 "$work"
-sock=$work/evenflow.sock
-prefix=ef-e2e-$$
-pid=
-teardown() {
-  if [[ -n $pid ]]; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    pid=
-  fi
-  "$netns" down >/dev/null 2>&1
-  rm -rf "/var/run/dpdk/$prefix"
-}
-cleanup() {
-  teardown
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ctl() { "$evenctl" --socket "$sock" "$@"; }
-in_client() { ip netns exec ef-client "$@"; }
-json() { # EXPR (on r) < JSON
-  python3 -c 'import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
-}
+needs_root "network namespaces, DPDK"
+needs_tools nginx ab nft curl python3 ethtool ip flock
+needs_binaries "$evenflowd" "$evenctl"
+make_workdir
 
 # ---- topology and servers ----
-nbackends=6 # b1..b4 serve at first; b5, b6 come and go
-if ! "$netns" up --backends $nbackends; then
-  fail "scripts/netns up"
-  finish
-fi
-driver=$("$netns" driver)
-echo "# DPDK driver: $driver"
-mapfile -t vdevs < <("$netns" eal)
-if ! "$netns" serve "$work/srv" >"$work/serve.log" 2>&1; then
-  cat "$work/serve.log"
-  fail "backend servers start"
-  finish
-fi
+topology_up 6 # b1..b4 serve at first; b5, b6 come and go
 
+backends() { # PORT "K:WEIGHT ..." -> ADDR:PORT:WEIGHT of backend bK, one per word
+  local spec
+  for spec in $2; do echo "10.20.0.$((10 + ${spec%%:*})):$1:${spec#*:}"; done
+}
 # write_config FILE "WEB_SPEC" "ECHO_SPEC": specs are "K:WEIGHT ..." for backend bK.
 write_config() {
-  local file=$1 web=$2 echo_=$3 k w
+  local web echo_
+  mapfile -t web < <(backends 8080 "$2")
+  mapfile -t echo_ < <(backends 9000 "$3")
   {
-    e2e_config_head 65536
-    cat <<TOML
-
-[[pools]]
-name = "web"
-health = { kind = "none" }
-backends = [
-TOML
-    for spec in $web; do
-      k=${spec%%:*} w=${spec#*:}
-      echo "  { address = \"10.20.0.$((10 + k))\", port = 8080, weight = $w },"
-    done
-    cat <<TOML
-]
-
-[[pools]]
-name = "echo"
-health = { kind = "none" }
-drain_timeout = "2s"
-backends = [
-TOML
-    for spec in $echo_; do
-      k=${spec%%:*} w=${spec#*:}
-      echo "  { address = \"10.20.0.$((10 + k))\", port = 9000, weight = $w },"
-    done
-    cat <<TOML
-]
-
-[[services]]
-name = "web"
-vip = "10.10.0.100"
-port = 80
-protocol = "tcp"
-pool = "web"
-
-[[services]]
-name = "echo"
-vip = "10.10.0.100"
-port = 9000
-protocol = "tcp"
-pool = "echo"
-
-[skew]
-window = "10s"
-threshold = 2.0
-min_flows = 500
-action = "alert"
-TOML
-  } >"$file"
+    lb_config_head 65536
+    config_pool web '{ kind = "none" }' -- "${web[@]}"
+    config_pool echo '{ kind = "none" }' 'drain_timeout = "2s"' -- "${echo_[@]}"
+    config_service web 10.10.0.100 80 web
+    config_service echo 10.10.0.100 9000 echo
+    config_skew 10s 2.0 500 alert
+  } >"$1"
 }
 
 web_weights="1:1 2:1 3:2 4:1"
 echo_base="1:1 2:1 3:1 4:1"
 write_config "$work/base.toml" "$web_weights" "$echo_base"
 
-start_daemon() {
-  LSAN_OPTIONS="suppressions=$root/test/e2e/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
-    ip netns exec ef-lb "$evenflowd" --config "$work/base.toml" >>"$work/evenflowd.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    [[ -S $sock ]] && ctl status >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  return 1
-}
-
-if ! start_daemon; then
-  fail "evenflowd starts on $driver"
-  tail -30 "$work/evenflowd.log"
-  finish
-fi
+start_daemon "$work/base.toml" || finish
 pass "evenflowd starts on $driver (pid $pid)"
 if ctl check "$work/base.toml" >"$work/check.txt" 2>&1; then pass "evenctl check accepts the e2e config"; else
   fail "evenctl check rejects the e2e config: $(cat "$work/check.txt")"
@@ -237,9 +115,9 @@ new_flows web >"$work/flows-after"
 counts=() weights=()
 total_logged=0 foreign=0 mismatch=""
 for k in "${backend_ids[@]}"; do
-  log=$work/srv/b$k/access.log
-  c=$(grep -c '"GET /hello ' "$log")
-  f=$(grep '"GET /hello ' "$log" | grep -vc '^10\.10\.0\.10 ')
+  access=$work/srv/b$k/access.log
+  c=$(grep -c '"GET /hello ' "$access")
+  f=$(grep '"GET /hello ' "$access" | grep -vc '^10\.10\.0\.10 ')
   counts+=("$c")
   weights+=("$(tr ' ' '\n' <<<"$web_weights" | awk -F: -v k="$k" '$1 == k {print $2}')")
   total_logged=$((total_logged + c))
@@ -254,7 +132,7 @@ for k in "${backend_ids[@]}"; do
 done
 check "test 1: the backends logged all 2000 requests ($total_logged)" test "$total_logged" -eq 2000
 check "test 1: backends see the real client address 10.10.0.10 ($foreign others)" test "$foreign" -eq 0
-if out=$(python3 "$e2e" chisq "$(IFS=,; echo "${counts[*]}")" "$(IFS=,; echo "${weights[*]}")"); then
+if out=$(python3 "$lib/stats.py" chisq "$(IFS=,; echo "${counts[*]}")" "$(IFS=,; echo "${weights[*]}")"); then
   pass "test 1: distribution matches weights: $out"
 else
   fail "test 1: distribution does not match weights: $out"
@@ -336,17 +214,13 @@ measure() { # LABEL NS URL_BASE -> a table row
   done
   printf '%-34s %16s %18s\n' "$label" "$rps" "$best"
 }
-if ((figures)); then
+if ((want_figures)); then
   echo "# test 5: figures (not pass/fail); ab -n 5000 -c 32 /hello (new connection per request),"
   echo "#         curl of the 50 MB file, best of 3; one 2-core machine runs client, balancer, backends"
   rows=$(mktemp "$work/rows.XXXX")
   measure "evenflowd ($driver, 4 backends)" ef-client http://10.10.0.100 >>"$rows"
   # The rest without evenflowd (its worker busy-polls a core).
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-  pid=
-  rm -rf "/var/run/dpdk/$prefix"
+  stop_daemon
   measure "direct to one backend (veth+bridge)" ef-sw http://10.20.0.11:8080 >>"$rows"
   # nftables DNAT: the kernel of ef-lb becomes the balancer, same addresses, same weights.
   if ip netns exec ef-lb sh -ec '
@@ -373,17 +247,6 @@ NFT
 fi
 
 # ---- teardown: nothing may be left ----
-teardown
-left=""
-[[ -n $(ip netns list | grep '^ef-') ]] && left+=" namespaces"
-ls /var/run/dpdk/ 2>/dev/null | grep -q "^$prefix$" && left+=" dpdk-runtime-dir"
-[[ -e $sock ]] && left+=" socket"
-pgrep -f "$work" >/dev/null && left+=" processes"
-if [[ -z $left ]]; then pass "teardown leaves nothing behind"; else fail "teardown left:$left"; fi
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|level=(error|fatal)' "$work/evenflowd.log"; then
-  fail "evenflowd's log has errors or sanitizer reports:"
-  grep -E -m 20 'ERROR|runtime error:|level=(error|fatal)' "$work/evenflowd.log"
-else
-  pass "evenflowd's log has no errors or sanitizer reports"
-fi
+check_nothing_left
+check_daemon_log
 finish

@@ -20,50 +20,14 @@
 # Ends with "N passed, N failed"; exits non-zero if anything failed or a tool is missing.
 set -uo pipefail
 
-build=${1:?usage: test/ops/run.sh BUILD_DIR}
-build=$(cd "$build" && pwd) || exit 2
-root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=test/lib/harness.sh
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init ops "${1:?usage: test/ops/run.sh BUILD_DIR}"
 conf=$root/conf
-
-passed=0
-failed=0
-failures=()
-tmp=$(mktemp -d /tmp/evenflow-ops.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-
-ok() { passed=$((passed + 1)); echo "ok   - $1"; }
-not_ok() {
-  failed=$((failed + 1))
-  failures+=("$1")
-  echo "FAIL - $1"
-  if [[ -n ${2:-} ]]; then sed 's/^/       /' <<<"$2"; fi
-}
-finish() {
-  for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
-  echo "$passed passed, $failed failed"
-  [[ $failed -eq 0 ]]
-  exit $?
-}
-# check NAME COMMAND...: passes when COMMAND exits 0; shows its output if not.
-check() {
-  local name=$1 out
-  shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$out"; fi
-}
-
 # Missing tools are failures, loudly: a check that silently skips proves nothing.
-missing=0
-for tool in promtool systemd-analyze python3 meson; do
-  if ! command -v "$tool" >/dev/null; then
-    not_ok "tool $tool is missing (scripts/bootstrap installs it: promtool is in the Debian package prometheus, systemd-analyze in systemd)"
-    missing=1
-  fi
-done
-if ! python3 -c 'import yaml' 2>/dev/null; then
-  not_ok "python3 module yaml is missing (Debian package python3-yaml; scripts/bootstrap installs it)"
-  missing=1
-fi
-if ((missing)); then finish; fi
+needs_tools promtool systemd-analyze python3 meson
+needs_python_modules yaml
+make_workdir
 
 # The metrics and labels evenflowd exports (prefix evenflow_), and Prometheus' own.
 metrics=(
@@ -179,7 +143,7 @@ EOF
 
 # Every query (panels, annotations, variables) must parse: wrap them as recording
 # rules, Grafana's variables replaced by values, and let promtool parse them.
-python3 - "$dashboard" >"$tmp/dashboard-rules.yml" <<'EOF'
+python3 - "$dashboard" >"$work/dashboard-rules.yml" <<'EOF'
 import json, re, sys
 d = json.load(open(sys.argv[1]))
 exprs = []
@@ -208,11 +172,11 @@ for i, e in enumerate(exprs):
         e = e.replace(k, v)
     print(f"      - record: dashboard:query{i}\n        expr: {json.dumps(e)}")
 EOF
-check "every dashboard query parses (promtool)" promtool check rules "$tmp/dashboard-rules.yml"
+check "every dashboard query parses (promtool)" promtool check rules "$work/dashboard-rules.yml"
 
 # ---- 4: names against the exported set
 check "rules and dashboard use only exported metrics and labels" python3 - \
-  "$conf/prometheus/alerts.yml" "$dashboard" "$tmp/dashboard-rules.yml" \
+  "$conf/prometheus/alerts.yml" "$dashboard" "$work/dashboard-rules.yml" \
   "${metrics[*]}" "${labels[*]}" <<'EOF'
 import re, sys, yaml
 rules_file, dashboard, dash_rules, metrics, labels = sys.argv[1:6]
@@ -263,9 +227,9 @@ EOF
 
 # ---- 5, 6: unit and install layout
 unit_template=$conf/evenflowd.service
-mkdir -p "$tmp/unit"
+mkdir -p "$work/unit"
 sed -e "s|@BINDIR@|$build/app|g" -e "s|@SYSCONFDIR@/evenflow/evenflow.toml|$conf/evenflow.toml|g" \
-  "$unit_template" >"$tmp/unit/evenflowd.service"
+  "$unit_template" >"$work/unit/evenflowd.service"
 # verify exits 0 on unknown keys and bad values (it only warns): any output fails.
 verify() { # UNIT
   local out
@@ -274,11 +238,11 @@ verify() { # UNIT
   echo "$out"
   [[ $rc -eq 0 && -z $out ]]
 }
-check "systemd-analyze verify (template, build binaries)" verify "$tmp/unit/evenflowd.service"
+check "systemd-analyze verify (template, build binaries)" verify "$work/unit/evenflowd.service"
 
-destdir=$tmp/destdir
+destdir=$work/destdir
 if out=$(meson install -C "$build" --destdir "$destdir" --no-rebuild 2>&1); then
-  ok "meson install --destdir"
+  pass "meson install --destdir"
   read -r prefix bindir sysconfdir datadir < <(python3 - "$build/meson-info/intro-buildoptions.json" <<'EOF'
 import json, os, sys
 o = {x["name"]: x["value"] for x in json.load(open(sys.argv[1]))}
@@ -307,20 +271,20 @@ EOF
       layout_errors+=("installed alerts.yml differs from conf/")
   fi
   if ((${#layout_errors[@]} == 0)); then
-    ok "install layout (prefix $prefix)"
+    pass "install layout (prefix $prefix)"
   else
-    not_ok "install layout (prefix $prefix)" "$(printf '%s\n' "${layout_errors[@]}")"
+    fail "install layout (prefix $prefix)" "$(printf '%s\n' "${layout_errors[@]}")"
   fi
   # The unit meson generated, pointed at the binaries inside DESTDIR.
   if [[ -f $unit ]]; then
-    mkdir -p "$tmp/installed"
-    sed "s|$bindir/|$destdir$bindir/|g" "$unit" >"$tmp/installed/evenflowd.service"
-    check "systemd-analyze verify (installed unit)" verify "$tmp/installed/evenflowd.service"
+    mkdir -p "$work/installed"
+    sed "s|$bindir/|$destdir$bindir/|g" "$unit" >"$work/installed/evenflowd.service"
+    check "systemd-analyze verify (installed unit)" verify "$work/installed/evenflowd.service"
   else
-    not_ok "systemd-analyze verify (installed unit): not installed"
+    fail "systemd-analyze verify (installed unit): not installed"
   fi
 else
-  not_ok "meson install --destdir" "$out"
+  fail "meson install --destdir" "$out"
 fi
 
 finish

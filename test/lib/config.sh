@@ -1,0 +1,98 @@
+# shellcheck shell=bash
+# evenflowd config files for the test tiers (and scripts/demo), written as TOML on
+# stdout. Every tier runs the same shape of daemon: EAL on lcores 0-1 without
+# hugepages or PCI, one control socket, two interfaces (client side 10.10.0.2/24,
+# backend side 10.20.0.1/24); only the devices and a few sizes differ.
+#
+#   config_head [--memory MB] [--timeouts INLINE_TABLE] [--gateway ADDR] \
+#               PREFIX SOCKET METRICS FLOW_CAPACITY WORKERS DEV0 DEV1 [EAL_ARG...]
+#       [eal]: file prefix PREFIX, -m MB (default 512), then the EAL_ARGs (the --vdev
+#       arguments that create DEV0 and DEV1, and any other); [control]: SOCKET and the
+#       METRICS address ("" for none); [dataplane]: WORKERS (the contents of the TOML
+#       list, "1" or "1, 2"), FLOW_CAPACITY and --timeouts; [[interfaces]]: client-side
+#       on DEV0 (with --gateway), backend-side on DEV1.
+#   config_pool NAME HEALTH [KEY_LINE...] -- ADDR:PORT:WEIGHT...
+#       a [[pools]] table; HEALTH is its inline table ('{ kind = "none" }'), each
+#       KEY_LINE one more line of the table ('drain_timeout = "2s"').
+#   config_service NAME VIP PORT POOL
+#       a [[services]] table (tcp).
+#   config_skew WINDOW THRESHOLD MIN_FLOWS ACTION [KEY_LINE...]
+#       the [skew] table.
+
+toml_str() { # TEXT -> a TOML basic string
+  local s=${1//\\/\\\\}
+  printf '"%s"' "${s//\"/\\\"}"
+}
+
+config_head() {
+  local memory=512 timeouts="" gateway=""
+  while [[ ${1:-} == --* ]]; do
+    case "$1" in
+      --memory) memory=$2 ;;
+      --timeouts) timeouts=$2 ;;
+      --gateway) gateway=$2 ;;
+      *) echo "config_head: unknown option $1" >&2; return 2 ;;
+    esac
+    shift 2
+  done
+  local prefix=$1 socket=$2 metrics=$3 flows=$4 workers=$5 dev0=$6 dev1=$7
+  shift 7
+  local extra="" a
+  for a in "$@"; do extra+="${extra:+, }$(toml_str "$a")"; done
+  echo "[eal]"
+  echo "args = [\"-l\", \"0-1\", \"--no-huge\", \"-m\", \"$memory\", \"--no-pci\", \"--file-prefix\", $(toml_str "$prefix")${extra:+,
+        $extra}]"
+  cat <<TOML
+
+[control]
+socket = $(toml_str "$socket")
+metrics = $(toml_str "$metrics")
+
+[dataplane]
+workers = [$workers]
+flow_capacity = $flows
+${timeouts:+timeouts = $timeouts
+}
+[[interfaces]]
+name = "client-side"
+device = $(toml_str "$dev0")
+address = "10.10.0.2/24"
+${gateway:+gateway = $(toml_str "$gateway")
+}
+[[interfaces]]
+name = "backend-side"
+device = $(toml_str "$dev1")
+address = "10.20.0.1/24"
+TOML
+}
+
+config_pool() {
+  local name=$1 health=$2 spec addr port
+  shift 2
+  printf '\n[[pools]]\nname = %s\nhealth = %s\n' "$(toml_str "$name")" "$health"
+  while (($#)) && [[ $1 != -- ]]; do
+    echo "$1"
+    shift
+  done
+  shift
+  echo "backends = ["
+  for spec in "$@"; do
+    addr=${spec%%:*} spec=${spec#*:}
+    port=${spec%%:*}
+    echo "  { address = $(toml_str "$addr"), port = $port, weight = ${spec#*:} },"
+  done
+  echo "]"
+}
+
+config_service() {
+  printf '\n[[services]]\nname = %s\nvip = %s\nport = %s\nprotocol = "tcp"\npool = %s\n' \
+    "$(toml_str "$1")" "$(toml_str "$2")" "$3" "$(toml_str "$4")"
+}
+
+config_skew() {
+  printf '\n[skew]\nwindow = %s\nthreshold = %s\nmin_flows = %s\naction = %s\n' \
+    "$(toml_str "$1")" "$2" "$3" "$(toml_str "$4")"
+  shift 4
+  (($#)) && printf '%s\n' "$@"
+  return 0
+}
