@@ -66,7 +66,7 @@ evenflowd::change& evenflowd::enqueue(change_kind what, const control::actor& wh
 }
 
 bool evenflowd::changes_pending() const {
-    return !m_changes.empty();
+    return !m_changes.empty() || !m_followups.empty();
 }
 
 void evenflowd::answer(change& c, const json& reply) {
@@ -85,11 +85,13 @@ void evenflowd::log_change(const char* event, uint64_t version, const change& c,
                                            {"changes", std::to_string(c.diff.size())}};
     fields.insert(fields.end(), extra.begin(), extra.end());
     log_event(c.who.via == "skew-guard" ? "warning" : "info", event, fields);
-    control::log_batch changes;
-    std::string v = std::to_string(version);
-    for (const std::string& line : c.diff) {
-        changes.add("info", "apply_change", {{"version", v}, {"change", line}});
-    }
+    // The change lines in the next iteration: ten thousand of them take a while.
+    m_followups.push_back([diff = c.diff, v = std::to_string(version)] {
+        control::log_batch changes;
+        for (const std::string& line : diff) {
+            changes.add("info", "apply_change", {{"version", v}, {"change", line}});
+        }
+    });
 }
 
 void evenflowd::refuse(change& c, const std::string& counter, const std::string& reason, json reply,
@@ -245,6 +247,12 @@ bool evenflowd::prepare(change& c, bool* wait) {
 }
 
 void evenflowd::advance_changes() {
+    if (!m_followups.empty()) {
+        auto next = std::move(m_followups.front());
+        m_followups.pop_front();
+        next();
+        return;
+    }
     while (!m_changes.empty()) {
         change& c = *m_changes.front();
         if (!c.builder) {
@@ -269,6 +277,7 @@ void evenflowd::advance_changes() {
         if (stale) {
             request_states_rebuild(); // verdicts arrived during the build
         }
+        return; // one publication per iteration: the loop's other work comes first
     }
 }
 
@@ -320,7 +329,7 @@ void evenflowd::finish_change(change& c) {
     }
     publish(std::move(built.value));
     if (c.new_version) {
-        after_config_change();
+        m_followups.push_back([this] { after_config_change(); });
     }
     json reply = control::ok_reply();
     reply["version"] = m_manager.version();
@@ -340,12 +349,15 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap) {
                    {"action", "established flows of down backends kept, not reset"},
                    {"version", std::to_string(m_manager.version())}});
     }
-    m_shared.snap.publish(std::move(snap), *m_qsbr);
+    m_reclaimer.retire(m_shared.snap.replace(std::move(snap), *m_qsbr));
     m_samples_of = nullptr; // the old snapshot is gone; its address may come back
     m_labels_of = nullptr;
-    m_health.sync(*m_shared.snap.load(), now);
-    update_no_backend_alarms();
-    m_metrics_stale = true; // scrapes see a change at once, not a second later
+    // What follows the snapshot runs in the next iterations, each on its own, so that
+    // a publication at ten thousand backends does not hold the loop in one piece.
+    m_followups.push_back([this] {
+        m_health.sync(*m_shared.snap.load(), std::chrono::steady_clock::now());
+    });
+    m_followups.push_back([this] { update_no_backend_alarms(); });
 }
 
 void evenflowd::after_config_change() {

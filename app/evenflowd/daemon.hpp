@@ -24,11 +24,13 @@
 #include "dataplane/slow_path.hpp"
 #include "dataplane/worker.hpp"
 #include "metrics.hpp"
+#include "reclaimer.hpp"
 
 #include <rte_mempool.h>
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -174,8 +176,10 @@ private:
     std::map<std::string, uint64_t> m_rollbacks; // by trigger: operator, automatic
     std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
     std::deque<std::unique_ptr<change>> m_changes; // in the order they were asked for
-    bool m_metrics_stale = true;                   // render /metrics again before serving it
+    // Work that follows a publication, one item per loop iteration (changes.cpp).
+    std::deque<std::function<void()>> m_followups;
     control::loop_watch m_loop;
+    reclaimer m_reclaimer; // frees old snapshots off the control thread
     std::vector<control::backend_sample> m_samples; // the skew sampler's, for m_samples_of
     const snapshot* m_samples_of = nullptr;
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of

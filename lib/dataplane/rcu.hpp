@@ -49,14 +49,19 @@ public:
     // control thread wrote into *T before publishing is visible to the reader.
     const T* load() const { return m_current.load(std::memory_order_acquire); }
 
-    // ctlplane: rw. Publishes `next`, waits for a grace period, frees the old object.
-    // Returns once no worker can still be reading the old one.
-    void publish(std::unique_ptr<T> next, qsbr_domain& domain) {
+    // ctlplane: rw. Publishes `next`, waits for a grace period, and returns the old
+    // object, which no worker can be reading any more: the caller frees it, now or on
+    // another thread (a large snapshot takes a while to free).
+    [[nodiscard]] std::unique_ptr<const T> replace(std::unique_ptr<T> next, qsbr_domain& domain) {
         const T* old = m_current.exchange(next.release(), std::memory_order_acq_rel);
         if (old != nullptr) {
             domain.synchronize();
-            delete old;
         }
+        return std::unique_ptr<const T>(old);
+    }
+    // The same, freeing the old object at once.
+    void publish(std::unique_ptr<T> next, qsbr_domain& domain) {
+        replace(std::move(next), domain).reset();
     }
 
 private:

@@ -117,6 +117,27 @@ if command -v promtool >/dev/null; then
 else
   fail "metrics: promtool is not installed (scripts/bootstrap installs prometheus)"
 fi
+expect_contains "metrics: per-service aggregates" "$metrics" 'evenflow_service_active_flows{service="web"} 0'
+expect_contains "metrics: every backend exported by default" "$metrics" 'evenflow_metrics_backends_exported 3'
+
+# metrics_backends bounds the per-backend series; the per-service ones stay.
+running=$(json 'r["version"]' <<<"$(ctl --json status)")
+not_up=$(ctl --json backends | json "sum(1 for b in r['backends'] if b['state'] not in ('up', 'unknown'))")
+{
+  sed -n '1,/^\[dataplane\]/p' "$work/v1.toml" | sed '$d'
+  echo 'metrics_backends = "alarmed"'
+  echo
+  sed -n '/^\[dataplane\]/,$p' "$work/v1.toml"
+} >"$work/bounded.toml"
+out=$(ctl apply "$work/bounded.toml" 2>&1)
+expect_contains "metrics: metrics_backends applies" "$out" 'control.metrics_backends: all -> alarmed'
+bounded=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")
+expect_contains "metrics: \"alarmed\" exports the $not_up backend(s) not up" "$bounded" "evenflow_metrics_backends_exported $not_up"
+expect_eq "metrics: their series only" "$(grep -c '^evenflow_backend_expected_share{' <<<"$bounded")" "$not_up"
+expect_contains "metrics: per-service aggregates stay" "$bounded" 'evenflow_service_new_flows_total{service="web"}'
+ctl apply "$work/v1.toml" >/dev/null
+expect_eq "metrics: both applies made versions" "$(json 'r["version"]' <<<"$(ctl --json status)")" "$((running + 2))"
+
 telemetry=$(echo "/evenflow/status" | timeout 10 dpdk-telemetry.py -f "$prefix" 2>&1)
 expect_contains "telemetry: /evenflow/status" "$telemetry" '"version":'
 
@@ -174,12 +195,13 @@ ctl status >/dev/null 2>&1; expect_eq "first daemon still serving" "$?" "0"
 
 # ---- SIGHUP re-reads the file ----
 cp "$work/v2.toml" "$work/v1.toml"
+before_hup=$(json 'r["version"]' <<<"$(ctl --json status)")
 kill -HUP "$pid"
 for _ in $(seq 1 50); do
-  [[ $(json 'r["version"]' <<<"$(ctl --json status)") == 6 ]] && break
+  [[ $(json 'r["version"]' <<<"$(ctl --json status)") == $((before_hup + 1)) ]] && break
   sleep 0.1
 done
-expect_eq "SIGHUP: applied as version 6" "$(json 'r["version"]' <<<"$(ctl --json status)")" "6"
+expect_eq "SIGHUP: applied as the next version" "$(json 'r["version"]' <<<"$(ctl --json status)")" "$((before_hup + 1))"
 
 # ---- SIGTERM: clean shutdown, no socket left ----
 stop_daemon; rc=$?

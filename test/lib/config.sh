@@ -5,6 +5,7 @@
 # backend side 10.20.0.1/24); only the devices and a few sizes differ.
 #
 #   config_head [--memory MB] [--timeouts INLINE_TABLE] [--gateway ADDR] \
+#               [--client-address PREFIX] [--backend-address PREFIX] \
 #               PREFIX SOCKET METRICS FLOW_CAPACITY WORKERS DEV0 DEV1 [EAL_ARG...]
 #       [eal]: file prefix PREFIX, -m MB (default 512), then the EAL_ARGs (the --vdev
 #       arguments that create DEV0 and DEV1, and any other); [control]: SOCKET and the
@@ -25,10 +26,12 @@ toml_str() { # TEXT -> a TOML basic string
 }
 
 config_head() {
-  local memory=512 timeouts="" gateway=""
+  local memory=512 timeouts="" gateway="" client_address=10.10.0.2/24 backend_address=10.20.0.1/24
   while [[ ${1:-} == --* ]]; do
     case "$1" in
       --memory) memory=$2 ;;
+      --client-address) client_address=$2 ;;
+      --backend-address) backend_address=$2 ;;
       --timeouts) timeouts=$2 ;;
       --gateway) gateway=$2 ;;
       *) echo "config_head: unknown option $1" >&2; return 2 ;;
@@ -56,13 +59,13 @@ ${timeouts:+timeouts = $timeouts
 [[interfaces]]
 name = "client-side"
 device = $(toml_str "$dev0")
-address = "10.10.0.2/24"
+address = $(toml_str "$client_address")
 ${gateway:+gateway = $(toml_str "$gateway")
 }
 [[interfaces]]
 name = "backend-side"
 device = $(toml_str "$dev1")
-address = "10.20.0.1/24"
+address = $(toml_str "$backend_address")
 TOML
 }
 

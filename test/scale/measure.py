@@ -6,6 +6,8 @@
         daemon's control-loop figures seen.
   measure.py wait-state SOCKET STATE COUNT --timeout S
         waits until COUNT backends are in STATE; prints the seconds it took.
+  measure.py last-down LOG
+        when the last health verdict `to=down` was logged (epoch seconds).
   measure.py rss PID
         the process's resident set in MB.
   measure.py percentiles FILE.json
@@ -82,6 +84,18 @@ def cmd_wait_state(a):
     return 1
 
 
+def cmd_last_down(a):
+    """The time (epoch s) of the last health verdict `to=down` in evenflowd's log."""
+    import datetime
+    last = None
+    for line in open(a.log):
+        if " event=health " in line and " to=down" in line:
+            ts = line.split()[0][3:]
+            last = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+    print(f"{last:.3f}" if last else "0")
+
+
 def cmd_rss(a):
     for line in open(f"/proc/{a.pid}/status"):
         if line.startswith("VmRSS:"):
@@ -103,13 +117,15 @@ def main():
     w.add_argument("state")
     w.add_argument("count", type=int)
     w.add_argument("--timeout", type=float, default=60)
+    ld = sub.add_parser("last-down")
+    ld.add_argument("log")
     r = sub.add_parser("rss")
     r.add_argument("pid")
     q = sub.add_parser("percentiles")
     q.add_argument("file")
     a = p.parse_args()
     return {"sample": cmd_sample, "wait-state": cmd_wait_state, "rss": cmd_rss,
-            "percentiles": cmd_percentiles}[a.cmd](a) or 0
+            "percentiles": cmd_percentiles, "last-down": cmd_last_down}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
