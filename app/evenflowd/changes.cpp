@@ -354,9 +354,8 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap) {
     m_labels_of = nullptr;
     // What follows the snapshot runs in the next iterations, each on its own, so that
     // a publication at ten thousand backends does not hold the loop in one piece.
-    m_followups.push_back([this] {
-        m_health.sync(*m_shared.snap.load(), std::chrono::steady_clock::now());
-    });
+    m_followups.push_back(
+        [this] { m_health.sync(*m_shared.snap.load(), std::chrono::steady_clock::now()); });
     m_followups.push_back([this] { update_no_backend_alarms(); });
 }
 

@@ -113,6 +113,13 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                            {"flow_capacity", c.flow_capacity.get()}});
     }
     reply["workers"] = workers;
+    json ports = json::array();
+    for (const dataplane::interface_info& i : m_shared.interfaces) {
+        ports.push_back({{"interface", i.name},
+                         {"device", i.device},
+                         {"steering", dataplane::to_string(i.steering)}});
+    }
+    reply["ports"] = ports;
     return reply;
 }
 

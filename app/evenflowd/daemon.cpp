@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -135,8 +136,12 @@ bool evenflowd::start() {
         }
     }
 
+    const auto workers = uint16_t(cfg.dataplane.workers.size());
+    m_shared.steering = dataplane::flow_steering(workers);
     dataplane::port_options port_opts;
-    port_opts.queues = uint16_t(cfg.dataplane.workers.size());
+    port_opts.queues = workers;
+    port_opts.steering = &m_shared.steering;
+    port_opts.roles = dataplane::port_roles(cfg);
     std::string error;
     m_pool = dataplane::create_packet_pool(cfg.interfaces.size(), port_opts, &error);
     if (m_pool == nullptr) {
@@ -156,7 +161,31 @@ bool evenflowd::start() {
                    {"device", i.device},
                    {"port", std::to_string(i.port_id)},
                    {"mac", mac},
-                   {"address", i.address.to_string()}});
+                   {"address", i.address.to_string()},
+                   {"steering", std::string(dataplane::to_string(i.steering))}});
+    }
+    // Hand-off rings between every pair of workers, when a port needs them.
+    bool handoff = std::any_of(m_shared.interfaces.begin(), m_shared.interfaces.end(),
+                               [](const dataplane::interface_info& i) {
+                                   return i.steering == dataplane::steering_mode::handoff;
+                               });
+    if (handoff) {
+        m_shared.handoff.assign(size_t(workers) * workers, nullptr);
+        for (uint16_t from = 0; from < workers; ++from) {
+            for (uint16_t to = 0; to < workers; ++to) {
+                if (from == to) {
+                    continue;
+                }
+                rte_ring* r = rte_ring_create(fmt::format("ef_handoff_{}_{}", from, to).c_str(),
+                                              4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+                if (r == nullptr) {
+                    log_event("error", "start_refused",
+                              {{"reason", "cannot create the hand-off rings"}});
+                    return false;
+                }
+                m_shared.handoff[size_t(from) * workers + to] = r;
+            }
+        }
     }
 
     m_shared.to_control = rte_ring_create("ef_to_control", 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
@@ -235,14 +264,22 @@ void evenflowd::shutdown() {
     m_server.close();
     m_slow_path.reset();
     m_workers.clear();
-    if (m_shared.to_control != nullptr) {
+    auto free_ring = [](rte_ring*& ring) {
+        if (ring == nullptr) {
+            return;
+        }
         rte_mbuf* m;
-        while (rte_ring_dequeue(m_shared.to_control, reinterpret_cast<void**>(&m)) == 0) {
+        while (rte_ring_dequeue(ring, reinterpret_cast<void**>(&m)) == 0) {
             rte_pktmbuf_free(m);
         }
-        rte_ring_free(m_shared.to_control);
-        m_shared.to_control = nullptr;
+        rte_ring_free(ring);
+        ring = nullptr;
+    };
+    free_ring(m_shared.to_control);
+    for (rte_ring*& r : m_shared.handoff) {
+        free_ring(r);
     }
+    m_shared.handoff.clear();
     if (m_ports_started) {
         dataplane::stop_ports(m_shared.interfaces);
         m_ports_started = false;

@@ -179,7 +179,7 @@ private:
     // Work that follows a publication, one item per loop iteration (changes.cpp).
     std::deque<std::function<void()>> m_followups;
     control::loop_watch m_loop;
-    reclaimer m_reclaimer; // frees old snapshots off the control thread
+    reclaimer m_reclaimer;                          // frees old snapshots off the control thread
     std::vector<control::backend_sample> m_samples; // the skew sampler's, for m_samples_of
     const snapshot* m_samples_of = nullptr;
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of

@@ -58,6 +58,9 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(to_control, counter, "Packets handed to the control thread (ARP, probes, unresolved).",      \
       false)                                                                                       \
     X(from_control, counter, "Packets the control thread originated, transmitted here.", false)    \
+    X(handoff_out, counter, "Packets passed to the worker that owns their connection.", true)      \
+    X(handoff_in, counter, "Packets received from other workers for connections owned here.",      \
+      true)                                                                                        \
     X(flows_active, gauge, "Flow-table entries in use (both directions).", true)                   \
     X(flow_capacity, gauge, "Flow-table capacity.", true)                                          \
     X(flow_evictions, counter, "Embryonic or closing flows evicted from a full bucket.", true)     \

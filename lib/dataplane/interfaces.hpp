@@ -1,6 +1,7 @@
 // The balancer's interfaces as the data plane sees them, and next-hop selection.
 #pragma once
 
+#include "dataplane/steering.hpp"
 #include "net/addr.hpp"
 
 #include <rte_ether.h>
@@ -21,6 +22,8 @@ struct interface_info {
     rte_ether_addr mac{};
     net::ip_prefix address;
     std::optional<net::ip_addr> gateway;
+    port_role role = port_role::both;               // which side it faces
+    steering_mode steering = steering_mode::single; // how packets reach their owner
 
     // The IPv4 prefix as route() tests it per packet (network byte order); set with
     // the address by set_address().

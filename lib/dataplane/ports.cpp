@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+
 namespace evenflow::dataplane {
 
 rte_mempool* create_packet_pool(size_t interfaces, const port_options& options,
@@ -23,10 +26,64 @@ rte_mempool* create_packet_pool(size_t interfaces, const port_options& options,
     return pool;
 }
 
+std::vector<port_role> port_roles(const config::config& cfg) {
+    std::vector<interface_info> interfaces(cfg.interfaces.size());
+    for (size_t i = 0; i < cfg.interfaces.size(); ++i) {
+        interfaces[i].index = uint16_t(i);
+        interfaces[i].set_address(cfg.interfaces[i].address);
+        interfaces[i].gateway = cfg.interfaces[i].gateway;
+    }
+    std::vector<bool> reaches_backends(interfaces.size(), false);
+    for (const config::pool_config& pool : cfg.pools) {
+        for (const config::backend_config& b : pool.backends) {
+            if (auto out = route(interfaces, b.address)) {
+                reaches_backends[out->iface] = true;
+            }
+        }
+    }
+    bool all =
+        std::all_of(reaches_backends.begin(), reaches_backends.end(), [](bool r) { return r; });
+    std::vector<port_role> roles;
+    for (bool r : reaches_backends) {
+        roles.push_back(all ? port_role::both : r ? port_role::backend : port_role::client);
+    }
+    return roles;
+}
+
 namespace {
+
+// The RSS types that hash only the client's address and port on a port of this role.
+uint64_t client_only_rss(port_role role) {
+    const uint64_t tcp = RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP;
+    if (role == port_role::client) {
+        return tcp | RTE_ETH_RSS_L3_SRC_ONLY | RTE_ETH_RSS_L4_SRC_ONLY;
+    }
+    if (role == port_role::backend) {
+        return tcp | RTE_ETH_RSS_L3_DST_ONLY | RTE_ETH_RSS_L4_DST_ONLY;
+    }
+    return 0;
+}
+
+// Gives the port the steering RETA; false when its table cannot express it (a size
+// the worker count does not divide, or a driver that refuses).
+bool set_reta(uint16_t port_id, const rte_eth_dev_info& info, const flow_steering& steering) {
+    uint16_t size = info.reta_size;
+    if (size == 0 || size > flow_steering::reta_size || (size & (size - 1)) != 0 ||
+        size % steering.workers() != 0) {
+        return false;
+    }
+    std::vector<rte_eth_rss_reta_entry64> reta(size / RTE_ETH_RETA_GROUP_SIZE + 1);
+    for (uint16_t i = 0; i < size; ++i) {
+        auto& group = reta[i / RTE_ETH_RETA_GROUP_SIZE];
+        group.mask |= uint64_t(1) << (i % RTE_ETH_RETA_GROUP_SIZE);
+        group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = steering.reta()[i];
+    }
+    return rte_eth_dev_rss_reta_update(port_id, reta.data(), size) == 0;
+}
 
 bool start_one(const config::interface_config& ic, uint16_t index, const port_options& options,
                rte_mempool* pool, interface_info& out, std::string* error) {
+    out.role = index < options.roles.size() ? options.roles[index] : port_role::both;
     uint16_t port_id;
     if (rte_eth_dev_get_port_by_name(ic.device.c_str(), &port_id) != 0) {
         *error = fmt::format("interface {}: no DPDK port named {} (for a virtual device add "
@@ -48,15 +105,42 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
                         ic.name, ic.device, info.max_rx_queues, info.max_tx_queues, options.queues);
         return false;
     }
+    // Several queues: steer by the client in the NIC where it can (the RSS types that
+    // hash only the client's fields, our key), else spread flows as it can and let the
+    // workers hand packets to their owners.
     rte_eth_conf conf{};
+    std::array<uint8_t, 64> key{};
+    out.steering = steering_mode::single;
     if (options.queues > 1) {
-        // Spread flows over the workers' queues; both directions of a flow need not
-        // meet on one worker (replies fall back to the snapshot, see worker.cpp).
+        out.steering = steering_mode::handoff;
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-        conf.rx_adv_conf.rss_conf.rss_hf =
-            (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) & info.flow_type_rss_offloads;
+        uint64_t want = client_only_rss(out.role);
+        size_t key_len = info.hash_key_size != 0 ? info.hash_key_size : 40;
+        if (want != 0 && (info.flow_type_rss_offloads & want) == want && key_len <= key.size() &&
+            options.steering != nullptr) {
+            for (size_t i = 0; i < key_len; ++i) {
+                key[i] = flow_steering::key[i % flow_steering::key_size];
+            }
+            conf.rx_adv_conf.rss_conf.rss_key = key.data();
+            conf.rx_adv_conf.rss_conf.rss_key_len = uint8_t(key_len);
+            conf.rx_adv_conf.rss_conf.rss_hf = want;
+            if (rte_eth_dev_configure(port_id, options.queues, options.queues, &conf) == 0) {
+                out.steering = steering_mode::nic_rss;
+            }
+        }
+        if (out.steering == steering_mode::handoff) {
+            conf.rx_adv_conf.rss_conf = {};
+            conf.rx_adv_conf.rss_conf.rss_hf =
+                (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) & info.flow_type_rss_offloads;
+            if (conf.rx_adv_conf.rss_conf.rss_hf == 0) {
+                conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE; // virtual devices: no RSS at all
+            }
+        }
     }
-    if (int rc = rte_eth_dev_configure(port_id, options.queues, options.queues, &conf); rc != 0) {
+    int configured = out.steering == steering_mode::nic_rss
+                         ? 0
+                         : rte_eth_dev_configure(port_id, options.queues, options.queues, &conf);
+    if (int rc = configured; rc != 0) {
         *error = fmt::format("interface {}: cannot configure port {}: {}", ic.name, ic.device,
                              rte_strerror(-rc));
         return false;
@@ -80,6 +164,9 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
         *error = fmt::format("interface {}: cannot start port {}: {}", ic.name, ic.device,
                              rte_strerror(-rc));
         return false;
+    }
+    if (out.steering == steering_mode::nic_rss && !set_reta(port_id, info, *options.steering)) {
+        out.steering = steering_mode::handoff; // the NIC's spread cannot be ours: hand off
     }
     // Not all virtual devices support it; VIPs are answered with the port's own MAC,
     // so promiscuous mode is a convenience, not a requirement.

@@ -102,8 +102,21 @@ std::unique_ptr<worker> worker::create(const worker_config& cfg, dataplane_share
         return nullptr;
     }
     w->m_tx.resize(shared.interfaces.size());
+    w->m_check_owner.assign(shared.interfaces.size(), 0);
     for (const interface_info& i : shared.interfaces) {
         w->m_tx[i.index].port_id = i.port_id;
+        w->m_check_owner[i.index] = i.steering == steering_mode::handoff ? 1 : 0;
+    }
+    const size_t workers = shared.steering.workers();
+    if (!shared.handoff.empty()) {
+        w->m_handoff_out.assign(workers, nullptr);
+        for (size_t other = 0; other < workers; ++other) {
+            if (other == cfg.index) {
+                continue;
+            }
+            w->m_handoff_out[other] = shared.handoff[cfg.index * workers + other];
+            w->m_handoff_in.push_back(shared.handoff[other * workers + cfg.index]);
+        }
     }
     w->m_sweep_active.assign(backend_registry::max_ids, 0);
     w->m_stats.totals.flow_capacity.set(w->m_flows->capacity());
@@ -140,6 +153,19 @@ void worker::poll_once(uint64_t now_ms64) {
     }
 
     bool idle = true;
+    // Packets other workers received for connections this one owns; each carries the
+    // interface it arrived on in mbuf->port.
+    for (rte_ring* ring : m_handoff_in) {
+        rte_mbuf* pkts[burst_size];
+        unsigned n =
+            rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), burst_size, nullptr);
+        if (n == 0) {
+            continue;
+        }
+        idle = false;
+        c.handoff_in.add(n);
+        process_burst(handed_off, pkts, uint16_t(n), now);
+    }
     for (const interface_info& i : m_shared.interfaces) {
         rte_mbuf* pkts[burst_size];
         uint16_t n = rte_eth_rx_burst(i.port_id, uint16_t(m_cfg.index), pkts, burst_size);
@@ -159,28 +185,49 @@ void worker::poll_once(uint64_t now_ms64) {
     m_shared.qsbr->quiescent(m_cfg.index);
 }
 
-void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint32_t now) {
+void worker::process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, uint32_t now) {
     worker_counters& c = m_stats.totals;
     rx_item items[burst_size];
+    // The snapshot is loaded once for the whole burst.
+    const snapshot* snap = m_shared.snap.load();
+    const bool from_handoff = rx_iface == handed_off;
+    // Whether packets of this port may belong to another worker: the port does not
+    // steer by the client, or the NIC's hash is to be checked against the owner.
+    const bool check_owner = !from_handoff && m_check_owner[rx_iface];
 
-    // Pass 1: parse every packet, hash its key, prefetch its flow bucket.
+    // Pass 1: parse every packet, hand off those another worker owns, hash the key
+    // of the rest and prefetch its flow bucket.
+    uint16_t kept = 0;
     for (uint16_t i = 0; i < count; ++i) {
         if (i + 1 < count) {
             rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
         }
-        rx_item& it = items[i];
+        rx_item& it = items[kept];
         it.mbuf = pkts[i];
-        c.rx_packets.add();
-        c.rx_bytes.add(rte_pktmbuf_pkt_len(pkts[i]));
+        it.iface = from_handoff ? pkts[i]->port : rx_iface;
+        if (!from_handoff) {
+            c.rx_packets.add();
+            c.rx_bytes.add(rte_pktmbuf_pkt_len(pkts[i]));
+        }
         it.meta = packet_meta{};
         it.parsed = net::parse_frame(frame_of(pkts[i]), it.meta);
         it.hash = 0;
         it.reverse_hash = 0;
+        it.svc = nullptr;
         if (it.parsed == drop_reason::none && it.meta.l4_proto == net::ipproto_tcp) {
-            it.hash = net::flow_hash(it.meta.key);
+            const net::flow_key& k = it.meta.key;
+            if (snap != nullptr) {
+                it.svc = snap->find_service(k.dst, k.dst_port, k.proto);
+            }
+            if (check_owner && hand_off(it)) {
+                continue;
+            }
+            it.hash = net::flow_hash(k);
             m_flows->prefetch(it.hash);
         }
+        ++kept;
     }
+    count = kept;
 
     // Pass 2: with the buckets on their way, prefetch the candidate entries too: at a
     // million flows and more both are cache misses, and overlapping them doubles the
@@ -188,8 +235,6 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
     // A SYN to a service will most likely insert two keys: its own (both candidate
     // buckets) and the backend's reply key; their buckets are fetched now too, or a
     // new flow waits on three misses in a row (scripts/bench, syn point).
-    // The snapshot is loaded once for the whole burst.
-    const snapshot* snap = m_shared.snap.load();
     bool new_flows = false;
     for (uint16_t i = 0; i < count; ++i) {
         rx_item& it = items[i];
@@ -224,13 +269,33 @@ void worker::process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint
             drop(items[i].mbuf, drop_reason::not_for_us);
             continue;
         }
-        handle(iface, items[i], *snap, neigh, now);
+        handle(items[i].iface, items[i], *snap, neigh, now);
     }
+}
+
+bool worker::hand_off(rx_item& item) {
+    // The client is the source of a packet to a VIP and the destination of anything
+    // else (a backend's reply): its address and port choose the owner.
+    const net::flow_key& k = item.meta.key;
+    const bool to_vip = item.svc != nullptr;
+    const net::ip_addr& client = to_vip ? k.src : k.dst;
+    const uint16_t client_port = to_vip ? k.src_port : k.dst_port;
+    uint16_t owner = m_shared.steering.owner(client, client_port);
+    if (owner == m_cfg.index) {
+        return false;
+    }
+    item.mbuf->port = item.iface; // the owner needs the arrival interface
+    if (rte_ring_sp_enqueue(m_handoff_out[owner], item.mbuf) != 0) {
+        drop(item.mbuf, drop_reason::handoff_full);
+        return true;
+    }
+    m_stats.totals.handoff_out.add();
+    return true;
 }
 
 void worker::prefetch_new_flow(rx_item& item, const snapshot& snap) const {
     const net::flow_key& key = item.meta.key;
-    const snapshot_service* svc = snap.find_service(key.dst, key.dst_port, key.proto);
+    const snapshot_service* svc = item.svc;
     if (svc == nullptr) {
         return;
     }
@@ -274,9 +339,8 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
             drop(m, drop_reason::ip_options);
             return;
         }
-        const net::flow_key& key = meta.key;
-        if (const snapshot_service* svc = snap.find_service(key.dst, key.dst_port, key.proto)) {
-            handle_client_to_vip(iface, item, *svc, snap, neigh, now);
+        if (item.svc != nullptr) {
+            handle_client_to_vip(iface, item, *item.svc, snap, neigh, now);
         } else {
             handle_backend_to_client(iface, item, snap, neigh, now);
         }

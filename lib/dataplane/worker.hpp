@@ -7,6 +7,7 @@
 #include "dataplane/interfaces.hpp"
 #include "dataplane/neighbor.hpp"
 #include "dataplane/rcu.hpp"
+#include "dataplane/steering.hpp"
 #include "flow/flow_table.hpp"
 #include "net/parse.hpp"
 #include "snapshot/snapshot.hpp"
@@ -37,11 +38,15 @@ enum class control_reason : uint32_t {
 // for the published objects and the stop flag.
 struct dataplane_shared {
     std::vector<interface_info> interfaces; // ro after start
-    published<snapshot> snap;               // dataplane: ro, ctlplane: rw
-    published<neighbor_table> neighbors;    // dataplane: ro, ctlplane: rw
-    qsbr_domain* qsbr = nullptr;            // readers: the workers, by index
-    rte_ring* to_control = nullptr;         // MP/SC: workers -> control thread
-    std::atomic<bool> stop{false};          // ctlplane: rw, dataplane: ro
+    flow_steering steering;                 // ro after start: who owns a connection
+    // ro after start: the hand-off rings, [from * workers + to] (SP/SC); empty with one
+    // worker or when every port steers by the client.
+    std::vector<rte_ring*> handoff;
+    published<snapshot> snap;            // dataplane: ro, ctlplane: rw
+    published<neighbor_table> neighbors; // dataplane: ro, ctlplane: rw
+    qsbr_domain* qsbr = nullptr;         // readers: the workers, by index
+    rte_ring* to_control = nullptr;      // MP/SC: workers -> control thread
+    std::atomic<bool> stop{false};       // ctlplane: rw, dataplane: ro
     static_assert(std::atomic<bool>::is_always_lock_free);
 };
 
@@ -89,15 +94,22 @@ public:
 private:
     worker(const worker_config& cfg, dataplane_shared& shared);
 
+    // process_burst's interface argument for packets from the hand-off rings.
+    static constexpr uint16_t handed_off = UINT16_MAX;
+
     struct rx_item {
         rte_mbuf* mbuf;
+        uint16_t iface;              // the interface it arrived on
+        const snapshot_service* svc; // the service of its VIP:port, for TCP to a VIP
         net::packet_meta meta;
         net::drop_reason parsed;
         uint32_t hash;
         uint32_t reverse_hash; // a SYN to a service: its backend-side key's; else 0
     };
 
-    void process_burst(uint16_t iface, rte_mbuf** pkts, uint16_t count, uint32_t now);
+    void process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, uint32_t now);
+    // Passes a packet to the worker that owns its connection; false when it is ours.
+    bool hand_off(rx_item& item);
     void prefetch_new_flow(rx_item& item, const snapshot& snap) const;
     void handle(uint16_t iface, rx_item& item, const snapshot& snap, const neighbor_table* neigh,
                 uint32_t now);
@@ -125,6 +137,9 @@ private:
     dataplane_shared& m_shared;
     std::unique_ptr<flow::flow_table> m_flows;
     rte_ring* m_inject = nullptr;
+    std::vector<rte_ring*> m_handoff_in;  // from each other worker (SP/SC)
+    std::vector<rte_ring*> m_handoff_out; // to each worker, by index (ours unused)
+    std::vector<uint8_t> m_check_owner;   // per interface: packets may be another's
     worker_stats m_stats;
 
     struct tx_queue {

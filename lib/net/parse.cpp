@@ -78,6 +78,8 @@ std::string_view to_string(drop_reason reason) {
         return "chained_mbuf";
     case drop_reason::control_ring_full:
         return "control_ring_full";
+    case drop_reason::handoff_full:
+        return "handoff_full";
     case drop_reason::count_:
         break;
     }

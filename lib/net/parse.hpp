@@ -43,6 +43,7 @@ enum class drop_reason : uint8_t {
     ip_options,        // IPv4 options on a packet to forward: dropped, as Katran does
     chained_mbuf,      // frame split over several buffers: headers may straddle them
     control_ring_full, // slow path (ARP, unresolved next hop) backed up
+    handoff_full,      // the ring to the worker that owns the connection was full
     count_
 };
 

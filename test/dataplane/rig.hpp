@@ -1,5 +1,6 @@
-// An in-process balancer on net_ring ports: a real worker, real snapshots and
-// RCU publication, with the test playing the wire on both sides.
+// An in-process balancer on net_ring ports: real workers (one, or several with a
+// queue each on every port), real snapshots and RCU publication, with the test
+// playing the wire on both sides (and, with several workers, the NIC's RSS).
 #pragma once
 
 #include "control/manager.hpp"
@@ -46,31 +47,51 @@ inline rte_mempool* test_pool() {
 
 class ring_rig {
 public:
-    explicit ring_rig(const std::string& config_text, size_t flow_capacity = 1 << 16) {
+    explicit ring_rig(const std::string& config_text, size_t flow_capacity = 1 << 16,
+                      uint16_t worker_count = 1) {
         static std::atomic<int> counter{0};
         int n = counter++;
         cfg = load_or_fail(config_text);
         for (int side = 0; side < 2; ++side) {
-            std::string base = fmt::format("r{}_{}", n, side);
-            rx[side] =
-                rte_ring_create((base + "_rx").c_str(), 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-            tx[side] =
-                rte_ring_create((base + "_tx").c_str(), 8192, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-            REQUIRE(rx[side] != nullptr);
-            REQUIRE(tx[side] != nullptr);
-            std::string dev = "ef_ring_" + base;
-            REQUIRE(rte_eth_from_rings(dev.c_str(), &rx[side], 1, &tx[side], 1, 0) >= 0);
+            for (uint16_t q = 0; q < worker_count; ++q) {
+                std::string base = fmt::format("r{}_{}_{}", n, side, q);
+                rxq[side].push_back(rte_ring_create((base + "_rx").c_str(), 16384, 0,
+                                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
+                txq[side].push_back(rte_ring_create((base + "_tx").c_str(), 16384, 0,
+                                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
+                REQUIRE(rxq[side].back() != nullptr);
+                REQUIRE(txq[side].back() != nullptr);
+            }
+            rx[side] = rxq[side][0];
+            tx[side] = txq[side][0];
+            std::string dev = fmt::format("ef_ring_r{}_{}", n, side);
+            REQUIRE(rte_eth_from_rings(dev.c_str(), rxq[side].data(), worker_count,
+                                       txq[side].data(), worker_count, 0) >= 0);
             cfg.interfaces[size_t(side)].device = "net_ring_" + dev; // the PMD prefixes it
         }
         std::string error;
+        shared.steering = dataplane::flow_steering(worker_count);
         dataplane::port_options opts;
         opts.rx_descriptors = 512;
         opts.tx_descriptors = 512;
+        opts.queues = worker_count;
+        opts.steering = &shared.steering;
+        opts.roles = dataplane::port_roles(cfg);
         bool started =
             dataplane::start_ports(cfg.interfaces, opts, test_pool(), shared.interfaces, &error);
         INFO(error);
         REQUIRE(started);
-        qsbr = dataplane::qsbr_domain::create(1);
+        if (worker_count > 1) {
+            for (uint16_t from = 0; from < worker_count; ++from) {
+                for (uint16_t to = 0; to < worker_count; ++to) {
+                    shared.handoff.push_back(
+                        from == to ? nullptr
+                                   : rte_ring_create(fmt::format("r{}_h{}_{}", n, from, to).c_str(),
+                                                     4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ));
+                }
+            }
+        }
+        qsbr = dataplane::qsbr_domain::create(worker_count);
         shared.qsbr = qsbr.get();
         shared.to_control =
             rte_ring_create(fmt::format("r{}_ctl", n).c_str(), 1024, 0, RING_F_SC_DEQ);
@@ -94,24 +115,38 @@ public:
         }
         shared.neighbors.publish(dataplane::neighbor_table::build(neighbors), *qsbr);
 
-        dataplane::worker_config wc = dataplane::worker_config::from(config::dataplane_config{}, 0);
-        wc.flow_capacity = flow_capacity;
-        worker = dataplane::worker::create(wc, shared, &error);
-        REQUIRE(worker);
+        for (uint16_t i = 0; i < worker_count; ++i) {
+            dataplane::worker_config wc =
+                dataplane::worker_config::from(config::dataplane_config{}, i);
+            wc.flow_capacity = flow_capacity;
+            workers.push_back(dataplane::worker::create(wc, shared, &error));
+            REQUIRE(workers.back());
+        }
+        worker = workers.front().get();
     }
 
     ~ring_rig() {
         if (m_online) {
-            qsbr->offline(0);
-            qsbr->unregister_reader(0);
+            for (uint32_t i = 0; i < workers.size(); ++i) {
+                qsbr->offline(i);
+                qsbr->unregister_reader(i);
+            }
         }
-        worker.reset();
+        workers.clear();
         dataplane::stop_ports(shared.interfaces);
         for (int side = 0; side < 2; ++side) {
-            drain(tx[side]);
-            drain(rx[side]);
-            rte_ring_free(rx[side]);
-            rte_ring_free(tx[side]);
+            for (rte_ring* ring : rxq[side]) {
+                drain(ring);
+                rte_ring_free(ring);
+            }
+            for (rte_ring* ring : txq[side]) {
+                drain(ring);
+                rte_ring_free(ring);
+            }
+        }
+        for (rte_ring* ring : shared.handoff) {
+            drain(ring);
+            rte_ring_free(ring);
         }
         drain(shared.to_control);
         rte_ring_free(shared.to_control);
@@ -119,23 +154,21 @@ public:
 
     mac lb_mac(uint16_t side) const { return to_mac(shared.interfaces[side].mac); }
 
-    // The test thread acts as the worker's lcore for step-by-step tests.
+    // The test thread acts as the workers' lcores for step-by-step tests.
     void become_reader() {
-        qsbr->register_reader(0);
-        qsbr->online(0);
+        for (uint32_t i = 0; i < workers.size(); ++i) {
+            qsbr->register_reader(i);
+            qsbr->online(i);
+        }
         m_online = true;
     }
 
     // Publishes a snapshot. When the test thread is the reader, it steps out of the
     // read side first, as a worker between bursts would.
     void publish(std::unique_ptr<snapshot> snap) {
-        if (m_online) {
-            qsbr->offline(0);
-        }
+        step_out();
         shared.snap.publish(std::move(snap), *qsbr);
-        if (m_online) {
-            qsbr->online(0);
-        }
+        step_in();
     }
 
     // Publishes as the daemon does: the runtime fields (drain deadlines, pinned flows
@@ -158,32 +191,58 @@ public:
     // so an RCU grace period inside it (a publication) can complete.
     template <typename F>
     auto as_control(F&& f) {
-        if (m_online) {
-            qsbr->offline(0);
-        }
+        step_out();
         auto result = f();
-        if (m_online) {
-            qsbr->online(0);
-        }
+        step_in();
         return result;
     }
+    void step_out() {
+        for (uint32_t i = 0; m_online && i < workers.size(); ++i) {
+            qsbr->offline(i);
+        }
+    }
+    void step_in() {
+        for (uint32_t i = 0; m_online && i < workers.size(); ++i) {
+            qsbr->online(i);
+        }
+    }
 
-    void send(uint16_t side, const bytes& frame) {
+    // A frame on the wire of `side`, received by queue `queue` (the NIC's choice).
+    void send(uint16_t side, const bytes& frame, uint16_t queue = 0) {
         rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
         REQUIRE(m != nullptr);
         char* data = rte_pktmbuf_append(m, uint16_t(frame.size()));
         REQUIRE(data != nullptr);
         std::memcpy(data, frame.data(), frame.size());
-        REQUIRE(rte_ring_enqueue(rx[side], m) == 0);
+        REQUIRE(rte_ring_enqueue(rxq[side][queue], m) == 0);
     }
 
+    // Every worker polls `times` times, in turn.
     void poll(int times = 1) {
         for (int i = 0; i < times; ++i) {
-            worker->poll_once(now_ms);
+            for (auto& w : workers) {
+                w->poll_once(now_ms);
+            }
         }
     }
 
-    std::vector<bytes> received(uint16_t side) { return collect(tx[side]); }
+    std::vector<bytes> received(uint16_t side) {
+        std::vector<bytes> out;
+        for (rte_ring* ring : txq[side]) {
+            for (bytes& b : collect(ring)) {
+                out.push_back(std::move(b));
+            }
+        }
+        return out;
+    }
+    // The frames each worker transmitted on `side` (index: worker = TX queue).
+    std::vector<std::vector<bytes>> received_by_worker(uint16_t side) {
+        std::vector<std::vector<bytes>> out;
+        for (rte_ring* ring : txq[side]) {
+            out.push_back(collect(ring));
+        }
+        return out;
+    }
     std::vector<bytes> to_control() { return collect(shared.to_control); }
 
     // One frame in, the frames that came out of each side.
@@ -204,8 +263,10 @@ public:
     control::config_manager manager;
     dataplane::dataplane_shared shared;
     std::unique_ptr<dataplane::qsbr_domain> qsbr;
-    std::unique_ptr<dataplane::worker> worker;
-    rte_ring* rx[2] = {};
+    std::vector<std::unique_ptr<dataplane::worker>> workers;
+    dataplane::worker* worker = nullptr;   // the first one
+    std::vector<rte_ring*> rxq[2], txq[2]; // per side, one per queue (worker)
+    rte_ring* rx[2] = {};                  // queue 0's
     rte_ring* tx[2] = {};
     uint64_t now_ms = 1'000'000;
     control::runtime_stamper stamper;
