@@ -478,9 +478,10 @@ void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snaps
         to_control(iface, m, control_reason::local_tcp);
         return;
     }
-    // A reply whose flow entry is elsewhere (another worker, expired): the snapshot
-    // knows which VIP the backend serves when it serves exactly one.
-    if (const snapshot_service* owner = snap.service_of_backend(meta.key.src, meta.key.src_port)) {
+    // A reply whose flow entry no worker has (a restart, an expired entry): the
+    // snapshot tells which VIP it must carry (see service_of_reply).
+    if (const snapshot_service* owner = snap.service_of_reply(meta.key.src, meta.key.src_port,
+                                                              meta.key.dst, meta.key.dst_port)) {
         c.reverse_stateless.add();
         net::nat_rewrite(frame_of(m), meta, net::nat_side::source, owner->vip, owner->port_be);
         c.to_client.add();

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <bit>
 
 #include <fmt/format.h>
@@ -87,16 +88,41 @@ bool snapshot::is_vip(const net::ip_addr& ip) const {
     return false;
 }
 
-const snapshot_service* snapshot::service_of_backend(const net::ip_addr& address,
-                                                     uint16_t port_be) const {
+const snapshot_service* snapshot::service_of_reply(const net::ip_addr& backend,
+                                                   uint16_t backend_port_be,
+                                                   const net::ip_addr& client,
+                                                   uint16_t client_port_be) const {
+    auto key = std::make_pair(backend, backend_port_be);
+    auto it = std::lower_bound(m_by_endpoint.begin(), m_by_endpoint.end(), key,
+                               [](const auto& e, const auto& k) { return e.first < k; });
     const snapshot_service* found = nullptr;
-    for (const snapshot_backend& b : backends) {
-        if (b.port_be == port_be && b.address == address) {
-            if (found != nullptr && found->index != b.service_index) {
-                return nullptr;
-            }
-            found = &services[b.service_index];
+    size_t candidates = 0;
+    for (; it != m_by_endpoint.end() && it->first == key; ++it) {
+        const snapshot_backend& b = backends[it->second];
+        const snapshot_service& svc = services[b.service_index];
+        ++candidates;
+        net::flow_key forward;
+        forward.src = client;
+        forward.src_port = client_port_be;
+        forward.dst = svc.vip;
+        forward.dst_port = svc.port_be;
+        forward.proto = svc.proto;
+        if (svc.pick(svc.flow_hash(forward)) != b.id) {
+            continue;
         }
+        if (found != nullptr) {
+            return nullptr; // two services would have sent this client here
+        }
+        found = &svc;
+    }
+    if (candidates == 1 && found == nullptr) {
+        // The only service it serves, even if its pick has moved since (a removed or
+        // down backend keeps its flows): its VIP is the only one the client can know.
+        return &services[backends[std::lower_bound(
+                                      m_by_endpoint.begin(), m_by_endpoint.end(), key,
+                                      [](const auto& e, const auto& k) { return e.first < k; })
+                                      ->second]
+                             .service_index];
     }
     return found;
 }
@@ -247,6 +273,10 @@ build_result snapshot_builder::finish() {
         return {nullptr, m_error};
     }
     snapshot& snap = *m_snap;
+    for (uint32_t i = 0; i < snap.backends.size(); ++i) {
+        snap.m_by_endpoint.push_back({{snap.backends[i].address, snap.backends[i].port_be}, i});
+    }
+    std::sort(snap.m_by_endpoint.begin(), snap.m_by_endpoint.end());
     // Open-addressing service index at most half full, so probes stay short.
     size_t slots = std::bit_ceil(std::max<size_t>(8, snap.services.size() * 2));
     snap.m_service_slots.assign(slots, {});

@@ -123,9 +123,14 @@ struct snapshot {
     }
     // Whether `ip` is a VIP of some service (the balancer answers ICMP echo for it).
     bool is_vip(const net::ip_addr& ip) const;
-    // The service a backend serves, for replies whose flow entry is missing; nullptr
-    // when the (address, port) belongs to several services (ambiguous) or none.
-    const snapshot_service* service_of_backend(const net::ip_addr& address, uint16_t port_be) const;
+    // For a reply whose flow entry no worker has (a restart, a flow from before an
+    // ECMP change): the service whose VIP it must carry. A backend of one service
+    // answers for it; one shared by several services answers for the service whose
+    // Maglev pick for this client is that backend (what the forward packets did, as
+    // long as the backend set is unchanged). nullptr when none or several fit.
+    const snapshot_service* service_of_reply(const net::ip_addr& backend, uint16_t backend_port_be,
+                                             const net::ip_addr& client,
+                                             uint16_t client_port_be) const;
 
     // Building blocks, filled by build_snapshot.
     std::vector<int32_t> m_backend_by_id;
@@ -136,6 +141,8 @@ struct snapshot {
         int16_t service = -1; // -1 = empty slot
     };
     std::vector<service_slot> m_service_slots; // open addressing, power-of-two size
+    // Backend endpoint -> the backends (indexes) at that address and port, sorted.
+    std::vector<std::pair<std::pair<net::ip_addr, uint16_t>, uint32_t>> m_by_endpoint;
 };
 
 struct build_result {
