@@ -217,6 +217,9 @@ start_daemon "$work/two.toml" "$work/two.log"
 two=$(ctl --json status)
 expect_eq "two workers: both reported" "$(json 'len(r["workers"])' <<<"$two")" "2"
 expect_eq "two workers: lcores 1 and 2" "$(json '[w["lcore"] for w in r["workers"]]' <<<"$two")" "[1, 2]"
+# net_null has no RSS of the client's fields: the workers hand packets to owners.
+expect_eq "two workers: ports steer by hand-off" "$(json '[p["steering"] for p in r["ports"]]' <<<"$two")" "['handoff', 'handoff']"
+expect_eq "one worker: nothing to steer" "$(json '[p["steering"] for p in r["ports"]]' <<<"$status")" "['single', 'single']"
 sed 's/weight = 2 }/weight = 3 }/' "$work/two.toml" >"$work/two_b.toml"
 out=$(ctl apply "$work/two_b.toml" 2>&1); rc=$?
 expect_contains "two workers: new version" "$out" "running"

@@ -47,8 +47,12 @@ inline rte_mempool* test_pool() {
 
 class ring_rig {
 public:
+    // With several workers, `emulate` says what the ports do: net_ring has no RSS
+    // (handoff, what start_ports finds), or the test plays a NIC that steers by the
+    // client (nic_rss) and puts each packet on its owner's queue itself.
     explicit ring_rig(const std::string& config_text, size_t flow_capacity = 1 << 16,
-                      uint16_t worker_count = 1) {
+                      uint16_t worker_count = 1,
+                      dataplane::steering_mode emulate = dataplane::steering_mode::handoff) {
         static std::atomic<int> counter{0};
         int n = counter++;
         cfg = load_or_fail(config_text);
@@ -82,6 +86,10 @@ public:
         INFO(error);
         REQUIRE(started);
         if (worker_count > 1) {
+            for (auto& i : shared.interfaces) {
+                CHECK(i.steering == dataplane::steering_mode::handoff); // no RSS on net_ring
+                i.steering = emulate;
+            }
             for (uint16_t from = 0; from < worker_count; ++from) {
                 for (uint16_t to = 0; to < worker_count; ++to) {
                     shared.handoff.push_back(

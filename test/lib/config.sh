@@ -5,7 +5,7 @@
 # backend side 10.20.0.1/24); only the devices and a few sizes differ.
 #
 #   config_head [--memory MB] [--timeouts INLINE_TABLE] [--gateway ADDR] \
-#               [--client-address PREFIX] [--backend-address PREFIX] \
+#               [--client-address PREFIX] [--backend-address PREFIX] [--lcores SPEC] \
 #               PREFIX SOCKET METRICS FLOW_CAPACITY WORKERS DEV0 DEV1 [EAL_ARG...]
 #       [eal]: file prefix PREFIX, -m MB (default 512), then the EAL_ARGs (the --vdev
 #       arguments that create DEV0 and DEV1, and any other); [control]: SOCKET and the
@@ -27,10 +27,12 @@ toml_str() { # TEXT -> a TOML basic string
 
 config_head() {
   local memory=512 timeouts="" gateway="" client_address=10.10.0.2/24 backend_address=10.20.0.1/24
+  local cores='"-l", "0-1"'
   while [[ ${1:-} == --* ]]; do
     case "$1" in
       --memory) memory=$2 ;;
       --client-address) client_address=$2 ;;
+      --lcores) cores="\"--lcores\", $(toml_str "$2")" ;; # e.g. 0@0,1@1,2@1: two workers on one CPU
       --backend-address) backend_address=$2 ;;
       --timeouts) timeouts=$2 ;;
       --gateway) gateway=$2 ;;
@@ -43,7 +45,7 @@ config_head() {
   local extra="" a
   for a in "$@"; do extra+="${extra:+, }$(toml_str "$a")"; done
   echo "[eal]"
-  echo "args = [\"-l\", \"0-1\", \"--no-huge\", \"-m\", \"$memory\", \"--no-pci\", \"--file-prefix\", $(toml_str "$prefix")${extra:+,
+  echo "args = [$cores, \"--no-huge\", \"-m\", \"$memory\", \"--no-pci\", \"--file-prefix\", $(toml_str "$prefix")${extra:+,
         $extra}]"
   cat <<TOML
 
