@@ -85,7 +85,14 @@ total=$((counts[0] + counts[1] + counts[2] + counts[3]))
 expect_eq "test 1: evenflowd's new_flows equal the access logs" "$((flows - flows_before))" "$total"
 
 # ---- 2. ownership ----
+# Counters are read while packets may still be on their way: read until quiet.
 after=$(ctl --json stats)
+for _ in $(seq 1 30); do
+  sleep 0.1
+  again=$(ctl --json stats)
+  [[ $(json 'r["totals"]' <<<"$again") == $(json 'r["totals"]' <<<"$after") ]] && break
+  after=$again
+done
 delta() { # COUNTER
   echo $(($(json "r['totals']['$1']" <<<"$after") - $(json "r['totals']['$1']" <<<"$before")))
 }
