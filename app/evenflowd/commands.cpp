@@ -5,6 +5,7 @@
 
 #include "config/load.hpp"
 
+#include <rte_cycles.h>
 #include <rte_ether.h>
 
 #include <fmt/chrono.h>
@@ -17,6 +18,11 @@ namespace evenflow::daemon {
 using control::json;
 
 namespace {
+
+double cycles_per_packet(const dataplane::worker_counters& c) {
+    uint64_t packets = c.rx_packets.get() + c.handoff_in.get();
+    return packets == 0 ? 0.0 : double(c.busy_cycles.get()) / double(packets);
+}
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
     return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::seconds>(t));
@@ -110,7 +116,9 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                            {"tx_bytes", c.tx_bytes.get()},
                            {"dropped", dataplane::dropped(c)},
                            {"flows_active", c.flows_active.get()},
-                           {"flow_capacity", c.flow_capacity.get()}});
+                           {"flow_capacity", c.flow_capacity.get()},
+                           {"busy_cycles", c.busy_cycles.get()},
+                           {"cycles_per_packet", cycles_per_packet(c)}});
     }
     reply["workers"] = workers;
     json ports = json::array();
@@ -252,8 +260,20 @@ evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
             drops[std::string(net::to_string(net::drop_reason(r)))] = n;
         }
     }
+    json per_worker = json::array();
+    for (size_t i = 0; i < m_workers.size(); ++i) {
+        const dataplane::worker_counters& c = m_workers[i]->stats().totals;
+        per_worker.push_back({{"worker", i},
+                              {"rx_packets", c.rx_packets.get()},
+                              {"busy_cycles", c.busy_cycles.get()},
+                              {"cycles_per_packet", cycles_per_packet(c)},
+                              {"handoff_out", c.handoff_out.get()},
+                              {"handoff_in", c.handoff_in.get()}});
+    }
     json reply = control::ok_reply();
     reply["totals"] = totals;
+    reply["workers"] = per_worker;
+    reply["tsc_hz"] = rte_get_tsc_hz();
     reply["drops"] = drops;
     reply["neighbors_waiting_dropped"] = m_slow_path->resolver().dropped_waiting();
     reply["arp_replies_sent"] = m_slow_path->arp_replies_sent();

@@ -32,6 +32,7 @@ struct telemetry_view {
     double uptime_s = 0;
     uint64_t alarms = 0;
     std::vector<std::pair<std::string, std::string>> backends; // "service/ADDR:PORT" -> summary
+    std::vector<std::string> workers; // per worker: packets, busy cycles, cycles/packet
 };
 telemetry_view g_telemetry;
 
@@ -62,9 +63,20 @@ int telemetry_backends(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
+int telemetry_workers(const char*, const char*, rte_tel_data* d) {
+    auto lock = fresh_telemetry();
+    rte_tel_data_start_dict(d);
+    for (size_t i = 0; i < g_telemetry.workers.size(); ++i) {
+        rte_tel_data_add_dict_string(d, std::to_string(i).c_str(), g_telemetry.workers[i].c_str());
+    }
+    return 0;
+}
+
 } // namespace
 
 void evenflowd::register_telemetry() {
+    rte_telemetry_register_cmd("/evenflow/workers", telemetry_workers,
+                               "evenflowd: per worker packets, busy cycles, cycles per packet");
     rte_telemetry_register_cmd("/evenflow/status", telemetry_status,
                                "evenflowd: running config version, uptime, active alarms");
     rte_telemetry_register_cmd("/evenflow/backends", telemetry_backends,
@@ -307,6 +319,15 @@ void evenflowd::refresh_telemetry_if_wanted() {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
         g_telemetry.alarms = alarm_count();
         g_telemetry.backends = std::move(backends);
+        g_telemetry.workers.clear();
+        for (const auto& w : m_workers) {
+            const auto& c = w->stats().totals;
+            uint64_t packets = c.rx_packets.get() + c.handoff_in.get();
+            g_telemetry.workers.push_back(
+                fmt::format("rx_packets={} busy_cycles={} cycles_per_packet={:.1f}",
+                            c.rx_packets.get(), c.busy_cycles.get(),
+                            packets == 0 ? 0.0 : double(c.busy_cycles.get()) / double(packets)));
+        }
         ++g_telemetry.generation;
         g_telemetry.wanted.store(false);
     }

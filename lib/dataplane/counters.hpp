@@ -66,7 +66,10 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(flow_evictions, counter, "Embryonic or closing flows evicted from a full bucket.", true)     \
     X(flow_insert_failures, counter, "New flows that found no room (forwarded statelessly).",      \
       true)                                                                                        \
-    X(flow_expired, counter, "Flow-table entries freed at their timeout.", false)
+    X(flow_expired, counter, "Flow-table entries freed at their timeout.", false)                  \
+    X(busy_cycles, counter,                                                                        \
+      "TSC cycles of poll iterations that received packets (over rx_packets: cycles/packet).",     \
+      true)
 
 // X(name, help): per backend, summed over workers for `evenctl backends`, /metrics
 // and the skew detector.
