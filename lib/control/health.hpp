@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "control/manager.hpp"
+#include "net/reply.hpp"
 #include "snapshot/snapshot.hpp"
 
 #include <chrono>
@@ -30,8 +31,8 @@ public:
     using clock = std::chrono::steady_clock;
     // Probes leave from the balancer's interface address with a source port from this
     // range, so replies are told apart from client traffic by (address, port) alone.
-    static constexpr uint16_t first_probe_port = 61000;
-    static constexpr uint16_t probe_ports = 4000;
+    static constexpr uint16_t first_probe_port = net::first_probe_port;
+    static constexpr uint16_t probe_ports = net::probe_ports;
     // Probes sent per second at most, all targets together (a burst of a tenth of a
     // second is allowed); the default probes 10,000 backends at a 1 s interval.
     static constexpr double default_rate_limit = 20'000;

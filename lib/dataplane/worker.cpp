@@ -27,12 +27,22 @@ std::span<uint8_t> frame_of(rte_mbuf* m) {
     return {rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m)};
 }
 
-// The state a flow moves to on a segment with these flags, from `current`.
+// The state a flow moves to on a client's segment with these flags: only FIN and RST
+// change it. A client cannot make its own flow established (and so pinned): that
+// takes the backend's answer (see verified_state).
 flow::flow_state next_state(flow::flow_state current, uint8_t flags) {
     if (flags & (tcp_flag::rst | tcp_flag::fin)) {
         return flow::flow_state::closing;
     }
-    if (current == flow::flow_state::syn && (flags & tcp_flag::ack) && !(flags & tcp_flag::syn)) {
+    return current;
+}
+
+// The state on a backend's segment: its answer verifies a syn or unverified flow.
+flow::flow_state verified_state(flow::flow_state current, uint8_t flags) {
+    if (flags & (tcp_flag::rst | tcp_flag::fin)) {
+        return flow::flow_state::closing;
+    }
+    if (current == flow::flow_state::syn || current == flow::flow_state::unverified) {
         return flow::flow_state::established;
     }
     return current;
@@ -438,7 +448,7 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
     forward_value.nat_port = b->port_be;
     forward_value.backend_id = backend_id;
     forward_value.state =
-        opening ? flow::flow_state::syn : next_state(flow::flow_state::established, flags);
+        opening ? flow::flow_state::syn : next_state(flow::flow_state::unverified, flags);
     forward_value.direction = flow::flow_direction::client_to_backend;
     if (m_flows->insert(meta.key, item.hash, forward_value, now) != nullptr) {
         flow::flow_value reverse_value = forward_value;
@@ -470,7 +480,22 @@ void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snaps
 
     flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
     if (entry != nullptr && entry->value.direction == flow::flow_direction::backend_to_client) {
-        m_flows->refresh(entry, next_state(entry->value.state, meta.tcp_flags), now);
+        flow::flow_state before = entry->value.state;
+        flow::flow_state after = verified_state(before, meta.tcp_flags);
+        m_flows->refresh(entry, after, now);
+        if (after == flow::flow_state::established && before != after) {
+            // The backend answered: the client's side of the flow is verified too.
+            net::flow_key forward;
+            forward.src = meta.key.dst;
+            forward.src_port = meta.key.dst_port;
+            forward.dst = entry->value.nat_addr;
+            forward.dst_port = entry->value.nat_port;
+            forward.proto = meta.key.proto;
+            if (flow::flow_entry* f = m_flows->lookup(forward, net::flow_hash(forward), now);
+                f != nullptr && f->value.state != flow::flow_state::closing) {
+                m_flows->refresh(f, flow::flow_state::established, now);
+            }
+        }
         backend_counters& bc = m_stats.backends[entry->value.backend_id];
         bc.packets_from.add();
         bc.bytes_from.add(rte_pktmbuf_pkt_len(m));

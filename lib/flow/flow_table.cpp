@@ -188,6 +188,7 @@ bool flow_table::deadline_passed(uint32_t deadline, uint32_t now) const {
 uint32_t flow_table::deadline_for(flow_state state, uint32_t now) const {
     switch (state) {
     case flow_state::syn:
+    case flow_state::unverified:
         return now + m_timeouts.syn;
     case flow_state::established:
         return now + m_timeouts.established;
@@ -370,8 +371,9 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
         }
     }
     if (slot < 0) {
-        // 5. Replace the live syn/closing flow nearest its deadline: a half-open or
-        //    closing flow is the cheapest to lose, established ones are never evicted.
+        // 5. Replace the live syn/unverified/closing flow nearest its deadline: a
+        //    half-open, unverified or closing flow is the cheapest to lose; established
+        //    ones are never evicted.
         int32_t best_left = 0;
         for (int c = 0; c < ncand; ++c) {
             const bucket& b = m_buckets[cand[c]];

@@ -11,7 +11,15 @@
 
 namespace evenflow::flow {
 
-enum class flow_state : uint8_t { syn, established, closing };
+// A flow is pinned (never evicted) only once the backend's side of it has been seen:
+// a SYN, or a mid-flow packet for which no entry existed (a restart, another host's
+// flow, or a forged ACK), gives an evictable entry until the backend answers.
+enum class flow_state : uint8_t {
+    syn,         // the client's SYN: evictable, syn timeout
+    unverified,  // a mid-flow packet made the entry: evictable, syn timeout
+    established, // the backend has answered: pinned, established timeout
+    closing,     // FIN or RST seen: evictable, closing timeout
+};
 
 enum class flow_direction : uint8_t { client_to_backend, backend_to_client };
 

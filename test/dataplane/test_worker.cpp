@@ -34,6 +34,18 @@ const snapshot_backend& chosen_backend(ring_rig& rig, const char* src, uint16_t 
     return *b;
 }
 
+// A backend's segment to the client (replies arrive on the backend side).
+bytes backend_packet(ring_rig& rig, const snapshot_backend& b, uint16_t client_port, uint8_t flags,
+                     uint32_t seq = 5000, uint32_t ack = 1001) {
+    int last = b.address.bytes[15];
+    return packet_builder()
+        .eth(backend_mac(last), rig.lb_mac(backend_side))
+        .ipv4(b.address.to_string(), client_ip)
+        .ttl(64)
+        .tcp(b.port, client_port, flags, seq, ack)
+        .build();
+}
+
 bytes client_packet(ring_rig& rig, uint16_t sport, uint8_t flags, uint32_t seq = 1000,
                     uint32_t ack = 0, const std::string& payload = "") {
     return packet_builder()
@@ -425,6 +437,8 @@ TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then 
     uint32_t id = chosen.id;
     std::string key = chosen.key();
     rig.exchange(client_side, client_packet(rig, 45000, tcp_flags::syn, 1000));
+    // The backend answers: the flow is established (pinned) from here on.
+    rig.exchange(backend_side, backend_packet(rig, chosen, 45000, tcp_flags::syn | tcp_flags::ack));
 
     auto drained = rig.manager.set_admin("web", key, control::admin_state::draining,
                                          control::actor{0, 0, "test"});
