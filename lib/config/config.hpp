@@ -55,6 +55,7 @@ struct interface_config {
     std::string device; // DPDK port name: vdev name or PCI address
     net::ip_prefix address;
     std::optional<net::ip_addr> gateway;
+    uint16_t vlan = 0; // 802.1Q tag sent and accepted on the port; 0: untagged only
 };
 
 struct backend_config {

@@ -170,6 +170,7 @@ void diff_interfaces(const config& before, const config& after, lines& out) {
             change(out, prefix, "device", a->device, b->device);
             change(out, prefix, "address", a->address.to_string(), b->address.to_string());
             change(out, prefix, "gateway", gateway_text(a->gateway), gateway_text(b->gateway));
+            change(out, prefix, "vlan", std::to_string(a->vlan), std::to_string(b->vlan));
         }
     }
 }

@@ -212,7 +212,7 @@ void loader::read_dataplane(const toml::table& table) {
 }
 
 void loader::read_interface(const toml::table& table, const std::string& path) {
-    check_keys(table, path, {"name", "device", "address", "gateway"});
+    check_keys(table, path, {"name", "device", "address", "gateway", "vlan"});
     interface_config iface;
     bool name_ok = false, device_ok = false, address_ok = false;
 
@@ -264,6 +264,12 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
             } else {
                 iface.gateway = *gateway;
             }
+        }
+    }
+
+    if (auto* n = member(table, "vlan", path)) {
+        if (auto v = get_uint(*n, child(path, "vlan"), "vlan", 1, 4094)) {
+            iface.vlan = uint16_t(*v);
         }
     }
 

@@ -57,7 +57,7 @@ std::string restart_required(const config::config& running, const config::config
         const auto& x = running.interfaces[i];
         const auto& y = next.interfaces[i];
         same_interfaces = x.name == y.name && x.device == y.device && x.address == y.address &&
-                          x.gateway == y.gateway;
+                          x.gateway == y.gateway && x.vlan == y.vlan;
     }
     if (!same_interfaces) {
         fixed.emplace_back("interfaces");

@@ -80,12 +80,7 @@ const snapshot_service* snapshot::find_service(const net::ip_addr& vip, uint16_t
 }
 
 bool snapshot::is_vip(const net::ip_addr& ip) const {
-    for (const snapshot_service& svc : services) {
-        if (svc.vip == ip) {
-            return true;
-        }
-    }
-    return false;
+    return std::binary_search(m_vips.begin(), m_vips.end(), ip);
 }
 
 const snapshot_service* snapshot::service_of_reply(const net::ip_addr& backend,
@@ -277,6 +272,11 @@ build_result snapshot_builder::finish() {
         snap.m_by_endpoint.push_back({{snap.backends[i].address, snap.backends[i].port_be}, i});
     }
     std::sort(snap.m_by_endpoint.begin(), snap.m_by_endpoint.end());
+    for (const snapshot_service& svc : snap.services) {
+        snap.m_vips.push_back(svc.vip);
+    }
+    std::sort(snap.m_vips.begin(), snap.m_vips.end());
+    snap.m_vips.erase(std::unique(snap.m_vips.begin(), snap.m_vips.end()), snap.m_vips.end());
     // Open-addressing service index at most half full, so probes stay short.
     size_t slots = std::bit_ceil(std::max<size_t>(8, snap.services.size() * 2));
     snap.m_service_slots.assign(slots, {});

@@ -121,7 +121,8 @@ struct snapshot {
         }
         return &backends[size_t(m_backend_by_id[id])];
     }
-    // Whether `ip` is a VIP of some service (the balancer answers ICMP echo for it).
+    // Whether `ip` is a VIP of some service (the balancer answers ARP and ICMP echo
+    // for it). A binary search: workers answer ARP with it.
     bool is_vip(const net::ip_addr& ip) const;
     // For a reply whose flow entry no worker has (a restart, a flow from before an
     // ECMP change): the service whose VIP it must carry. A backend of one service
@@ -143,6 +144,7 @@ struct snapshot {
     std::vector<service_slot> m_service_slots; // open addressing, power-of-two size
     // Backend endpoint -> the backends (indexes) at that address and port, sorted.
     std::vector<std::pair<std::pair<net::ip_addr, uint16_t>, uint32_t>> m_by_endpoint;
+    std::vector<net::ip_addr> m_vips; // sorted, unique
 };
 
 struct build_result {
