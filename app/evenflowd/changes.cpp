@@ -365,19 +365,13 @@ void evenflowd::after_config_change() {
     m_slow_path->announce_vips(*m_shared.snap.load());
 }
 
-bool evenflowd::on_local_tcp(const net::packet_meta& meta) {
+bool evenflowd::on_probe_reply(const net::packet_meta& meta, uint32_t ack) {
     namespace flag = net::tcp_flag;
     bool syn_ack = (meta.tcp_flags & (flag::syn | flag::ack)) == (flag::syn | flag::ack);
-    bool rst = (meta.tcp_flags & flag::rst) != 0;
-    if (syn_ack || rst) {
-        m_health.on_reply(meta.key.src, ntohs(meta.key.src_port), ntohs(meta.key.dst_port),
-                          syn_ack ? control::health_checker::reply_kind::syn_ack
-                                  : control::health_checker::reply_kind::rst,
-                          std::chrono::steady_clock::now());
-    }
-    // A SYN-ACK to our address is answered with RST, probe or not: nothing of ours
-    // listens there, and the backend frees its half-open connection at once.
-    return syn_ack;
+    return m_health.on_reply(meta.key.src, ntohs(meta.key.src_port), ntohs(meta.key.dst_port),
+                             syn_ack ? control::health_checker::reply_kind::syn_ack
+                                     : control::health_checker::reply_kind::rst,
+                             ack, std::chrono::steady_clock::now());
 }
 
 void evenflowd::health_tick() {
@@ -387,7 +381,8 @@ void evenflowd::health_tick() {
     }
     bool changed = false;
     control::log_batch lines; // a rack failing is thousands of verdicts: one write
-    for (const auto& t : m_health.take_transitions(now)) {
+    uint64_t lost = sum(worker_stats(), &dataplane::worker_counters::probe_replies_lost);
+    for (const auto& t : m_health.take_transitions(now, lost)) {
         lines.add(t.to == control::health_verdict::down ? "warning" : "info", "health",
                   {{"service", t.service},
                    {"backend", t.backend},

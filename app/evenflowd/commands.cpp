@@ -276,7 +276,14 @@ evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     reply["tsc_hz"] = rte_get_tsc_hz();
     reply["drops"] = drops;
     reply["neighbors_waiting_dropped"] = m_slow_path->resolver().dropped_waiting();
-    reply["arp_replies_sent"] = m_slow_path->arp_replies_sent();
+    reply["arp_replies_sent"] = sum(workers, &dataplane::worker_counters::arp_replies);
+    const auto& resolver = m_slow_path->resolver();
+    reply["neighbor_table"] = {{"ignored_arp", resolver.ignored()},
+                               {"mac_changes", resolver.mac_changes()},
+                               {"table_full", resolver.table_full()}};
+    reply["health"] = {
+        {"forged_replies", m_health.forged_replies() + m_slow_path->forged_probe_replies()},
+        {"inconclusive", m_health.inconclusive()}};
     json neighbors = json::array();
     for (const auto& n : m_slow_path->resolver().list()) {
         char mac[RTE_ETHER_ADDR_FMT_SIZE];

@@ -188,9 +188,16 @@ bool evenflowd::start() {
         }
     }
 
-    m_shared.to_control = rte_ring_create("ef_to_control", 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    for (size_t r = 0; r < m_shared.to_control.size(); ++r) {
+        auto reason = dataplane::control_reason(r);
+        m_shared.to_control[r] =
+            rte_ring_create(fmt::format("ef_ctl_{}", dataplane::to_string(reason)).c_str(),
+                            reason == dataplane::control_reason::probe ? 16384 : 4096,
+                            SOCKET_ID_ANY, RING_F_SC_DEQ);
+    }
     m_qsbr = dataplane::qsbr_domain::create(uint32_t(cfg.dataplane.workers.size()));
-    if (m_shared.to_control == nullptr || !m_qsbr) {
+    if (std::count(m_shared.to_control.begin(), m_shared.to_control.end(), nullptr) != 0 ||
+        !m_qsbr) {
         log_event("error", "start_refused", {{"reason", "cannot create the control ring/RCU"}});
         return false;
     }
@@ -239,7 +246,8 @@ bool evenflowd::start() {
 
     m_slow_path =
         std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
-    m_slow_path->on_local_tcp([this](const net::packet_meta& meta) { return on_local_tcp(meta); });
+    m_slow_path->on_probe_reply(
+        [this](const net::packet_meta& meta, uint32_t ack) { return on_probe_reply(meta, ack); });
     after_config_change();
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
@@ -275,7 +283,9 @@ void evenflowd::shutdown() {
         rte_ring_free(ring);
         ring = nullptr;
     };
-    free_ring(m_shared.to_control);
+    for (rte_ring*& r : m_shared.to_control) {
+        free_ring(r);
+    }
     for (rte_ring*& r : m_shared.handoff) {
         free_ring(r);
     }

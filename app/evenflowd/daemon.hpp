@@ -136,7 +136,7 @@ private:
     void publish(std::unique_ptr<snapshot> snap);
     void after_config_change();
     void health_tick();
-    bool on_local_tcp(const net::packet_meta& meta);
+    bool on_probe_reply(const net::packet_meta& meta, uint32_t ack);
     void update_no_backend_alarms();
     // With [skew] action = "rollback": back to the previous version when an alarm
     // rises within `probation` of an apply.

@@ -9,10 +9,12 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <rte_prefetch.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace evenflow::dataplane {
@@ -115,6 +117,10 @@ void worker::poll_once(uint64_t now_ms64) {
         uint16_t iface = injected[i]->port;
         if (iface >= m_tx.size()) {
             drop(injected[i], drop_reason::not_for_us);
+            continue;
+        }
+        if (!set_vlan(iface, injected[i])) {
+            drop(injected[i], drop_reason::tx_full);
             continue;
         }
         c.from_control.add();
@@ -278,11 +284,54 @@ void worker::prefetch_new_flow(rx_item& item, const snapshot& snap) const {
     }
 }
 
+std::string_view to_string(control_reason r) {
+    switch (r) {
+    case control_reason::arp:
+        return "arp";
+    case control_reason::unresolved:
+        return "unresolved";
+    case control_reason::probe:
+        return "probe";
+    case control_reason::count_:
+        break;
+    }
+    return "?";
+}
+
+bool worker::within_budget(control_reason reason) {
+    // Only slow-path packets pay for this (a TSC read and some arithmetic).
+    budget& b = m_budgets[size_t(reason)];
+    const double rate = control_budget_per_s[size_t(reason)];
+    const uint64_t now = rte_get_tsc_cycles();
+    if (b.last_tsc == 0) {
+        b.tokens = rate / 10;
+    } else {
+        b.tokens = std::min(rate / 10,
+                            b.tokens + double(now - b.last_tsc) * rate / double(rte_get_tsc_hz()));
+    }
+    b.last_tsc = now;
+    if (b.tokens < 1) {
+        return false;
+    }
+    b.tokens -= 1;
+    return true;
+}
+
 void worker::to_control(uint16_t iface, rte_mbuf* m, control_reason reason) {
+    drop_reason lost = drop_reason::none;
     m->port = iface;
-    m->hash.usr = uint32_t(reason);
-    if (rte_ring_mp_enqueue(m_shared.to_control, m) != 0) {
-        drop(m, drop_reason::control_ring_full);
+    if (!within_budget(reason)) {
+        lost = drop_reason::control_budget;
+    } else if (rte_ring_mp_enqueue(m_shared.to_control[size_t(reason)], m) != 0) {
+        lost = drop_reason::control_ring_full;
+    }
+    if (lost != drop_reason::none) {
+        if (reason == control_reason::probe) {
+            // A probe reply lost here is our overload, not the backend's failure:
+            // the health checker does not count a probe that may have been lost so.
+            m_stats.totals.probe_replies_lost.add();
+        }
+        drop(m, lost);
         return;
     }
     m_stats.totals.to_control.add();

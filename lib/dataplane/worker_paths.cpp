@@ -7,10 +7,16 @@
 #include "dataplane/flow_rules.hpp"
 #include "net/bytes.hpp"
 #include "net/checksum.hpp"
+#include "net/icmp.hpp"
 #include "net/nat.hpp"
 #include "net/reply.hpp"
 
 #include <rte_ethdev.h>
+#include <rte_ip.h>
+
+#include <arpa/inet.h>
+
+#include <cstring>
 
 namespace evenflow::dataplane {
 
@@ -19,6 +25,38 @@ using net::load16;
 using net::packet_meta;
 using net::store16;
 namespace tcp_flag = net::tcp_flag;
+
+bool worker::admitted(uint16_t iface, rx_item& item) {
+    rte_mbuf* m = item.mbuf;
+    const interface_info& ifc = m_shared.interfaces[iface];
+    // Ports may be promiscuous: unicast for another host is not ours to act on.
+    const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    if (!rte_is_multicast_ether_addr(&eth->dst_addr) &&
+        !rte_is_same_ether_addr(&eth->dst_addr, &ifc.mac)) {
+        drop(m, drop_reason::not_our_mac);
+        return false;
+    }
+    const packet_meta& meta = item.meta;
+    const uint16_t vid = meta.has_vlan ? uint16_t(meta.vlan_tci & 0x0fff) : 0;
+    if (vid != ifc.vlan) {
+        drop(m, drop_reason::vlan_mismatch);
+        return false;
+    }
+    if (meta.l3 == net::l3_type::ipv4) {
+        // A NIC that checks it says so; otherwise the sum of a valid header is 0xffff.
+        const uint64_t verdict = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+        bool ok = verdict == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+        if (verdict != RTE_MBUF_F_RX_IP_CKSUM_GOOD && verdict != RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+            const uint8_t* ip = rte_pktmbuf_mtod(m, const uint8_t*) + meta.l3_offset;
+            ok = rte_raw_cksum(ip, size_t(ip[0] & 0x0f) * 4) == 0xffff;
+        }
+        if (!ok) {
+            drop(m, drop_reason::bad_ipv4_checksum);
+            return false;
+        }
+    }
+    return true;
+}
 
 void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
                     const neighbor_table* neigh, uint32_t now) {
@@ -34,9 +72,12 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
         drop(m, drop_reason::chained_mbuf);
         return;
     }
+    if (!admitted(iface, item)) {
+        return;
+    }
     switch (meta.l3) {
     case net::l3_type::arp:
-        to_control(iface, m, control_reason::arp);
+        handle_arp(iface, item, snap);
         return;
     case net::l3_type::ipv4:
     case net::l3_type::ipv6:
@@ -59,15 +100,95 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
         }
         return;
     }
-    // ICMP: answer echo requests to VIPs and to our interface addresses.
-    if ((meta.l4_proto == net::ipproto_icmp || meta.l4_proto == net::ipproto_icmpv6) &&
-        (is_interface_address(m_shared.interfaces, meta.key.dst) || snap.is_vip(meta.key.dst)) &&
-        net::make_echo_reply(frame_of(m), meta)) {
-        m_stats.totals.icmp_echo_replies.add();
-        transmit(iface, m);
+    if (meta.l4_proto == net::ipproto_icmp || meta.l4_proto == net::ipproto_icmpv6) {
+        handle_icmp(iface, item, snap, neigh, now);
         return;
     }
     drop(m, drop_reason::not_for_us);
+}
+
+void worker::handle_arp(uint16_t iface, rx_item& item, const snapshot& snap) {
+    rte_mbuf* m = item.mbuf;
+    const interface_info& ifc = m_shared.interfaces[iface];
+    net::arp_fields arp;
+    if (!net::read_arp(frame_of(m), item.meta, arp)) {
+        drop(m, drop_reason::unsupported_arp);
+        return;
+    }
+    // A request for our address or a VIP is answered here, so an ARP storm sent to
+    // the control thread (learning, below) never delays the answer for a VIP.
+    bool for_us = arp.target_ip == ifc.address.addr || snap.is_vip(arp.target_ip);
+    if (arp.op == net::arp_op_request && for_us && arp.sender_ip != arp.target_ip) {
+        net::mac_addr mac;
+        std::memcpy(mac.data(), ifc.mac.addr_bytes, 6);
+        net::make_arp_reply(frame_of(m), item.meta, mac);
+        m_stats.totals.arp_replies.add();
+        transmit(iface, m);
+        return;
+    }
+    // Replies (to our requests) and the rest: the control thread learns what it may.
+    to_control(iface, m, control_reason::arp);
+}
+
+void worker::handle_local_tcp(uint16_t iface, rte_mbuf* m, const packet_meta& meta) {
+    const uint8_t flags = meta.tcp_flags;
+    const bool syn_ack =
+        (flags & (tcp_flag::syn | tcp_flag::ack)) == (tcp_flag::syn | tcp_flag::ack);
+    const bool rst = (flags & tcp_flag::rst) != 0;
+    if ((syn_ack || rst) && net::is_probe_port(ntohs(meta.key.dst_port))) {
+        to_control(iface, m, control_reason::probe);
+        return;
+    }
+    drop(m, drop_reason::not_a_probe_reply);
+}
+
+void worker::handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
+                         const neighbor_table* neigh, uint32_t now) {
+    rte_mbuf* m = item.mbuf;
+    packet_meta& meta = item.meta;
+    const bool to_vip = snap.is_vip(meta.key.dst);
+    if (to_vip || is_interface_address(m_shared.interfaces, meta.key.dst)) {
+        if (net::make_echo_reply(frame_of(m), meta)) {
+            m_stats.totals.icmp_echo_replies.add();
+            transmit(iface, m);
+            return;
+        }
+    }
+    net::icmp_quote quote;
+    if (!net::read_icmp_error(frame_of(m), meta, quote)) {
+        drop(m, drop_reason::not_for_us);
+        return;
+    }
+    if (to_vip) {
+        // From the client's side, about a packet the VIP sent the client (MTU too
+        // small on the way, say): the flow's backend must hear of it.
+        net::flow_key forward = quote.key.reversed();
+        flow::flow_entry* e = m_flows->lookup(forward, net::flow_hash(forward), now);
+        if (e == nullptr || e->value.direction != flow::flow_direction::client_to_backend) {
+            drop(m, drop_reason::icmp_no_flow);
+            return;
+        }
+        net::rewrite_icmp_error(frame_of(m), meta, quote, net::icmp_side::source, e->value.nat_addr,
+                                e->value.nat_port, net::icmp_side::destination, e->value.nat_addr);
+    } else {
+        // From the backends' side, about a packet sent to a backend: the client hears
+        // of it from the VIP, as if the VIP had answered.
+        if (m_shared.interfaces[iface].role == port_role::client) {
+            drop(m, drop_reason::reply_on_client_side);
+            return;
+        }
+        net::flow_key reverse = quote.key.reversed();
+        flow::flow_entry* e = m_flows->lookup(reverse, net::flow_hash(reverse), now);
+        if (e == nullptr || e->value.direction != flow::flow_direction::backend_to_client) {
+            drop(m, drop_reason::icmp_no_flow);
+            return;
+        }
+        net::rewrite_icmp_error(frame_of(m), meta, quote, net::icmp_side::destination,
+                                e->value.nat_addr, e->value.nat_port, net::icmp_side::source,
+                                e->value.nat_addr);
+    }
+    m_stats.totals.icmp_errors_translated.add();
+    forward(m, meta, neigh);
 }
 
 void worker::forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
@@ -175,6 +296,17 @@ void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snaps
     packet_meta& meta = item.meta;
     worker_counters& c = m_stats.totals;
 
+    if (is_interface_address(m_shared.interfaces, meta.key.dst)) {
+        handle_local_tcp(iface, m, meta);
+        return;
+    }
+    // Only a backend-facing port carries backends' replies: a packet on the clients'
+    // side claiming a backend's source is not one, whatever it says.
+    if (m_shared.interfaces[iface].role == port_role::client) {
+        drop(m, snap.is_backend(meta.key.src, meta.key.src_port) ? drop_reason::reply_on_client_side
+                                                                 : drop_reason::not_for_us);
+        return;
+    }
     flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
     if (entry != nullptr && entry->value.direction == flow::flow_direction::backend_to_client) {
         flow::flow_state before = entry->value.state;
@@ -200,10 +332,6 @@ void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snaps
                          entry->value.nat_port);
         c.to_client.add();
         forward(m, meta, neigh);
-        return;
-    }
-    if (is_interface_address(m_shared.interfaces, meta.key.dst)) {
-        to_control(iface, m, control_reason::local_tcp);
         return;
     }
     // A reply whose flow entry no worker has (a restart, an expired entry): the
@@ -248,10 +376,33 @@ void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh
         to_control(out->iface, m, control_reason::unresolved);
         return;
     }
+    if (!set_vlan(out->iface, m)) {
+        drop(m, drop_reason::tx_full);
+        return;
+    }
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
     rte_ether_addr_copy(mac, &eth->dst_addr);
     rte_ether_addr_copy(&m_shared.interfaces[out->iface].mac, &eth->src_addr);
     transmit(out->iface, m);
+}
+
+bool worker::set_vlan(uint16_t iface, rte_mbuf* m) {
+    const uint16_t want = m_shared.interfaces[iface].vlan;
+    const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    const bool tagged = eth->ether_type == htons(RTE_ETHER_TYPE_VLAN);
+    if (!tagged && want == 0) {
+        return true; // the common case: untagged in, untagged out
+    }
+    if (tagged) {
+        auto* vh = reinterpret_cast<rte_vlan_hdr*>(rte_pktmbuf_mtod(m, uint8_t*) + 14);
+        if (want != 0) {
+            vh->vlan_tci = htons(uint16_t((ntohs(vh->vlan_tci) & 0xf000) | want));
+            return true;
+        }
+        return rte_vlan_strip(m) == 0;
+    }
+    m->vlan_tci = want;
+    return rte_vlan_insert(&m) == 0;
 }
 
 const rte_ether_addr* worker::next_hop_mac(const neighbor_table* neigh, uint16_t iface,

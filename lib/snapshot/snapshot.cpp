@@ -83,6 +83,13 @@ bool snapshot::is_vip(const net::ip_addr& ip) const {
     return std::binary_search(m_vips.begin(), m_vips.end(), ip);
 }
 
+bool snapshot::is_backend(const net::ip_addr& address, uint16_t port_be) const {
+    auto key = std::make_pair(address, port_be);
+    auto it = std::lower_bound(m_by_endpoint.begin(), m_by_endpoint.end(), key,
+                               [](const auto& e, const auto& k) { return e.first < k; });
+    return it != m_by_endpoint.end() && it->first == key;
+}
+
 const snapshot_service* snapshot::service_of_reply(const net::ip_addr& backend,
                                                    uint16_t backend_port_be,
                                                    const net::ip_addr& client,

@@ -124,6 +124,8 @@ struct snapshot {
     // Whether `ip` is a VIP of some service (the balancer answers ARP and ICMP echo
     // for it). A binary search: workers answer ARP with it.
     bool is_vip(const net::ip_addr& ip) const;
+    // Whether (address, port) is a backend of some service.
+    bool is_backend(const net::ip_addr& address, uint16_t port_be) const;
     // For a reply whose flow entry no worker has (a restart, a flow from before an
     // ECMP change): the service whose VIP it must carry. A backend of one service
     // answers for it; one shared by several services answers for the service whose

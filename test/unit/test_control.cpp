@@ -267,8 +267,8 @@ TEST_CASE("health: rise and fall turn probe results into verdicts") {
     CHECK(p->port == 8080);
     CHECK(p->src_port >= control::health_checker::first_probe_port);
     // A reply from the wrong port answers nothing.
-    CHECK_FALSE(h.on_reply(ip("10.20.0.11"), 9999, p->src_port, kind::syn_ack, t));
-    CHECK(h.on_reply(ip("10.20.0.11"), 8080, p->src_port, kind::syn_ack, t));
+    CHECK_FALSE(h.on_reply(ip("10.20.0.11"), 9999, p->src_port, kind::syn_ack, p->seq + 1, t));
+    CHECK(h.on_reply(ip("10.20.0.11"), 8080, p->src_port, kind::syn_ack, p->seq + 1, t));
     auto changes = h.take_transitions(t);
     REQUIRE(changes.size() >= 1);
     CHECK(changes[0].backend == "10.20.0.11:8080");
@@ -280,7 +280,7 @@ TEST_CASE("health: rise and fall turn probe results into verdicts") {
         auto q = probe_for(id11);
         REQUIRE(q);
         if (i < 2) {
-            CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::rst, t));
+            CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::rst, q->seq + 1, t));
             for (const auto& c : h.take_transitions(t)) {
                 CHECK(c.backend != "10.20.0.11:8080");
             }
@@ -300,7 +300,7 @@ TEST_CASE("health: rise and fall turn probe results into verdicts") {
         t += std::chrono::seconds(1);
         auto q = probe_for(id11);
         REQUIRE(q);
-        CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::syn_ack, t));
+        CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::syn_ack, q->seq + 1, t));
         bool up = false;
         for (const auto& c : h.take_transitions(t)) {
             up |= c.backend == "10.20.0.11:8080" && c.to == control::health_verdict::up;
@@ -354,7 +354,7 @@ pool = "copy"
     REQUIRE(probes.size() == 3);
     const auto& p = probes[0];
     CHECK(h.on_reply(p.address, p.port, p.src_port, control::health_checker::reply_kind::syn_ack,
-                     t + std::chrono::seconds(1)));
+                     p.seq + 1, t + std::chrono::seconds(1)));
     auto ups = h.take_transitions(t + std::chrono::seconds(1));
     REQUIRE(ups.size() == 2);
     CHECK(ups[0].service != ups[1].service);
@@ -410,6 +410,65 @@ TEST_CASE("health: thousands of endpoints: spread, rate-limited, never out of pr
         total += burst.due(t + std::chrono::seconds(1) + std::chrono::milliseconds(ms)).size();
     }
     CHECK(total == 6000);
+}
+
+TEST_CASE("health: forged replies over the whole probe port range change nothing") {
+    using clock = control::health_checker::clock;
+    using kind = control::health_checker::reply_kind;
+    backend_registry registry;
+    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
+                                          "\"500ms\", rise = 1, fall = 1 }");
+    control::health_checker h;
+    clock::time_point t{};
+    h.sync(*snap, t);
+    t += std::chrono::seconds(1);
+    auto probes = h.due(t);
+    REQUIRE(probes.size() == 3);
+    // Initial sequence numbers are not guessable: all different, not a sequence.
+    CHECK(probes[0].seq != probes[1].seq);
+    CHECK(probes[1].seq - probes[0].seq != probes[2].seq - probes[1].seq);
+    // An attacker who knows the endpoints but not the sequence: SYN-ACKs and RSTs to
+    // every probe port, with guessed acknowledgment numbers.
+    uint32_t guess = 12345;
+    for (const auto& p : probes) {
+        for (uint32_t port = net::first_probe_port;
+             port < uint32_t(net::first_probe_port) + net::probe_ports; ++port) {
+            guess = guess * 1103515245u + 12345u;
+            uint32_t ack = guess == p.seq + 1 ? guess + 1 : guess;
+            CHECK_FALSE(h.on_reply(p.address, p.port, uint16_t(port), kind::syn_ack, ack, t));
+            CHECK_FALSE(h.on_reply(p.address, p.port, uint16_t(port), kind::rst, ack, t));
+        }
+    }
+    CHECK(h.forged_replies() == 3 * 2); // each outstanding probe's own port, both kinds
+    CHECK(h.take_transitions(t).empty());
+    // The real answers still count.
+    for (const auto& p : probes) {
+        CHECK(h.on_reply(p.address, p.port, p.src_port, kind::syn_ack, p.seq + 1, t));
+    }
+    CHECK(h.take_transitions(t).size() == 3);
+}
+
+TEST_CASE("health: a timeout while our data plane dropped probe replies is inconclusive") {
+    using clock = control::health_checker::clock;
+    backend_registry registry;
+    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
+                                          "\"500ms\", rise = 1, fall = 1 }");
+    control::health_checker h;
+    clock::time_point t{};
+    h.sync(*snap, t);
+    t += std::chrono::seconds(1);
+    REQUIRE(h.due(t).size() == 3);
+    // Replies were lost in our rings meanwhile: no verdict, probed again.
+    t += std::chrono::milliseconds(600);
+    CHECK(h.take_transitions(t, 17).empty());
+    CHECK(h.inconclusive() == 3);
+    t += std::chrono::milliseconds(400);
+    REQUIRE(h.due(t).size() == 3);
+    // No loss this time: the timeouts count (fall = 1: down).
+    t += std::chrono::milliseconds(600);
+    auto changes = h.take_transitions(t, 17);
+    REQUIRE(changes.size() == 3);
+    CHECK(changes[0].to == control::health_verdict::down);
 }
 
 // ---- lint and the shift guard ----
