@@ -324,6 +324,16 @@ void evenflowd::loop() {
         // while a change is being built, so the build moves on at once.
         m_server.poll(changes_pending() ? 0 : 2);
         m_slow_path->drain();
+        for (const auto& e : m_slow_path->take_events()) {
+            char from[RTE_ETHER_ADDR_FMT_SIZE], to[RTE_ETHER_ADDR_FMT_SIZE];
+            rte_ether_format_addr(from, sizeof from, &e.old_mac);
+            rte_ether_format_addr(to, sizeof to, &e.new_mac);
+            log_event("warning", "neighbor_mac_changed",
+                      {{"interface", m_shared.interfaces[e.iface].name},
+                       {"address", e.ip.to_string()},
+                       {"from", from},
+                       {"to", to}});
+        }
         auto now = step("socket+slow_path");
         if (now >= m_next_neighbor_tick) {
             m_slow_path->tick(now);

@@ -4,6 +4,7 @@
 
 #include "net/bytes.hpp"
 #include "net/checksum.hpp"
+#include "net/icmp.hpp"
 #include "net/nat.hpp"
 #include "net/reply.hpp"
 
@@ -201,6 +202,11 @@ void worker::process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, u
             }
             it.hash = net::flow_hash(k);
             m_flows->prefetch(it.hash);
+        } else if (check_owner && it.parsed == drop_reason::none &&
+                   (it.meta.l4_proto == net::ipproto_icmp ||
+                    it.meta.l4_proto == net::ipproto_icmpv6) &&
+                   hand_off(it)) {
+            continue;
         }
         ++kept;
     }
@@ -252,11 +258,26 @@ void worker::process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, u
 
 bool worker::hand_off(rx_item& item) {
     // The client is the source of a packet to a VIP and the destination of anything
-    // else (a backend's reply): its address and port choose the owner.
+    // else (a backend's reply): its address and port choose the owner. An ICMP error
+    // names its flow in the packet it quotes.
     const net::flow_key& k = item.meta.key;
-    const bool to_vip = item.svc != nullptr;
-    const net::ip_addr& client = to_vip ? k.src : k.dst;
-    const uint16_t client_port = to_vip ? k.src_port : k.dst_port;
+    net::ip_addr client;
+    uint16_t client_port = 0;
+    if (item.meta.l4_proto == net::ipproto_tcp) {
+        const bool to_vip = item.svc != nullptr;
+        client = to_vip ? k.src : k.dst;
+        client_port = to_vip ? k.src_port : k.dst_port;
+    } else {
+        net::icmp_quote quote;
+        const snapshot* snap = m_shared.snap.load();
+        if (snap == nullptr || !net::read_icmp_error(frame_of(item.mbuf), item.meta, quote)) {
+            return false; // echo, ARP and the like: any worker answers them
+        }
+        // To a VIP: it quotes the VIP's packet to the client; else our packet from it.
+        const bool to_vip = snap->is_vip(k.dst);
+        client = to_vip ? quote.key.dst : quote.key.src;
+        client_port = to_vip ? quote.key.dst_port : quote.key.src_port;
+    }
     uint16_t owner = m_shared.steering.owner(client, client_port);
     if (owner == m_cfg.index) {
         return false;

@@ -277,7 +277,7 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
         // Pass 2 hashed this key already for a SYN (same snapshot, same pick).
         uint32_t reverse_hash =
             item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
-        m_flows->insert(reverse, reverse_hash, reverse_value, now);
+        m_flows->insert(reverse, reverse_hash, reverse_value, now, nullptr, &meta.key);
     } else {
         c.drops[size_t(drop_reason::flow_table_full)].add();
     }

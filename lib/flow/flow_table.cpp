@@ -299,7 +299,8 @@ flow_entry* flow_table::lookup(const net::flow_key& key, uint32_t hash, uint32_t
 }
 
 flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const flow_value& value,
-                               uint32_t now_ms, insert_outcome* outcome) {
+                               uint32_t now_ms, insert_outcome* outcome,
+                               const net::flow_key* keep) {
     const uint32_t sig = signature_of(hash);
     const size_t cand[2] = {sig & m_bucket_mask,
                             other_bucket(sig, sig & m_bucket_mask, m_bucket_mask)};
@@ -381,6 +382,9 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
                 const size_t i = cand[c] * ways + w;
                 if (is_pinned(i)) {
                     continue; // established: never evicted
+                }
+                if (keep != nullptr && b.sig[w] != 0 && m_entries[i].key == *keep) {
+                    continue;
                 }
                 const int32_t left = int32_t(b.deadline[w] - now_ms);
                 if (slot < 0 || left < best_left) {

@@ -238,6 +238,25 @@ public:
         }
     }
 
+    // Polls until every port's receive queues are empty (a bounded number of rounds).
+    void poll_until_idle() {
+        for (int round = 0; round < 100000; ++round) {
+            bool pending = false;
+            for (int side = 0; side < 2; ++side) {
+                for (rte_ring* ring : rxq[side]) {
+                    pending |= rte_ring_count(ring) != 0;
+                }
+            }
+            for (rte_ring* ring : shared.handoff) {
+                pending |= ring != nullptr && rte_ring_count(ring) != 0;
+            }
+            if (!pending) {
+                return;
+            }
+            poll();
+        }
+    }
+
     std::vector<bytes> received(uint16_t side) {
         std::vector<bytes> out;
         for (rte_ring* ring : txq[side]) {
