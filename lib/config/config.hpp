@@ -36,6 +36,10 @@ struct control_config {
     std::string socket = "/run/evenflow/evenflow.sock";
     std::string metrics = "127.0.0.1:9091"; // "" disables the Prometheus endpoint
     struct metrics_backends metrics_backends;
+    // Who may change state (apply, rollback, drain, ...): root and these uids. Anyone
+    // who can open the socket (its group: socket_group) may read.
+    std::vector<uint32_t> admins;
+    std::string socket_group; // "" = root's group
 };
 
 struct flow_timeouts {

@@ -203,6 +203,9 @@ void diff_settings(const config& before, const config& after, lines& out) {
     setting(out, "control.metrics", quoted(before.control.metrics), quoted(after.control.metrics));
     setting(out, "control.metrics_backends", to_string(before.control.metrics_backends),
             to_string(after.control.metrics_backends));
+    setting(out, "control.admins", list(before.control.admins), list(after.control.admins));
+    setting(out, "control.socket_group", quoted(before.control.socket_group),
+            quoted(after.control.socket_group));
     setting(out, "eal.args", list(before.eal.args), list(after.eal.args));
 }
 

@@ -115,7 +115,23 @@ void loader::read_eal(const toml::table& table) {
 
 void loader::read_control(const toml::table& table) {
     const std::string path = "control";
-    check_keys(table, path, {"socket", "metrics", "metrics_backends"});
+    check_keys(table, path, {"socket", "metrics", "metrics_backends", "admins", "socket_group"});
+    if (auto* n = member(table, "admins", path)) {
+        auto key = child(path, "admins");
+        if (auto* array = get_array(*n, key)) {
+            for (size_t i = 0; i < array->size(); ++i) {
+                if (auto uid = get_uint(*array->get(i), element(key, i), "uid", 0,
+                                        bounds::uint32_max - 1)) {
+                    m_config.control.admins.push_back(*uid);
+                }
+            }
+        }
+    }
+    if (auto* n = member(table, "socket_group", path)) {
+        if (auto group = get_name(*n, child(path, "socket_group"))) {
+            m_config.control.socket_group = *group;
+        }
+    }
     if (auto* n = member(table, "socket", path)) {
         auto key = child(path, "socket");
         if (auto socket = get_string(*n, key)) {

@@ -41,6 +41,9 @@ std::string restart_required(const config::config& running, const config::config
     if (running.control.metrics != next.control.metrics) {
         fixed.emplace_back("control.metrics");
     }
+    if (running.control.socket_group != next.control.socket_group) {
+        fixed.emplace_back("control.socket_group");
+    }
     if (running.dataplane.workers != next.dataplane.workers) {
         fixed.emplace_back("dataplane.workers");
     }
