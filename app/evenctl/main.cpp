@@ -337,6 +337,11 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "evenctl: %s\n", error.c_str());
                 return exit_usage;
             }
+            if (!evenflow::control::valid_utf8(*text)) {
+                std::fprintf(stderr, "evenctl: %s is not UTF-8 text (TOML files are UTF-8)\n",
+                             path.c_str());
+                return exit_usage;
+            }
             request[std::string(p.key)] = *text;
             request["path"] = path;
         }

@@ -70,6 +70,9 @@ std::span<const command_spec> all_commands();
 const command_spec* find_command(std::string_view name);
 const command_spec& spec_of(command id);
 
+// Whether `text` is well-formed UTF-8 (requests are JSON, whose strings must be).
+bool valid_utf8(std::string_view text);
+
 // "apply FILE [--accept-shift]"
 std::string usage_line(const command_spec& spec);
 

@@ -142,7 +142,16 @@ std::optional<json> call(const std::string& socket_path, const json& request, st
         return std::nullopt;
     }
     std::optional<json> reply;
-    if (!write_line(fd, request.dump())) {
+    std::string line;
+    try {
+        line = request.dump();
+    } catch (const json::exception& e) {
+        // A string that is not UTF-8 cannot travel as JSON: say so, never abort.
+        *error = fmt::format("cannot send the request: {}", e.what());
+        close(fd);
+        return std::nullopt;
+    }
+    if (!write_line(fd, line)) {
         *error = fmt::format("cannot send to {}: {}", socket_path, std::strerror(errno));
     } else {
         line_reader reader(fd);
