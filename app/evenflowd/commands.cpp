@@ -4,6 +4,7 @@
 #include "daemon.hpp"
 
 #include "config/load.hpp"
+#include "control/log.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ether.h>
@@ -11,11 +12,14 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <unistd.h>
 
 namespace evenflow::daemon {
 
 using control::json;
+using control::log_event;
 
 namespace {
 
@@ -73,6 +77,21 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
     if (h == nullptr) {
         return control::error_reply(fmt::format("unknown command {:?}", name));
     }
+    if (spec->changes_state && ctx.who.uid != 0) {
+        const auto& admins = m_manager.running().control.admins;
+        if (std::find(admins.begin(), admins.end(), ctx.who.uid) == admins.end()) {
+            log_event("warning", "command_refused",
+                      {{"command", name},
+                       {"uid", std::to_string(ctx.who.uid)},
+                       {"pid", std::to_string(ctx.who.pid)},
+                       {"reason", "not an admin"}});
+            return control::error_reply(
+                fmt::format("uid {} may not {}: only root and the uids in [control] admins "
+                            "change state (anyone who can open the socket may read)",
+                            ctx.who.uid, name),
+                true);
+        }
+    }
     return (this->*h)(request, ctx);
 }
 
@@ -128,6 +147,11 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                          {"steering", dataplane::to_string(i.steering)}});
     }
     reply["ports"] = ports;
+    auto sock = m_server.stats();
+    reply["control_socket"] = {
+        {"clients", sock.clients},           {"accepted", sock.accepted},
+        {"refused_full", sock.refused_full}, {"closed_idle", sock.closed_idle},
+        {"evicted", sock.evicted},           {"accept_paused", sock.accept_paused}};
     return reply;
 }
 

@@ -226,7 +226,8 @@ bool evenflowd::start() {
         m_worker_lcores.push_back(cfg.dataplane.workers[i]);
     }
 
-    if (std::string socket_error; !m_server.open(cfg.control.socket, &socket_error)) {
+    if (std::string socket_error;
+        !m_server.open(cfg.control.socket, cfg.control.socket_group, &socket_error)) {
         log_event("error", "start_refused",
                   {{"reason", socket_error}, {"socket", cfg.control.socket}});
         return false;
