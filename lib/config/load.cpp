@@ -40,6 +40,7 @@ load_result loader::run(const toml::table& root) {
     m_config.source_path = m_file;
     read_root(root);
     check_services();
+    check_counts();
     load_result result;
     result.errors = take_errors();
     result.warnings = take_warnings();
@@ -220,9 +221,9 @@ void loader::read_dataplane(const toml::table& table) {
         if (auto* t = get_table(*n, key)) {
             check_keys(*t, key, {"syn", "established", "closing"});
             auto& timeouts = m_config.dataplane.timeouts;
-            read_duration(*t, key, "syn", timeouts.syn, false);
+            read_duration(*t, key, "syn", timeouts.syn, false, bounds::max_short_duration);
             read_duration(*t, key, "established", timeouts.established, false);
-            read_duration(*t, key, "closing", timeouts.closing, false);
+            read_duration(*t, key, "closing", timeouts.closing, false, bounds::max_short_duration);
         }
     }
 }
@@ -320,7 +321,7 @@ void loader::read_skew(const toml::table& table) {
                {"window", "threshold", "min_flows", "action", "probation", "max_share_growth",
                 "max_capacity_loss"});
     auto& skew = m_config.skew;
-    read_duration(table, path, "window", skew.window, false);
+    read_duration(table, path, "window", skew.window, false, bounds::max_short_duration);
     if (auto* n = member(table, "threshold", path)) {
         auto key = child(path, "threshold");
         if (auto v = get_number(*n, key)) {
@@ -335,7 +336,7 @@ void loader::read_skew(const toml::table& table) {
         }
     }
     if (auto* n = member(table, "min_flows", path)) {
-        if (auto v = get_uint(*n, child(path, "min_flows"), "min_flows", 1, bounds::uint32_max)) {
+        if (auto v = get_uint(*n, child(path, "min_flows"), "min_flows", 1, 1'000'000'000)) {
             skew.min_flows = *v;
         }
     }
