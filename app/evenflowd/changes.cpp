@@ -264,6 +264,18 @@ void evenflowd::advance_changes() {
                 m_changes.pop_front();
                 continue;
             }
+            if (m_manager.registry().assigned() > backend_registry::max_ids * 3 / 4) {
+                // Backends come and go faster than ids run out: free those nothing
+                // refers to any more (no kept version, no live flow for a minute).
+                auto workers = worker_stats();
+                size_t freed = m_manager.reclaim_ids(
+                    std::chrono::steady_clock::now(), std::chrono::minutes(1), [&](uint32_t id) {
+                        return sum(workers, id, &dataplane::backend_counters::active_flows) != 0;
+                    });
+                log_event("info", "backend_ids_reclaimed",
+                          {{"freed", std::to_string(freed)},
+                           {"in_use", std::to_string(m_manager.registry().assigned())}});
+            }
             uint64_t version = c.new_version ? m_manager.next_version() : m_manager.version();
             c.states_generation = m_manager.states_generation();
             c.builder = m_manager.builder_for(c.cfg, version, m_shared.snap.load());

@@ -27,16 +27,27 @@ std::string_view to_string(backend_state s) {
 
 uint32_t backend_registry::id_for(const std::string& service, const net::ip_addr& address,
                                   uint16_t port) {
-    auto key = std::make_tuple(service, address, port);
-    if (auto it = m_ids.find(key); it != m_ids.end()) {
+    auto k = std::make_tuple(service, address, port);
+    if (auto it = m_ids.find(k); it != m_ids.end()) {
         return it->second;
     }
-    if (m_next >= max_ids) {
+    uint32_t id = balance::no_backend;
+    if (!m_free.empty()) {
+        id = m_free.back();
+        m_free.pop_back();
+    } else if (m_next < max_ids) {
+        id = m_next++;
+    } else {
         return balance::no_backend;
     }
-    uint32_t id = m_next++;
-    m_ids.emplace(std::move(key), id);
+    m_ids.emplace(std::move(k), id);
     return id;
+}
+
+uint32_t backend_registry::find(const std::string& service, const net::ip_addr& address,
+                                uint16_t port) const {
+    auto it = m_ids.find(std::make_tuple(service, address, port));
+    return it == m_ids.end() ? balance::no_backend : it->second;
 }
 
 std::string snapshot_backend::key() const {

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 using namespace evenflow;
 using evenflow::testing::backend_by_key;
@@ -62,6 +63,47 @@ TEST_CASE("manager: versions grow with every apply and rollback") {
     CHECK_FALSE(missing.ok);
     CHECK(missing.error == "version 99 is not kept (kept: 1..4); see evenctl history");
     CHECK(m.version() == 4);
+}
+
+TEST_CASE("manager: backend ids come back once nothing refers to them") {
+    using clock = std::chrono::steady_clock;
+    control::config_manager m(4); // four versions kept
+    control::actor who{0, 0, "test"};
+    auto config_with = [](int round) {
+        std::string backends;
+        for (int b = 0; b < 100; ++b) {
+            backends += fmt::format("  {{ address = \"10.20.{}.{}\", port = 8080 }},\n",
+                                    round % 250, b + 1);
+        }
+        std::string text = basic_config_text("", backends);
+        text.replace(text.find("10.20.0.1/24"), 12, "10.20.0.1/16");
+        return load_or_fail(text);
+    };
+    REQUIRE(m.start(config_with(0), who, "start").ok);
+    uint32_t first_id = m.registry().find("web", ip("10.20.0.1"), 8080);
+    REQUIRE(first_id != 0);
+    auto t = clock::now();
+    std::set<uint32_t> live_flow_ids = {first_id}; // a flow still pinned to round 0's first
+    size_t freed = 0;
+    // 800 rounds of 100 fresh backends: 80,000 ids without reuse, more than there are.
+    for (int round = 1; round <= 800; ++round) {
+        t += std::chrono::minutes(2);
+        freed += m.reclaim_ids(t, std::chrono::minutes(1),
+                               [&](uint32_t id) { return live_flow_ids.count(id) != 0; });
+        auto r = m.apply(config_with(round), who, fmt::format("round {}", round));
+        INFO("round " << round);
+        REQUIRE(r.ok);
+        REQUIRE(r.snap);
+    }
+    CHECK(freed > 70'000);
+    CHECK(m.registry().assigned() < 1'000);
+    // The id a live flow holds was never given away; the kept versions' ids are theirs.
+    CHECK(m.registry().find("web", ip("10.20.0.1"), 8080) == first_id);
+    // Once its flow is gone, the last of round 0 goes too, with the one version that
+    // fell out of the kept four since; the running config's backends stay.
+    CHECK(m.reclaim_ids(t, std::chrono::minutes(1), [](uint32_t) { return false; }) == 101);
+    CHECK(m.registry().find("web", ip("10.20.0.1"), 8080) == 0);
+    CHECK(m.registry().find("web", ip(fmt::format("10.20.{}.1", 800 % 250).c_str()), 8080) != 0);
 }
 
 TEST_CASE("manager: what only a restart can change is refused") {
