@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
     app.footer("usage: evenflowd --config FILE [-- EXTRA_EAL_ARGS...]\n"
                "Exit status: 0 after a clean stop, 1 when it cannot start (invalid config, "
                "EAL or port set-up), 2 on a usage error.\n"
-               "Control it with evenctl.");
+               "Control it with evenctl; capture its ports with dpdk-dumpcap --file-prefix "
+               "PREFIX -i PORT (PREFIX: its --file-prefix in [eal] args).");
     app.set_version_flag("--version", evenflow::cli::version_line("evenflowd"),
                          "print evenflowd's version and exit");
     evenflow::daemon::options opts;
