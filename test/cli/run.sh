@@ -132,7 +132,7 @@ older=$work/older.sock
 FAKE_EVENFLOW_VERSION=0.0.1 python3 "$here/fake_daemon.py" "$older" "$work/requests-older.log" &
 bgpids+=($!)
 nover=$work/nover.sock
-FAKE_EVENFLOW_VERSION= python3 "$here/fake_daemon.py" "$nover" "$work/requests-nover.log" &
+FAKE_EVENFLOW_VERSION='' python3 "$here/fake_daemon.py" "$nover" "$work/requests-nover.log" &
 bgpids+=($!)
 for _ in $(seq 1 50); do [[ -S $older && -S $nover ]] && break; sleep 0.1; done
 run "$evenctl" --socket "$older" status
