@@ -111,15 +111,30 @@ void evenflowd::refuse(change& c, const std::string& counter, const std::string&
 void evenflowd::request_apply(config::load_result (*load)(const std::string&, const std::string&),
                               std::string source, std::string path, const control::actor& who,
                               std::string origin, bool accept_shift,
-                              std::optional<control_server::ticket> ticket) {
+                              std::optional<control_server::ticket> ticket, bool dry_run) {
     change& c = enqueue(change_kind::apply, who, ticket);
     c.origin = std::move(origin);
+    c.dry_run = dry_run;
     std::shared_ptr<const config::config> running = m_manager.history().back().cfg;
     c.evaluation =
         std::async(std::launch::async, [load, source = std::move(source), path = std::move(path),
                                         running = std::move(running), accept_shift] {
             return control::evaluate_apply(load(source, path), running, accept_shift);
         });
+}
+
+void evenflowd::answer_dry_run(change& c, const control::apply_evaluation& e) {
+    json reply = control::ok_reply();
+    reply["version"] = m_manager.version();
+    reply["verdict"] = control::to_string(e.verdict);
+    reply["diff"] = e.diff;
+    reply["shift"] = e.shift_lines;
+    if (e.verdict == control::apply_verdict::invalid) {
+        reply["error"] = diagnostics_text(e.loaded);
+    } else if (e.verdict == control::apply_verdict::restart) {
+        reply["error"] = e.error;
+    }
+    answer(c, reply);
 }
 
 void evenflowd::request_rollback(std::optional<uint64_t> version, const control::actor& who,
@@ -169,6 +184,10 @@ bool evenflowd::prepare(change& c, bool* wait) {
             return false;
         }
         control::apply_evaluation e = c.evaluation.get();
+        if (c.dry_run) {
+            answer_dry_run(c, e);
+            return false;
+        }
         switch (e.verdict) {
         case control::apply_verdict::invalid:
             refuse(

@@ -5,6 +5,7 @@
 
 #include "config/load.hpp"
 #include "control/log.hpp"
+#include "version.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ether.h>
@@ -45,6 +46,8 @@ evenflowd::handler evenflowd::handler_for(control::command id) {
         return &evenflowd::cmd_backends;
     case command::apply:
         return &evenflowd::cmd_apply;
+    case command::diff:
+        return &evenflowd::cmd_diff;
     case command::history:
         return &evenflowd::cmd_history;
     case command::rollback:
@@ -98,6 +101,7 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
 evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     json reply = control::ok_reply();
     reply["version"] = m_manager.version();
+    reply["evenflow_version"] = EVENFLOW_VERSION;
     reply["generation"] = m_manager.generation();
     reply["uptime_s"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
@@ -232,6 +236,18 @@ evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_cont
                   request["config"].get<std::string>(), path, ctx.who, origin,
                   request.value("accept_shift", false), ctx.ticket);
     return std::nullopt; // answered once reviewed, built and published
+}
+
+evenflowd::answer_t evenflowd::cmd_diff(const json& request, const request_context& ctx) {
+    if (!request.contains("config") || !request["config"].is_string()) {
+        return control::error_reply("malformed request: diff needs \"config\" (the file's text)");
+    }
+    std::string path = request.value("path", "<diff>");
+    request_apply([](const std::string& text,
+                     const std::string& name) { return config::load_string(text, name); },
+                  request["config"].get<std::string>(), path, ctx.who, fmt::format("diff {}", path),
+                  false, ctx.ticket, true);
+    return std::nullopt; // answered once reviewed, nothing applied
 }
 
 evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) {

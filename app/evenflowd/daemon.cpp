@@ -8,6 +8,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 #include <rte_ring.h>
 
 #include <fmt/format.h>
@@ -123,6 +124,10 @@ bool evenflowd::start() {
         return false;
     }
     m_eal_ready = true;
+    // dpdk-dumpcap (a secondary process on the same --file-prefix) captures the ports.
+    if (rte_pdump_init() != 0) {
+        log_event("warning", "pdump_unavailable", {{"reason", rte_strerror(rte_errno)}});
+    }
     register_telemetry();
 
     for (uint32_t lcore : cfg.dataplane.workers) {
@@ -304,6 +309,7 @@ void evenflowd::shutdown() {
         m_pool = nullptr;
     }
     if (m_eal_ready) {
+        rte_pdump_uninit();
         rte_eal_cleanup();
         m_eal_ready = false;
         log_event("info", "stopped");

@@ -9,29 +9,39 @@ namespace evenflow::control {
 
 namespace {
 
-const positional service_arg{"SERVICE", "service"};
-const positional backend_arg{"BACKEND", "backend"}; // ADDR:PORT
+const positional service_arg{"SERVICE", "service", value_kind::text, true,
+                             "a service's name (evenctl services)"};
+const positional backend_arg{"BACKEND", "backend", value_kind::text, true,
+                             "a backend of the service, ADDR:PORT (evenctl backends)"};
+const positional config_file_arg{"FILE", "config", value_kind::file, true,
+                                 "a config file (TOML, like /etc/evenflow/evenflow.toml)"};
 
 std::vector<command_spec> make_commands() {
     std::vector<command_spec> c;
     c.push_back({command::status, "status", "running version, uptime, per-worker counters"});
     c.push_back({command::services, "services", "services and their pools"});
-    c.push_back({command::backends,
-                 "backends",
-                 "per-backend state, shares, flows, skew flag",
-                 {{"SERVICE", "service", value_kind::text, false}}});
+    c.push_back(
+        {command::backends,
+         "backends",
+         "per-backend state, shares, flows, skew flag",
+         {{"SERVICE", "service", value_kind::text, false, "only this service's backends"}}});
     c.push_back({command::apply,
                  "apply",
                  "validate FILE and make it the running config; refused if it shifts shares "
                  "too far unless --accept-shift",
-                 {{"FILE", "config", value_kind::file}},
+                 {config_file_arg},
                  {{"--accept-shift", "accept_shift", "",
                    "apply even if the expected shares move beyond the guard's limits"}},
                  true});
+    c.push_back({command::diff,
+                 "diff",
+                 "what apply FILE would change against the running version, and whether it "
+                 "would be accepted; applies nothing",
+                 {config_file_arg}});
     c.push_back({command::check,
                  "check",
                  "validate FILE offline and predict its shares",
-                 {{"FILE", "config", value_kind::file}},
+                 {config_file_arg},
                  {},
                  false,
                  false});
@@ -39,7 +49,8 @@ std::vector<command_spec> make_commands() {
     c.push_back({command::rollback,
                  "rollback",
                  "return to VERSION (default: the previous one)",
-                 {{"VERSION", "version", value_kind::positive_integer, false}},
+                 {{"VERSION", "version", value_kind::positive_integer, false,
+                   "a version listed by evenctl history"}},
                  {},
                  true});
     c.push_back({command::drain,

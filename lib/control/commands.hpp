@@ -22,6 +22,7 @@ enum class command : uint8_t {
     services,
     backends,
     apply,
+    diff,
     check,
     history,
     rollback,
@@ -46,6 +47,7 @@ struct positional {
     std::string_view key;     // request field
     value_kind kind = value_kind::text;
     bool required = true;
+    std::string_view help = {}; // for `evenctl COMMAND --help`
 };
 
 struct option {
