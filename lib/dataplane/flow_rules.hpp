@@ -18,22 +18,31 @@ inline std::span<uint8_t> frame_of(rte_mbuf* m) {
     return {rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m)};
 }
 
-// The state a flow moves to on a client's segment with these flags: only FIN and RST
-// change it. A client cannot make its own flow established (and so pinned): that
-// takes the backend's answer (see verified_state).
+// The state a flow moves to on a client's segment with these flags (see
+// flow::flow_state): FIN and RST close it; the ACK that completes a handshake the
+// backend answered establishes it. A client alone cannot pin a flow.
 inline flow::flow_state next_state(flow::flow_state current, uint8_t flags) {
     if (flags & (net::tcp_flag::rst | net::tcp_flag::fin)) {
         return flow::flow_state::closing;
     }
+    if (current == flow::flow_state::syn_acked && (flags & net::tcp_flag::ack) &&
+        !(flags & net::tcp_flag::syn)) {
+        return flow::flow_state::established;
+    }
     return current;
 }
 
-// The state on a backend's segment: its answer verifies a syn or unverified flow.
+// The state on a backend's segment: its SYN-ACK answers a syn (the client's ACK
+// completes it); anything but a RST or FIN answering a mid-flow entry verifies it.
 inline flow::flow_state verified_state(flow::flow_state current, uint8_t flags) {
     if (flags & (net::tcp_flag::rst | net::tcp_flag::fin)) {
         return flow::flow_state::closing;
     }
-    if (current == flow::flow_state::syn || current == flow::flow_state::unverified) {
+    if (current == flow::flow_state::syn && (flags & (net::tcp_flag::syn | net::tcp_flag::ack)) ==
+                                                (net::tcp_flag::syn | net::tcp_flag::ack)) {
+        return flow::flow_state::syn_acked;
+    }
+    if (current == flow::flow_state::unverified) {
         return flow::flow_state::established;
     }
     return current;

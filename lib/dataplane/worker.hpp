@@ -135,6 +135,8 @@ private:
     void to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
                     const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh);
     // Removes a flow's client-side entry and its backend-side partner.
+    // Moves the entry of the flow's other direction to `state` (unless it is closing).
+    void follow_state(const net::flow_key& other_side, flow::flow_state state, uint32_t now);
     void forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
                      uint32_t now);
     void send_reset(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);

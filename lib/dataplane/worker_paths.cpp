@@ -191,6 +191,13 @@ void worker::handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
     forward(m, meta, neigh);
 }
 
+void worker::follow_state(const net::flow_key& other_side, flow::flow_state state, uint32_t now) {
+    if (flow::flow_entry* e = m_flows->lookup(other_side, net::flow_hash(other_side), now);
+        e != nullptr && e->value.state != flow::flow_state::closing) {
+        m_flows->refresh(e, state, now);
+    }
+}
+
 void worker::forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
                          uint32_t now) {
     net::flow_key reverse =
@@ -241,7 +248,15 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
             send_reset(iface, m, meta);
             return;
         }
-        m_flows->refresh(entry, next_state(entry->value.state, flags), now);
+        flow::flow_state before = entry->value.state;
+        flow::flow_state after = next_state(before, flags);
+        m_flows->refresh(entry, after, now);
+        if (after != before && after == flow::flow_state::established) {
+            // The handshake completed: the backend's side is established with it.
+            net::flow_key reverse =
+                backend_side_key(entry->value.nat_addr, entry->value.nat_port, meta.key);
+            follow_state(reverse, after, now);
+        }
         to_backend(m, meta, entry->value.backend_id, entry->value.nat_addr, entry->value.nat_port,
                    neigh);
         return;
@@ -312,18 +327,16 @@ void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snaps
         flow::flow_state before = entry->value.state;
         flow::flow_state after = verified_state(before, meta.tcp_flags);
         m_flows->refresh(entry, after, now);
-        if (after == flow::flow_state::established && before != after) {
-            // The backend answered: the client's side of the flow is verified too.
+        if (after != before) {
+            // The backend answered (SYN-ACK, verified a mid-flow entry, or closed
+            // it): the client's side of the flow moves with it.
             net::flow_key forward;
             forward.src = meta.key.dst;
             forward.src_port = meta.key.dst_port;
             forward.dst = entry->value.nat_addr;
             forward.dst_port = entry->value.nat_port;
             forward.proto = meta.key.proto;
-            if (flow::flow_entry* f = m_flows->lookup(forward, net::flow_hash(forward), now);
-                f != nullptr && f->value.state != flow::flow_state::closing) {
-                m_flows->refresh(f, flow::flow_state::established, now);
-            }
+            follow_state(forward, after, now);
         }
         backend_counters& bc = m_stats.backends[entry->value.backend_id];
         bc.packets_from.add();

@@ -189,6 +189,7 @@ uint32_t flow_table::deadline_for(flow_state state, uint32_t now) const {
     switch (state) {
     case flow_state::syn:
     case flow_state::unverified:
+    case flow_state::syn_acked:
         return now + m_timeouts.syn;
     case flow_state::established:
         return now + m_timeouts.established;

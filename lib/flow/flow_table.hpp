@@ -11,14 +11,19 @@
 
 namespace evenflow::flow {
 
-// A flow is pinned (never evicted) only once the backend's side of it has been seen:
-// a SYN, or a mid-flow packet for which no entry existed (a restart, another host's
-// flow, or a forged ACK), gives an evictable entry until the backend answers.
+// A flow is pinned (never evicted) only once both sides have shown it is real, as
+// conntrack decides: the client's SYN, the backend's SYN-ACK, then the client's ACK.
+// A SYN from a forged source gets its SYN-ACK (sent to nobody) but never the ACK, so
+// a SYN flood fills the table only with evictable entries; a forged blind ACK that
+// does promote one is answered by the backend's RST, which closes it. A mid-flow
+// packet for which no entry existed (a restart, another host's flow, a forged ACK)
+// gives an evictable entry until the backend answers it with anything but a RST.
 enum class flow_state : uint8_t {
     syn,         // the client's SYN: evictable, syn timeout
     unverified,  // a mid-flow packet made the entry: evictable, syn timeout
-    established, // the backend has answered: pinned, established timeout
+    established, // both sides seen: pinned, established timeout
     closing,     // FIN or RST seen: evictable, closing timeout
+    syn_acked,   // the backend's SYN-ACK to a syn: evictable, syn timeout
 };
 
 enum class flow_direction : uint8_t { client_to_backend, backend_to_client };

@@ -47,7 +47,11 @@ bytes from_backend(ring_rig& rig, uint32_t backend, const std::string& client, u
         .build();
 }
 
-// Opens `n` connections with complete handshakes (the backend answers).
+std::string ipv4_text(uint32_t a) {
+    return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+}
+
+// Opens `n` connections with complete handshakes (SYN, the backend's SYN-ACK, ACK).
 std::vector<legit> open_connections(ring_rig& rig, const std::string& client, uint16_t first,
                                     int n) {
     std::vector<legit> out;
@@ -59,6 +63,9 @@ std::vector<legit> open_connections(ring_rig& rig, const std::string& client, ui
         auto synack = rig.exchange(backend_side, from_backend(rig, c.backend, client, c.port,
                                                               tcp_flags::syn | tcp_flags::ack));
         REQUIRE(synack.client.size() == 1);
+        REQUIRE(
+            rig.exchange(client_side, to_vip(rig, client, c.port, tcp_flags::ack)).backend.size() ==
+            1);
         out.push_back(c);
     }
     return out;
@@ -136,7 +143,14 @@ TEST_CASE("hardening: a spoofed SYN flood fills the table; established flows los
             rig.send(client_side, to_vip(rig, src, uint16_t(1024 + rng() % 60000), tcp_flags::syn));
         }
         rig.poll_until_idle();
-        rig.received(backend_side);
+        // The backends answer every forged SYN (their SYN-ACKs go to nobody): that
+        // must not pin the flood's entries.
+        for (const bytes& syn : rig.received(backend_side)) {
+            rig.send(backend_side, from_backend(rig, get32(syn, 30), ipv4_text(get32(syn, 26)),
+                                                get16(syn, 34), tcp_flags::syn | tcp_flags::ack));
+        }
+        rig.poll_until_idle();
+        rig.received(client_side);
         ++tried;
         uint16_t port = uint16_t(40000 + round);
         auto syn = rig.exchange(client_side, to_vip(rig, "198.51.100.9", port, tcp_flags::syn));
@@ -156,6 +170,7 @@ TEST_CASE("hardening: a spoofed SYN flood fills the table; established flows los
         }
     }
     CHECK(rig.worker->flows().stats().evictions > 0); // the table was full
+    CHECK(rig.worker->flows().stats().insert_failures == 0);
     CHECK(completed == tried);
     for (const legit& c : established) {
         auto out = rig.exchange(client_side, to_vip(rig, c.client, c.port, tcp_flags::ack, "data"));
@@ -163,6 +178,48 @@ TEST_CASE("hardening: a spoofed SYN flood fills the table; established flows los
         CHECK(get32(out.backend[0], 30) == c.backend);
         CHECK(out.client.empty()); // never reset
     }
+}
+
+TEST_CASE("hardening: a flow is pinned only by a completed handshake; the backend's RST undoes a "
+          "forged one") {
+    ring_rig rig(basic_config_text(), 4096);
+    rig.become_reader();
+    auto state_of = [&](const std::string& client, uint16_t port) {
+        net::flow_key k;
+        k.src = *net::ip_addr::parse(client);
+        k.dst = *net::ip_addr::parse(vip);
+        k.src_port = htons(port);
+        k.dst_port = htons(80);
+        k.proto = IPPROTO_TCP;
+        // A test's look at the worker's table between bursts (the worker is idle).
+        auto& table = const_cast<flow::flow_table&>(rig.worker->flows());
+        const flow::flow_entry* e = table.lookup(k, net::flow_hash(k), uint32_t(rig.now_ms));
+        REQUIRE(e != nullptr);
+        return e->value.state;
+    };
+    auto syn = rig.exchange(client_side, to_vip(rig, "198.51.100.7", 41000, tcp_flags::syn));
+    REQUIRE(syn.backend.size() == 1);
+    uint32_t backend = get32(syn.backend[0], 30);
+    CHECK(state_of("198.51.100.7", 41000) == flow::flow_state::syn);
+    rig.exchange(backend_side, from_backend(rig, backend, "198.51.100.7", 41000,
+                                            tcp_flags::syn | tcp_flags::ack));
+    CHECK(state_of("198.51.100.7", 41000) == flow::flow_state::syn_acked);
+    // A retransmitted SYN does not complete anything.
+    rig.exchange(client_side, to_vip(rig, "198.51.100.7", 41000, tcp_flags::syn));
+    CHECK(state_of("198.51.100.7", 41000) == flow::flow_state::syn_acked);
+    rig.exchange(client_side, to_vip(rig, "198.51.100.7", 41000, tcp_flags::ack));
+    CHECK(state_of("198.51.100.7", 41000) == flow::flow_state::established);
+
+    // A blind ACK from a forged source (it never saw the SYN-ACK) promotes its entry,
+    // and the backend, which finds the ACK wrong, answers with a RST: closed again.
+    rig.exchange(client_side, to_vip(rig, "203.0.113.9", 41001, tcp_flags::syn));
+    rig.exchange(backend_side,
+                 from_backend(rig, backend, "203.0.113.9", 41001, tcp_flags::syn | tcp_flags::ack));
+    rig.received(client_side);
+    rig.received(backend_side);
+    rig.exchange(client_side, to_vip(rig, "203.0.113.9", 41001, tcp_flags::ack));
+    rig.exchange(backend_side, from_backend(rig, backend, "203.0.113.9", 41001, tcp_flags::rst));
+    CHECK(state_of("203.0.113.9", 41001) == flow::flow_state::closing);
 }
 
 TEST_CASE("hardening: frames that are not ours are counted drops") {

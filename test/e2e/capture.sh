@@ -74,12 +74,7 @@ if grep -q 'event=pdump_unavailable' "$log"; then
   fail "evenflowd could not start its pdump server" "$(grep pdump "$log")"
 fi
 
-ready=0
-for _ in $(seq 1 50); do
-  if in_client curl -sf -m 2 -o /dev/null http://10.10.0.100/hello; then ready=1; break; fi
-  sleep 0.2
-done
-((ready)) || { fail "HTTP through the VIP answers"; finish; }
+wait_vip_http
 
 # ---- 1. capture both ports during traffic: one dpdk-dumpcap per port ----
 client_port=${driver}0 backend_port=${driver}1

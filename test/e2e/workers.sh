@@ -52,12 +52,7 @@ expect_eq "two workers run" "$(json 'len(r["workers"])' <<<"$status")" "2"
 expect_eq "both ports hand packets to their owners" \
   "$(json '[p["steering"] for p in r["ports"]]' <<<"$status")" "['handoff', 'handoff']"
 
-ready=0
-for _ in $(seq 1 50); do
-  if in_client curl -sf -m 2 -o /dev/null http://10.10.0.100/hello; then ready=1; break; fi
-  sleep 0.2
-done
-((ready)) || { fail "HTTP through the VIP answers"; finish; }
+wait_vip_http
 
 # ---- 1. 2,000 requests ----
 for k in 1 2 3 4; do : >"$work/srv/b$k/access.log"; done

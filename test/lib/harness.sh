@@ -40,6 +40,7 @@
 #                                   prefix; evenflowd then starts inside ef-lb
 #   lb_config_head FLOW_CAPACITY    the config head for evenflowd on the topology's ports
 #   in_client COMMAND...            runs COMMAND in the client namespace
+#   wait_vip_http                   until HTTP through the VIP answers (10 s), else fail + finish
 #   now | elapsed T0 T1 | le A B    epoch seconds; T1 - T0; A <= B (floats)
 #   waitlog AFTER TIMEOUT KEY=VALUE... [--count N] | loglines AFTER KEY=VALUE...
 #                                   evenflowd's log lines (test/e2e/health.py)
@@ -274,6 +275,14 @@ lb_config_head() { # FLOW_CAPACITY
 }
 
 in_client() { ip netns exec ef-client "$@"; }
+wait_vip_http() { # until HTTP through the VIP answers (10 s), else a failure that ends the run
+  for _ in $(seq 1 50); do
+    if in_client curl -sf -m 2 -o /dev/null http://10.10.0.100/hello; then return 0; fi
+    sleep 0.2
+  done
+  fail "HTTP through the VIP answers"
+  finish
+}
 now() { date +%s.%N; }
 elapsed() { python3 "$root/test/e2e/health.py" elapsed "$1" "$2"; }
 le() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$1" "$2"; }
