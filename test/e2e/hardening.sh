@@ -64,17 +64,17 @@ traffic_pid=$!
 sleep 2
 failures0=$(stat 'r["totals"]["flow_insert_failures"]')
 rx0=$(stat 'r["totals"]["rx_packets"]')
-out=$(in_client timeout 60 python3 "$flood" send c0 "$lb_mac" ack-vip --count $((capacity * 10)) \
+flood_out=$(in_client timeout 60 python3 "$flood" send c0 "$lb_mac" ack-vip --count $((capacity * 10)) \
   --seconds 12 --pps 80000 --distinct $((capacity * 2)))
-echo "#   flood: $out"
+echo "#   flood: $flood_out"
 active=$(stat 'r["totals"]["flows_active"]')
 rx1=$(stat 'r["totals"]["rx_packets"]')
 wait "$traffic_pid"
-figure "ACK flood: $out; evenflowd received $((rx1 - rx0)) packets meanwhile; flows_active afterwards $active of $capacity; clients: $(report ack)"
+figure "ACK flood: $flood_out; evenflowd received $((rx1 - rx0)) packets meanwhile; flows_active afterwards $active of $capacity; clients: $(report ack)"
 expect_eq "ACK flood: no long-lived connection reset or stalled" "$(longlived_ok ack)" "0"
 expect_eq "ACK flood: no request failed" "$(json 'r["requests_failed"]' <"$work/traffic-ack.json")" "0"
-out=$(in_client python3 "$root/test/e2e/e2e.py" http http://10.10.0.100/hello 200 --concurrency 8)
-expect_eq "ACK flood: 200 new connections afterwards, no failure" "$(json 'r["failures"]' <<<"$out")" "0"
+flood_out=$(in_client python3 "$root/test/e2e/e2e.py" http http://10.10.0.100/hello 200 --concurrency 8)
+expect_eq "ACK flood: 200 new connections afterwards, no failure" "$(json 'r["failures"]' <<<"$flood_out")" "0"
 failures1=$(stat 'r["totals"]["flow_insert_failures"]')
 expect_eq "ACK flood: every new connection found room in the table" "$failures1" "$failures0"
 
@@ -85,14 +85,14 @@ sleep 2
 evictions0=$(stat 'r["totals"]["flow_evictions"]')
 failures0=$(stat 'r["totals"]["flow_insert_failures"]')
 rx0=$(stat 'r["totals"]["rx_packets"]')
-out=$(in_client timeout 60 python3 "$flood" send c0 "$lb_mac" syn-vip --count $((capacity * 9)) \
+flood_out=$(in_client timeout 60 python3 "$flood" send c0 "$lb_mac" syn-vip --count $((capacity * 9)) \
   --seconds 12 --pps 60000 --distinct $((capacity * 4)))
-echo "#   flood: $out"
+echo "#   flood: $flood_out"
 evictions1=$(stat 'r["totals"]["flow_evictions"]')
 failures1=$(stat 'r["totals"]["flow_insert_failures"]')
 rx1=$(stat 'r["totals"]["rx_packets"]')
 wait "$traffic_pid"
-figure "SYN flood: $out; evenflowd received $((rx1 - rx0)) packets meanwhile; $((evictions1 - evictions0)) embryonic entries evicted, $((failures1 - failures0)) insert failures; clients: $(report syn)"
+figure "SYN flood: $flood_out; evenflowd received $((rx1 - rx0)) packets meanwhile; $((evictions1 - evictions0)) embryonic entries evicted, $((failures1 - failures0)) insert failures; clients: $(report syn)"
 expect_eq "SYN flood: no flow went without an entry (the table never filled with pinned ones)" \
   "$((failures1 - failures0))" "0"
 expect_eq "SYN flood: no long-lived connection reset or stalled" "$(longlived_ok syn)" "0"
