@@ -73,8 +73,8 @@ wait "$traffic_pid"
 figure "ACK flood: $flood_out; evenflowd received $((rx1 - rx0)) packets meanwhile; flows_active afterwards $active of $capacity; clients: $(report ack)"
 expect_eq "ACK flood: no long-lived connection reset or stalled" "$(longlived_ok ack)" "0"
 expect_eq "ACK flood: no request failed" "$(json 'r["requests_failed"]' <"$work/traffic-ack.json")" "0"
-flood_out=$(in_client python3 "$root/test/e2e/e2e.py" http http://10.10.0.100/hello 200 --concurrency 8)
-expect_eq "ACK flood: 200 new connections afterwards, no failure" "$(json 'r["failures"]' <<<"$flood_out")" "0"
+http_out=$(in_client python3 "$root/test/e2e/e2e.py" http http://10.10.0.100/hello 200 --concurrency 8)
+expect_eq "ACK flood: 200 new connections afterwards, no failure" "$(json 'r["failures"]' <<<"$http_out")" "0"
 failures1=$(stat 'r["totals"]["flow_insert_failures"]')
 expect_eq "ACK flood: every new connection found room in the table" "$failures1" "$failures0"
 
