@@ -100,6 +100,8 @@ int cmd_check(const std::string& path, bool as_json) {
                                     {"vip", svc.vip.to_string()},
                                     {"port", svc.port},
                                     {"table_size", svc.table_size()},
+                                    {"mode", evenflow::config::to_string(svc.mode)},
+                                    {"hash", evenflow::config::to_string(svc.hash)},
                                     {"backends", rows}});
             }
         }
@@ -117,10 +119,11 @@ int cmd_check(const std::string& path, bool as_json) {
             std::fprintf(stderr, "%s\n", w.get<std::string>().c_str());
         }
         for (const auto& svc : services) {
-            std::printf("service %s %s:%d (table %zu slots)\n",
+            std::printf("service %s %s:%d (table %zu slots, mode %s, hash %s)\n",
                         svc["service"].get<std::string>().c_str(),
                         svc["vip"].get<std::string>().c_str(), svc["port"].get<int>(),
-                        svc["table_size"].get<size_t>());
+                        svc["table_size"].get<size_t>(), svc["mode"].get<std::string>().c_str(),
+                        svc["hash"].get<std::string>().c_str());
             table t({"BACKEND", "WEIGHT", "WEIGHT SHARE", "PREDICTED SHARE", "SLOTS"});
             for (const auto& b : svc["backends"]) {
                 t.add({b["backend"], std::to_string(b["weight"].get<uint32_t>()),

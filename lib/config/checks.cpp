@@ -54,6 +54,14 @@ void loader::check_services() {
         if (src.table_size_ok) {
             check_table_size(service, src, path, pool.backends.size());
         }
+        if (service.mode == forward_mode::tunnel && src.mode != nullptr && service.vip.is_v4()) {
+            warning(*src.mode, child(path, "mode"),
+                    fmt::format("mode \"tunnel\" needs every backend of pool \"{}\" set up: an "
+                                "IPIP tunnel device, the vip {} on its loopback, ARP for it "
+                                "ignored, and a route to clients that does not come back here "
+                                "(scripts/tunnel-backend does this)",
+                                pool.name, service.vip.to_string()));
+        }
         if (src.vip_ok) {
             for (size_t b = 0; b < pool.backends.size(); ++b) {
                 const auto& backend = pool.backends[b];

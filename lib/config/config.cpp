@@ -56,6 +56,18 @@ std::string to_string(hash_mode m) {
         return "5tuple";
     case hash_mode::src_ip:
         return "src_ip";
+    case hash_mode::src_ip_port:
+        return "src_ip_port";
+    }
+    return "unknown";
+}
+
+std::string to_string(forward_mode m) {
+    switch (m) {
+    case forward_mode::dnat:
+        return "dnat";
+    case forward_mode::tunnel:
+        return "tunnel";
     }
     return "unknown";
 }

@@ -86,7 +86,16 @@ struct pool_config {
     duration drain_timeout = 30s;
 };
 
-enum class hash_mode : uint8_t { five_tuple, src_ip };
+// What the service's flow hash covers: the whole 5-tuple (default), or the client
+// alone (source-address affinity: every connection of a client to one backend), or
+// the client address and port. The same on every host, so peers agree.
+enum class hash_mode : uint8_t { five_tuple, src_ip, src_ip_port };
+
+// How a service's packets reach its backends (README "Forwarding modes"):
+// dnat rewrites the destination, so replies must come back through the balancer;
+// tunnel encapsulates the client's packet unchanged (IPIP) and the backend answers
+// the client directly (direct server return).
+enum class forward_mode : uint8_t { dnat, tunnel };
 
 struct service_config {
     std::string name;
@@ -96,6 +105,7 @@ struct service_config {
     std::string pool;
     uint32_t table_size = default_table_size;
     hash_mode hash = hash_mode::five_tuple;
+    forward_mode mode = forward_mode::dnat;
 };
 
 enum class skew_action : uint8_t { alert, rollback };
@@ -129,7 +139,8 @@ struct config {
 
 // Text forms used in messages, diffs and the CLI.
 std::string format_duration(duration d);          // "1.5s", "500ms", "5m"
-std::string to_string(hash_mode m);               // "5tuple" | "src_ip"
+std::string to_string(hash_mode m);               // "5tuple" | "src_ip" | "src_ip_port"
+std::string to_string(forward_mode m);            // "dnat" | "tunnel"
 std::string to_string(health_kind k);             // "tcp" | "none"
 std::string to_string(skew_action a);             // "alert" | "rollback"
 std::string to_string(const metrics_backends& m); // "all" | "alarmed" | "N"

@@ -65,7 +65,8 @@ std::string backend_count(size_t n) {
 }
 
 std::string service_summary(const service_config& s) {
-    return fmt::format("{} {} -> pool {}", s.name, format_endpoint(s.vip, s.port), s.pool);
+    return fmt::format("{} {} -> pool {}{}", s.name, format_endpoint(s.vip, s.port), s.pool,
+                       s.mode == forward_mode::dnat ? "" : " (" + to_string(s.mode) + ")");
 }
 
 std::string interface_summary(const interface_config& i) {
@@ -98,6 +99,7 @@ void diff_services(const config& before, const config& after, lines& out) {
             change(out, prefix, "pool", a->pool, b->pool);
             change(out, prefix, "table_size", a->table_size, b->table_size);
             change(out, prefix, "hash", to_string(a->hash), to_string(b->hash));
+            change(out, prefix, "mode", to_string(a->mode), to_string(b->mode));
         }
     }
 }

@@ -157,7 +157,8 @@ void loader::read_health(const toml::table& table, const std::string& path, heal
 }
 
 void loader::read_service(const toml::table& table, const std::string& path) {
-    check_keys(table, path, {"name", "vip", "port", "protocol", "pool", "table_size", "hash"});
+    check_keys(table, path,
+               {"name", "vip", "port", "protocol", "pool", "table_size", "hash", "mode"});
     service_config service;
     service_source src;
     src.table = &table;
@@ -221,9 +222,32 @@ void loader::read_service(const toml::table& table, const std::string& path) {
                 service.hash = hash_mode::five_tuple;
             } else if (*hash == "src_ip") {
                 service.hash = hash_mode::src_ip;
+            } else if (*hash == "src_ip_port") {
+                service.hash = hash_mode::src_ip_port;
             } else {
                 error(*n, key,
-                      fmt::format("unknown hash \"{}\"; use \"5tuple\" or \"src_ip\"", *hash));
+                      fmt::format("unknown hash \"{}\"; use \"5tuple\", \"src_ip\" or "
+                                  "\"src_ip_port\"",
+                                  *hash));
+            }
+        }
+    }
+    if (auto* n = member(table, "mode", path)) {
+        src.mode = n;
+        auto key = child(path, "mode");
+        if (auto mode = get_string(*n, key)) {
+            if (*mode == "dnat") {
+                service.mode = forward_mode::dnat;
+            } else if (*mode == "tunnel") {
+                service.mode = forward_mode::tunnel;
+                if (src.vip_ok && !service.vip.is_v4()) {
+                    error(*n, key, "mode \"tunnel\" carries IPv4 only (IPIP); this vip is IPv6");
+                }
+            } else if (*mode == "fullnat") {
+                error(*n, key, "mode \"fullnat\" is not available yet; use \"dnat\" or \"tunnel\"");
+            } else {
+                error(*n, key,
+                      fmt::format("unknown mode \"{}\"; use \"dnat\" or \"tunnel\"", *mode));
             }
         }
     }

@@ -30,6 +30,7 @@ struct service_source {
     const toml::node* vip = nullptr;
     const toml::node* pool = nullptr;
     const toml::node* table_size = nullptr;
+    const toml::node* mode = nullptr;
     bool vip_ok = false;
     bool port_ok = false;
     bool pool_ok = false;

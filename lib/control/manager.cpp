@@ -67,6 +67,14 @@ std::string restart_required(const config::config& running, const config::config
     if (!same_interfaces) {
         fixed.emplace_back("interfaces");
     }
+    // A service's live connections were set up for its mode (DNAT replies come back
+    // through us; tunnel ones go straight to the client): switching would break them.
+    for (const config::service_config& s : next.services) {
+        if (const config::service_config* r = running.find_service(s.name);
+            r != nullptr && r->mode != s.mode) {
+            fixed.push_back(fmt::format("services {} mode", s.name));
+        }
+    }
     if (fixed.empty()) {
         return {};
     }

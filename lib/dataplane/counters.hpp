@@ -47,6 +47,7 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(tx_bytes, counter, "Bytes transmitted.", true)                                               \
     X(to_backend, counter, "Client to backend packets forwarded.", false)                          \
     X(to_client, counter, "Backend to client packets forwarded.", false)                           \
+    X(tunneled, counter, "Client packets sent to backends inside IPIP (tunnel mode).", false)      \
     X(new_flows, counter, "Flows created by a SYN.", false)                                        \
     X(stateless_forward, counter,                                                                  \
       "Mid-flow packets with no entry, sent to the Maglev pick (same answer).", false)             \

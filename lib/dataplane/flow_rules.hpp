@@ -32,6 +32,19 @@ inline flow::flow_state next_state(flow::flow_state current, uint8_t flags) {
     return current;
 }
 
+// Tunnel mode sees only the client's side (the backend answers the client
+// directly): past the SYN a flow is one_way, kept as long as an established one but
+// never pinned, since nothing here can tell a real client from a forged one.
+inline flow::flow_state next_state_one_way(flow::flow_state current, uint8_t flags) {
+    if (flags & (net::tcp_flag::rst | net::tcp_flag::fin)) {
+        return flow::flow_state::closing;
+    }
+    if (current == flow::flow_state::syn && !(flags & net::tcp_flag::syn)) {
+        return flow::flow_state::one_way;
+    }
+    return current;
+}
+
 // The state on a backend's segment: its SYN-ACK answers a syn (the client's ACK
 // completes it); anything but a RST or FIN answering a mid-flow entry verifies it.
 inline flow::flow_state verified_state(flow::flow_state current, uint8_t flags) {

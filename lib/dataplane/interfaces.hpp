@@ -25,6 +25,7 @@ struct interface_info {
     uint16_t vlan = 0;                              // 802.1Q tag of the port; 0: untagged
     port_role role = port_role::both;               // which side it faces
     steering_mode steering = steering_mode::single; // how packets reach their owner
+    uint16_t mtu = RTE_ETHER_MTU;                   // largest IP packet it sends
 
     // The IPv4 prefix as route() tests it per packet (network byte order); set with
     // the address by set_address().

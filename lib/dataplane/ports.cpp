@@ -84,6 +84,7 @@ bool set_reta(uint16_t port_id, const rte_eth_dev_info& info, const flow_steerin
 bool start_one(const config::interface_config& ic, uint16_t index, const port_options& options,
                rte_mempool* pool, interface_info& out, std::string* error) {
     out.role = index < options.roles.size() ? options.roles[index] : port_role::both;
+    out.mtu = RTE_ETHER_MTU;
     uint16_t port_id;
     if (rte_eth_dev_get_port_by_name(ic.device.c_str(), &port_id) != 0) {
         *error = fmt::format("interface {}: no DPDK port named {} (for a virtual device add "
@@ -177,6 +178,9 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
     out.name = ic.name;
     out.device = ic.device;
     rte_eth_macaddr_get(port_id, &out.mac);
+    if (uint16_t mtu = 0; rte_eth_dev_get_mtu(port_id, &mtu) == 0 && mtu >= RTE_ETHER_MIN_MTU) {
+        out.mtu = mtu;
+    }
     out.set_address(ic.address);
     out.gateway = ic.gateway;
     out.vlan = ic.vlan;

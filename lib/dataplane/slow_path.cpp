@@ -84,7 +84,11 @@ void slow_path::handle_arp(rte_mbuf* m) {
 void slow_path::handle_unresolved(rte_mbuf* m) {
     std::span<const uint8_t> frame{rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m)};
     net::packet_meta meta;
-    if (net::parse_frame(frame, meta) != net::drop_reason::none) {
+    // A tunnel-mode packet is IPIP, which the parser does not walk into: its outer
+    // header's addresses are all this needs.
+    if (net::drop_reason r = net::parse_frame(frame, meta);
+        r != net::drop_reason::none &&
+        !(r == net::drop_reason::unsupported_l4 && meta.l3 == net::l3_type::ipv4)) {
         rte_pktmbuf_free(m);
         return;
     }

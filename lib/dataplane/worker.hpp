@@ -132,9 +132,16 @@ private:
     void handle_backend_to_client(uint16_t iface, rx_item& item, const snapshot& snap,
                                   const neighbor_table* neigh, uint32_t now);
     void forward(rte_mbuf* m, net::packet_meta& meta, const neighbor_table* neigh);
+    // The next hop's MAC (or the slow path while it resolves), the port's tag, out.
+    void send_via(const egress& out, rte_mbuf* m, const neighbor_table* neigh);
     void to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
                     const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh);
     // Removes a flow's client-side entry and its backend-side partner.
+    void count_new_flow(bool opening, uint32_t backend_id);
+    // Tunnel mode: the client's packet inside IPIP to the backend (or, too big for
+    // the backend side's MTU, an ICMP "fragmentation needed" back on `iface`).
+    void tunnel_to_backend(uint16_t iface, rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
+                           const net::ip_addr& backend, const neighbor_table* neigh);
     // Moves the entry of the flow's other direction to `state` (unless it is closing).
     void follow_state(const net::flow_key& other_side, flow::flow_state state, uint32_t now);
     void forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,

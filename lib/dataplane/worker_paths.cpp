@@ -10,6 +10,7 @@
 #include "net/icmp.hpp"
 #include "net/nat.hpp"
 #include "net/reply.hpp"
+#include "net/tunnel.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_ip.h>
@@ -248,9 +249,16 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
             send_reset(iface, m, meta);
             return;
         }
+        const bool tunnel = svc.mode == config::forward_mode::tunnel;
         flow::flow_state before = entry->value.state;
-        flow::flow_state after = next_state(before, flags);
+        flow::flow_state after =
+            tunnel ? next_state_one_way(before, flags) : next_state(before, flags);
         m_flows->refresh(entry, after, now);
+        if (tunnel) {
+            tunnel_to_backend(iface, m, meta, entry->value.backend_id, entry->value.nat_addr,
+                              neigh);
+            return;
+        }
         if (after != before && after == flow::flow_state::established) {
             // The handshake completed: the backend's side is established with it.
             net::flow_key reverse =
@@ -280,10 +288,18 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
     forward_value.nat_addr = b->address;
     forward_value.nat_port = b->port_be;
     forward_value.backend_id = backend_id;
-    forward_value.state =
-        opening ? flow::flow_state::syn : next_state(flow::flow_state::unverified, flags);
+    const bool tunnel = svc.mode == config::forward_mode::tunnel;
+    forward_value.state = opening  ? flow::flow_state::syn
+                          : tunnel ? next_state_one_way(flow::flow_state::syn, flags)
+                                   : next_state(flow::flow_state::unverified, flags);
     forward_value.direction = flow::flow_direction::client_to_backend;
     if (m_flows->insert(meta.key, item.hash, forward_value, now) != nullptr) {
+        if (tunnel) {
+            // The backend answers the client directly: no reply will look for us.
+            count_new_flow(opening, backend_id);
+            tunnel_to_backend(iface, m, meta, backend_id, b->address, neigh);
+            return;
+        }
         flow::flow_value reverse_value = forward_value;
         reverse_value.nat_addr = svc.vip;
         reverse_value.nat_port = svc.port_be;
@@ -296,13 +312,64 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
     } else {
         c.drops[size_t(drop_reason::flow_table_full)].add();
     }
-    if (opening) {
-        c.new_flows.add();
-        m_stats.backends[backend_id].new_flows.add();
-    } else {
-        c.stateless_forward.add();
+    count_new_flow(opening, backend_id);
+    if (tunnel) {
+        tunnel_to_backend(iface, m, meta, backend_id, b->address, neigh);
+        return;
     }
     to_backend(m, meta, backend_id, b->address, b->port_be, neigh);
+}
+
+void worker::count_new_flow(bool opening, uint32_t backend_id) {
+    if (opening) {
+        m_stats.totals.new_flows.add();
+        m_stats.backends[backend_id].new_flows.add();
+    } else {
+        m_stats.totals.stateless_forward.add();
+    }
+}
+
+void worker::tunnel_to_backend(uint16_t iface, rte_mbuf* m, packet_meta& meta, uint32_t backend_id,
+                               const net::ip_addr& backend, const neighbor_table* neigh) {
+    std::optional<egress> out = route(m_shared.interfaces, backend);
+    if (!out) {
+        drop(m, drop_reason::not_for_us);
+        return;
+    }
+    const interface_info& egress_if = m_shared.interfaces[out->iface];
+    if (size_t(meta.l3_length) + net::ipip_overhead > egress_if.mtu) {
+        // Path MTU discovery: the client learns the size that fits in the tunnel.
+        m_stats.totals.drops[size_t(drop_reason::tunnel_too_big)].add();
+        size_t length =
+            net::make_frag_needed(frame_of(m), meta, uint16_t(egress_if.mtu - net::ipip_overhead));
+        if (length == 0) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_data_len(m) - length));
+        transmit(iface, m);
+        return;
+    }
+    // Room for the outer header in front; the Ethernet header (and any tag) moves up.
+    const uint16_t l2 = meta.l3_offset;
+    const uint16_t padding = uint16_t(rte_pktmbuf_data_len(m) - l2 - meta.l3_length);
+    auto* front = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, net::ipip_overhead));
+    if (front == nullptr) {
+        drop(m, drop_reason::no_headroom);
+        return;
+    }
+    std::memmove(front, front + net::ipip_overhead, l2);
+    if (padding != 0) {
+        rte_pktmbuf_trim(m, padding);
+    }
+    net::write_ipip_header(front + l2, front + l2 + net::ipip_overhead, meta.l3_length,
+                           egress_if.address.addr, backend);
+    backend_counters& bc = m_stats.backends[backend_id];
+    bc.packets_to.add();
+    bc.bytes_to.add(rte_pktmbuf_pkt_len(m));
+    m_stats.totals.to_backend.add();
+    m_stats.totals.tunneled.add();
+    send_via(*out, m, neigh);
 }
 
 void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snapshot& snap,
@@ -384,19 +451,23 @@ void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh
         drop(m, drop_reason::not_for_us);
         return;
     }
-    const rte_ether_addr* mac = next_hop_mac(neigh, out->iface, out->next_hop);
+    send_via(*out, m, neigh);
+}
+
+void worker::send_via(const egress& out, rte_mbuf* m, const neighbor_table* neigh) {
+    const rte_ether_addr* mac = next_hop_mac(neigh, out.iface, out.next_hop);
     if (mac == nullptr) {
-        to_control(out->iface, m, control_reason::unresolved);
+        to_control(out.iface, m, control_reason::unresolved);
         return;
     }
-    if (!set_vlan(out->iface, m)) {
+    if (!set_vlan(out.iface, m)) {
         drop(m, drop_reason::tx_full);
         return;
     }
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
     rte_ether_addr_copy(mac, &eth->dst_addr);
-    rte_ether_addr_copy(&m_shared.interfaces[out->iface].mac, &eth->src_addr);
-    transmit(out->iface, m);
+    rte_ether_addr_copy(&m_shared.interfaces[out.iface].mac, &eth->src_addr);
+    transmit(out.iface, m);
 }
 
 bool worker::set_vlan(uint16_t iface, rte_mbuf* m) {

@@ -192,6 +192,7 @@ uint32_t flow_table::deadline_for(flow_state state, uint32_t now) const {
     case flow_state::syn_acked:
         return now + m_timeouts.syn;
     case flow_state::established:
+    case flow_state::one_way:
         return now + m_timeouts.established;
     case flow_state::closing:
         break;

@@ -24,6 +24,8 @@ enum class flow_state : uint8_t {
     established, // both sides seen: pinned, established timeout
     closing,     // FIN or RST seen: evictable, closing timeout
     syn_acked,   // the backend's SYN-ACK to a syn: evictable, syn timeout
+    one_way,     // tunnel mode, past the SYN: the backend's side never passes here,
+                 // so nothing can verify it: evictable, established timeout
 };
 
 enum class flow_direction : uint8_t { client_to_backend, backend_to_client };

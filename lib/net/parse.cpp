@@ -92,6 +92,10 @@ std::string_view to_string(drop_reason reason) {
         return "not_a_probe_reply";
     case drop_reason::icmp_no_flow:
         return "icmp_no_flow";
+    case drop_reason::tunnel_too_big:
+        return "tunnel_too_big";
+    case drop_reason::no_headroom:
+        return "no_headroom";
     case drop_reason::count_:
         break;
     }

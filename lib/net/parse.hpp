@@ -50,6 +50,8 @@ enum class drop_reason : uint8_t {
     reply_on_client_side, // a backend's source arriving on a client-facing port
     not_a_probe_reply,    // TCP to our address that answers no probe of ours
     icmp_no_flow,         // an ICMP error about a flow no entry knows
+    tunnel_too_big,       // encapsulated it would exceed the backend side's MTU
+    no_headroom,          // no room in the buffer for the tunnel header
     count_
 };
 

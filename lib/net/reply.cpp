@@ -127,6 +127,41 @@ size_t make_tcp_reset(std::span<uint8_t> frame, const packet_meta& meta) {
     return size_t(meta.l4_offset) + l4_length;
 }
 
+size_t make_frag_needed(std::span<uint8_t> frame, const packet_meta& meta, uint16_t mtu) {
+    constexpr uint16_t dont_fragment = 0x4000;
+    uint8_t* p = frame.data();
+    uint8_t* ip = p + meta.l3_offset;
+    if (is_v6(meta) || !(ntohs(load16(ip + 6)) & dont_fragment)) {
+        return 0;
+    }
+    const size_t header_length = size_t(ip[0] & 0x0f) * 4;
+    const size_t quoted = header_length + std::min<size_t>(8, meta.l3_length - header_length);
+    uint8_t original[60 + 8];
+    std::memcpy(original, ip, quoted);
+
+    swap_macs(p);
+    const size_t icmp_length = 8 + quoted;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    store16(ip + 2, htons(uint16_t(20 + icmp_length)));
+    store16(ip + 4, 0);
+    store16(ip + 6, 0);
+    ip[8] = reply_ttl;
+    ip[9] = ipproto_icmp;
+    store32(ip + 12, load32(original + 16)); // from the address it was sent to
+    store32(ip + 16, load32(original + 12)); // back to its sender
+    set_ipv4_header_checksum(ip);
+    uint8_t* icmp = ip + 20;
+    icmp[0] = 3; // destination unreachable
+    icmp[1] = 4; // fragmentation needed and DF set
+    store16(icmp + 2, 0);
+    store16(icmp + 4, 0);
+    store16(icmp + 6, htons(mtu));
+    std::memcpy(icmp + 8, original, quoted);
+    store16(icmp + 2, checksum_fold(checksum_partial(icmp, icmp_length)));
+    return size_t(meta.l3_offset) + 20 + icmp_length;
+}
+
 bool make_echo_reply(std::span<uint8_t> frame, const packet_meta& meta) {
     uint8_t* p = frame.data();
     uint8_t* icmp = p + meta.l4_offset;

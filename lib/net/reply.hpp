@@ -20,6 +20,13 @@ using mac_addr = std::array<uint8_t, 6>;
 // the buffer), or 0 when the segment is itself a RST (never answer a RST).
 size_t make_tcp_reset(std::span<uint8_t> frame, const packet_meta& meta);
 
+// Rewrites a parsed IPv4 packet too big for the next hop into the ICMP
+// "fragmentation needed" (type 3 code 4, RFC 1191) telling its sender `mtu`, sent
+// from the address the packet was for, quoting its IP header and first 8 bytes of
+// payload. Returns the new frame length (the caller trims the buffer), or 0 when no
+// answer is due: IPv6 here, or a packet that allows fragmentation (no DF).
+size_t make_frag_needed(std::span<uint8_t> frame, const packet_meta& meta, uint16_t mtu);
+
 // Rewrites an ICMP echo request (IPv4 type 8, ICMPv6 type 128) into its reply.
 // Returns false, changing nothing, for anything else.
 bool make_echo_reply(std::span<uint8_t> frame, const packet_meta& meta);

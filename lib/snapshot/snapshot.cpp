@@ -61,6 +61,10 @@ uint32_t snapshot_service::flow_hash(const net::flow_key& key) const {
     if (hash == config::hash_mode::src_ip) {
         return net::crc32c(key.src.bytes.data(), key.src.bytes.size(), 0x9e3779b9u);
     }
+    if (hash == config::hash_mode::src_ip_port) {
+        uint32_t h = net::crc32c(key.src.bytes.data(), key.src.bytes.size(), 0x9e3779b9u);
+        return net::crc32c(&key.src_port, sizeof key.src_port, h);
+    }
     return net::flow_hash(key);
 }
 
@@ -208,6 +212,7 @@ void snapshot_builder::add_service(const config::service_config& sc) {
     svc.port_be = htons(sc.port);
     svc.proto = 6;
     svc.hash = sc.hash;
+    svc.mode = sc.mode;
 
     uint64_t total_weight = 0;
     for (const config::backend_config& bc : pool->backends) {

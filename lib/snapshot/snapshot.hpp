@@ -95,6 +95,7 @@ struct snapshot_service {
     uint16_t port_be = 0; // network byte order
     uint8_t proto = 6;
     config::hash_mode hash = config::hash_mode::five_tuple;
+    config::forward_mode mode = config::forward_mode::dnat;
     // Maglev: slot -> backend id (0 = none). Immutable and shared: a snapshot in which
     // the service's members did not change reuses the previous snapshot's table, so a
     // health verdict or an apply costs what the services it touches cost.

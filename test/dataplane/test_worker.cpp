@@ -19,16 +19,22 @@ namespace {
 constexpr const char* client_ip = "198.51.100.7"; // off-link: reached through 10.10.0.1
 constexpr const char* vip = "10.10.0.100";
 
-// The backend Maglev picks for this client port, read from the published snapshot.
-const snapshot_backend& chosen_backend(ring_rig& rig, const char* src, uint16_t sport) {
-    const snapshot* snap = rig.shared.snap.load();
-    const snapshot_service* svc = snap->find_service(*net::ip_addr::parse(vip), htons(80), 6);
+// A client's flow key toward the VIP's port 80.
+net::flow_key vip_key(const char* src, uint16_t sport) {
     net::flow_key key;
     key.src = *net::ip_addr::parse(src);
     key.dst = *net::ip_addr::parse(vip);
     key.src_port = htons(sport);
     key.dst_port = htons(80);
     key.proto = 6;
+    return key;
+}
+
+// The backend Maglev picks for this client port, read from the published snapshot.
+const snapshot_backend& chosen_backend(ring_rig& rig, const char* src, uint16_t sport) {
+    const snapshot* snap = rig.shared.snap.load();
+    const snapshot_service* svc = snap->find_service(*net::ip_addr::parse(vip), htons(80), 6);
+    net::flow_key key = vip_key(src, sport);
     const snapshot_backend* b = snap->find_backend(svc->pick(svc->flow_hash(key)));
     REQUIRE(b != nullptr);
     return *b;
@@ -512,4 +518,134 @@ TEST_CASE("worker: during a suspected mass health failure, pinned flows are not 
     REQUIRE(out.backend.size() == 1);
     CHECK(get32(out.backend[0], 14 + 16) == ntohl(address.v4_be()));
     CHECK(rig.worker->stats().backends[id].resets.get() == 0);
+}
+
+// ---- tunnel mode (IPIP, direct server return) ----
+
+namespace {
+
+std::string tunnel_config_text() {
+    return basic_config_text() + "mode = \"tunnel\"\n";
+}
+
+// What the backend side must see: the client's IP packet, byte for byte, behind an
+// outer IPv4 header from the balancer's backend-side address to the backend.
+bytes encapsulated(ring_rig& rig, const snapshot_backend& b, const bytes& client_frame,
+                   bool df = false, uint8_t tos = 0) {
+    bytes inner(client_frame.begin() + 14, client_frame.end());
+    return packet_builder()
+        .eth(rig.lb_mac(backend_side), backend_mac(last_octet(b)))
+        .ipv4("10.20.0.1", b.address.to_string())
+        .ttl(64)
+        .tos(tos)
+        .dont_fragment(df)
+        .ip_id(0)
+        .raw_l4(4, inner)
+        .build();
+}
+
+} // namespace
+
+TEST_CASE("tunnel: the client's packet goes to the backend inside IPIP, unchanged, exact bytes") {
+    ring_rig rig(tunnel_config_text());
+    rig.become_reader();
+    const snapshot_backend& b = chosen_backend(rig, client_ip, 40000);
+
+    bytes syn = packet_builder()
+                    .eth(router_mac, rig.lb_mac(client_side))
+                    .ipv4(client_ip, vip)
+                    .ttl(64)
+                    .tos(0xb8) // DSCP EF: travels on the outer header too
+                    .dont_fragment()
+                    .tcp(40000, 80, tcp_flags::syn)
+                    .build();
+    auto out = rig.exchange(client_side, syn);
+    REQUIRE(out.backend.size() == 1);
+    CHECK(out.backend[0] == encapsulated(rig, b, syn, true, 0xb8));
+    CHECK(verify_checksums(out.backend[0]) == ""); // the outer header's, independently
+
+    // The rest of the connection follows the same backend; no reply entry is made
+    // (the backend answers the client directly), and the flow is never pinned.
+    bytes ack = client_packet(rig, 40000, tcp_flags::ack, 1001, 5001, "GET / HTTP/1.1\r\n\r\n");
+    out = rig.exchange(client_side, ack);
+    REQUIRE(out.backend.size() == 1);
+    CHECK(out.backend[0] == encapsulated(rig, b, ack));
+    const auto& c = rig.worker->stats().totals;
+    CHECK(c.tunneled.get() == 2);
+    CHECK(c.new_flows.get() == 1);
+    CHECK(c.flows_active.get() <= 1);
+    CHECK(rig.worker->flows().size() == 1);
+    CHECK(rig.worker->stats().backends[b.id].packets_to.get() == 2);
+
+    // Without a flow entry (another host's, a restart), a mid-flow packet takes the
+    // same Maglev pick.
+    const snapshot_backend& b2 = chosen_backend(rig, client_ip, 40001);
+    bytes stray = client_packet(rig, 40001, tcp_flags::ack, 7, 9, "x");
+    out = rig.exchange(client_side, stray);
+    REQUIRE(out.backend.size() == 1);
+    CHECK(out.backend[0] == encapsulated(rig, b2, stray));
+}
+
+TEST_CASE("tunnel: too big for the backend side's MTU once encapsulated: the client is told") {
+    ring_rig rig(tunnel_config_text());
+    rig.become_reader();
+    rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::syn));
+    bytes big = packet_builder()
+                    .eth(router_mac, rig.lb_mac(client_side))
+                    .ipv4(client_ip, vip)
+                    .ttl(64)
+                    .dont_fragment()
+                    .tcp(40000, 80, tcp_flags::ack, 1001, 5001)
+                    .payload_size(1460) // a 1500-byte IP packet: 1520 inside IPIP
+                    .build();
+    auto out = rig.exchange(client_side, big);
+    CHECK(out.backend.empty());
+    REQUIRE(out.client.size() == 1);
+    // RFC 1191: destination unreachable, fragmentation needed, next-hop MTU 1480,
+    // quoting the IP header and the first 8 bytes of the TCP header, from the VIP.
+    bytes quoted(big.begin() + 14, big.begin() + 14 + 20 + 8);
+    bytes expected = packet_builder()
+                         .eth(rig.lb_mac(client_side), router_mac)
+                         .ipv4(vip, client_ip)
+                         .ttl(64)
+                         .ip_id(0)
+                         .icmp(3, 4, 0, 1480)
+                         .payload(quoted)
+                         .build();
+    CHECK(out.client[0] == expected);
+    CHECK(verify_checksums(out.client[0]) == "");
+    CHECK(rig.drops(drop_reason::tunnel_too_big) == 1);
+
+    // Fragmentation allowed (no DF): dropped and counted, no answer due.
+    bytes big_no_df = big;
+    big_no_df[14 + 6] = 0;
+    big_no_df[14 + 10] = 0;
+    big_no_df[14 + 11] = 0;
+    uint16_t sum = reference_checksum(std::span(big_no_df).subspan(14, 20));
+    big_no_df[14 + 10] = uint8_t(sum >> 8);
+    big_no_df[14 + 11] = uint8_t(sum);
+    out = rig.exchange(client_side, big_no_df);
+    CHECK(out.client.empty());
+    CHECK(out.backend.empty());
+    CHECK(rig.drops(drop_reason::tunnel_too_big) == 2);
+}
+
+TEST_CASE("tunnel: a flow past its SYN is one-way, evictable, kept like an established one") {
+    ring_rig rig(tunnel_config_text());
+    rig.become_reader();
+    auto state_of = [&](uint16_t port) {
+        net::flow_key k = vip_key(client_ip, port);
+        auto& table = const_cast<flow::flow_table&>(rig.worker->flows());
+        const flow::flow_entry* e = table.lookup(k, net::flow_hash(k), uint32_t(rig.now_ms));
+        REQUIRE(e != nullptr);
+        return e->value.state;
+    };
+    rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::syn));
+    CHECK(state_of(40000) == flow::flow_state::syn);
+    rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::syn)); // retransmitted
+    CHECK(state_of(40000) == flow::flow_state::syn);
+    rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::ack, 1001, 5001));
+    CHECK(state_of(40000) == flow::flow_state::one_way);
+    rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::fin | tcp_flags::ack, 1001));
+    CHECK(state_of(40000) == flow::flow_state::closing);
 }

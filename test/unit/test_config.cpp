@@ -235,7 +235,9 @@ TEST_CASE("every optional key is read", "[config]") {
     CHECK(cfg.services[0].table_size == 211);
     CHECK(cfg.services[0].hash == hash_mode::src_ip);
     CHECK(cfg.services[1].table_size == 101);
-    CHECK(cfg.services[1].hash == hash_mode::five_tuple);
+    CHECK(cfg.services[1].hash == hash_mode::src_ip_port);
+    CHECK(cfg.services[0].mode == forward_mode::dnat);
+    CHECK(cfg.services[1].mode == forward_mode::tunnel);
     CHECK(cfg.skew.window == 30s);
     CHECK(cfg.skew.threshold == 3.0);
     CHECK(cfg.skew.min_flows == 1);
@@ -302,7 +304,13 @@ const std::vector<bad_case> bad_cases = {
     {"gateway_outside.toml",
      {R"~(9:11: error: interfaces[0].gateway: gateway 10.30.0.1 is outside 10.10.0.2/24; a gateway must be on the interface's own network)~"}},
     {"hash_unknown.toml",
-     {R"~(22:8: error: services[0].hash: unknown hash "5-tuple"; use "5tuple" or "src_ip")~"}},
+     {R"~(22:8: error: services[0].hash: unknown hash "5-tuple"; use "5tuple", "src_ip" or "src_ip_port")~"}},
+    {"mode_fullnat.toml",
+     {R"~(22:8: error: services[0].mode: mode "fullnat" is not available yet; use "dnat" or "tunnel")~"}},
+    {"mode_unknown.toml",
+     {R"~(22:8: error: services[0].mode: unknown mode "dsr"; use "dnat" or "tunnel")~"}},
+    {"mode_tunnel_v6.toml",
+     {R"~(39:8: error: services[0].mode: mode "tunnel" carries IPv4 only (IPIP); this vip is IPv6)~"}},
     {"health_kind.toml",
      {R"~(16:19: error: pools[0].health.kind: unknown kind "http"; use "tcp" or "none")~"}},
     {"health_rise_zero.toml",
@@ -579,6 +587,9 @@ TEST_CASE("durations parse and format", "[config]") {
 TEST_CASE("enum and endpoint text forms", "[config]") {
     CHECK(to_string(hash_mode::five_tuple) == "5tuple");
     CHECK(to_string(hash_mode::src_ip) == "src_ip");
+    CHECK(to_string(hash_mode::src_ip_port) == "src_ip_port");
+    CHECK(to_string(forward_mode::dnat) == "dnat");
+    CHECK(to_string(forward_mode::tunnel) == "tunnel");
     CHECK(to_string(health_kind::tcp) == "tcp");
     CHECK(to_string(health_kind::none) == "none");
     CHECK(to_string(skew_action::alert) == "alert");
@@ -633,11 +644,13 @@ TEST_CASE("diff lists changes for review", "[config]") {
         s.port = 8080;
         s.table_size = 65539;
         s.hash = hash_mode::src_ip;
+        s.mode = forward_mode::tunnel;
         CHECK(diff(before, after) == std::vector<std::string>{
                                          "~ service web: vip 10.10.0.100 -> 10.10.0.101",
                                          "~ service web: port 80 -> 8080",
                                          "~ service web: table_size 65537 -> 65539",
                                          "~ service web: hash 5tuple -> src_ip",
+                                         "~ service web: mode dnat -> tunnel",
                                      });
     }
     SECTION("health and drain") {

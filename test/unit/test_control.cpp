@@ -121,6 +121,16 @@ TEST_CASE("manager: what only a restart can change is refused") {
     CHECK(m.version() == 1);
 }
 
+TEST_CASE("manager: a service's forwarding mode changes only with a restart") {
+    config::config v1 = load_or_fail(basic_config_text());
+    config::config next = v1;
+    next.services[0].mode = config::forward_mode::tunnel;
+    CHECK(control::restart_required(v1, next) ==
+          "services web mode cannot change while evenflowd runs: restart it to change this");
+    next.services[0].name = "web-dsr"; // a new service beside: fine
+    CHECK(control::restart_required(v1, next).empty());
+}
+
 TEST_CASE("manager: operator states and health verdicts survive applies") {
     control::config_manager m;
     control::actor who{0, 1, "socket"};

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
+
 using namespace evenflow;
 using evenflow::testing::backend_by_key;
 using evenflow::testing::basic_config_text;
@@ -154,20 +156,56 @@ table_size = 65537
     }
 }
 
+namespace {
+// Client 192.0.2.10's flow key toward the web VIP.
+net::flow_key client_key(uint16_t sport) {
+    net::flow_key k;
+    k.src = ip("192.0.2.10");
+    k.dst = ip("10.10.0.100");
+    k.src_port = htons(sport);
+    k.dst_port = htons(80);
+    k.proto = 6;
+    return k;
+}
+} // namespace
+
 TEST_CASE("snapshot: src_ip hashing ignores ports") {
     std::string text = basic_config_text() + "hash = \"src_ip\"\n";
     config::config cfg = load_or_fail(text);
     backend_registry registry;
     auto s = build_snapshot(cfg, registry, {}, 1).value;
     const snapshot_service& svc = s->services[0];
-    net::flow_key a;
-    a.src = ip("192.0.2.10");
-    a.dst = ip("10.10.0.100");
-    a.src_port = htons(40000);
-    a.dst_port = htons(80);
-    a.proto = 6;
+    net::flow_key a = client_key(40000);
     net::flow_key b = a;
     b.src_port = htons(50000);
     CHECK(svc.flow_hash(a) == svc.flow_hash(b));
     CHECK(net::flow_hash(a) != net::flow_hash(b));
+}
+
+TEST_CASE("snapshot: src_ip_port hashing follows the client's address and port, by weight") {
+    std::string text = basic_config_text() + "hash = \"src_ip_port\"\n";
+    config::config cfg = load_or_fail(text);
+    backend_registry registry;
+    auto s = build_snapshot(cfg, registry, {}, 1).value;
+    const snapshot_service& svc = s->services[0];
+    net::flow_key a = client_key(40000);
+    net::flow_key other_vip = a;
+    other_vip.dst = ip("10.10.0.101");
+    other_vip.dst_port = htons(443);
+    CHECK(svc.flow_hash(a) == svc.flow_hash(other_vip)); // the client alone decides
+    // One client's ports spread over the pool by weight (1, 1, 2): chi-square, 2 d.o.f.
+    std::map<uint32_t, double> count;
+    const int n = 40000;
+    for (int p = 0; p < n; ++p) {
+        net::flow_key k = a;
+        k.src_port = htons(uint16_t(1024 + p));
+        ++count[svc.pick(svc.flow_hash(k))];
+    }
+    double chi2 = 0;
+    for (const auto& b : s->backends) {
+        double expected = n * (b.weight / 4.0);
+        chi2 += (count[b.id] - expected) * (count[b.id] - expected) / expected;
+    }
+    CHECK(count.size() == 3);
+    CHECK(chi2 < 13.8); // p = 0.001
 }
