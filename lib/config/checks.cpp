@@ -54,6 +54,20 @@ void loader::check_services() {
         if (src.table_size_ok) {
             check_table_size(service, src, path, pool.backends.size());
         }
+        if (service.mode == forward_mode::tunnel && src.mode != nullptr) {
+            // The packet arrives at the backend as the client sent it: to the VIP's port.
+            for (size_t b = 0; b < pool.backends.size(); ++b) {
+                if (m_pool_src[p].backends_src[b].port_ok &&
+                    pool.backends[b].port != service.port) {
+                    error(*src.mode, child(path, "mode"),
+                          fmt::format("mode \"tunnel\" does not rewrite ports: backend {}:{} "
+                                      "of pool \"{}\" must listen on the service's port {}",
+                                      pool.backends[b].address.to_string(), pool.backends[b].port,
+                                      pool.name, service.port));
+                    break;
+                }
+            }
+        }
         if (service.mode == forward_mode::tunnel && src.mode != nullptr && service.vip.is_v4()) {
             warning(*src.mode, child(path, "mode"),
                     fmt::format("mode \"tunnel\" needs every backend of pool \"{}\" set up: an "

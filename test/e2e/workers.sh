@@ -70,11 +70,7 @@ for spec in $weights; do
   ws+=("${spec#*:}")
 done
 echo "#   access logs: ${counts[*]} (weights ${ws[*]})"
-if out=$(python3 "$lib/stats.py" chisq "$(IFS=,; echo "${counts[*]}")" "$(IFS=,; echo "${ws[*]}")"); then
-  pass "test 1: distribution matches weights: $out"
-else
-  fail "test 1: distribution does not match weights: $out"
-fi
+check_shares "test 1: distribution matches weights" "${counts[*]}" "${ws[*]}"
 flows=$(ctl --json backends web | json 'sum(b["new_flows"] for b in r["backends"])')
 total=$((counts[0] + counts[1] + counts[2] + counts[3]))
 expect_eq "test 1: evenflowd's new_flows equal the access logs" "$((flows - flows_before))" "$total"
@@ -85,7 +81,10 @@ after=$(ctl --json stats)
 for _ in $(seq 1 30); do
   sleep 0.1
   again=$(ctl --json stats)
-  [[ $(json 'r["totals"]' <<<"$again") == $(json 'r["totals"]' <<<"$after") ]] && break
+  # Quiet, and no hand-off in flight (health probes' replies keep coming now and then,
+  # and the workers' counters are read one after the other).
+  [[ $(json 'r["totals"]' <<<"$again") == $(json 'r["totals"]' <<<"$after") ]] &&
+    [[ $(json 'r["totals"]["handoff_out"] - r["totals"]["handoff_in"] - r["drops"].get("handoff_full", 0)' <<<"$again") == 0 ]] && { after=$again; break; }
   after=$again
 done
 delta() { # COUNTER
@@ -94,7 +93,10 @@ delta() { # COUNTER
 handed=$(delta handoff_out)
 figure "hand-offs during 2,000 requests: $handed packets ($(delta handoff_in) received), of $(delta rx_packets) received"
 check "test 2: packets were handed to their owners ($handed)" test "$handed" -gt 1000
-expect_eq "test 2: every hand-off arrived" "$(delta handoff_out)" "$(delta handoff_in)"
+# Since the start, not over the test: the first reading may catch one in flight.
+expect_eq "test 2: every hand-off since the start arrived (or was counted as handoff_full)" \
+  "$(json 'r["totals"]["handoff_out"]' <<<"$after")" \
+  "$(json 'r["totals"]["handoff_in"] + r["drops"].get("handoff_full", 0)' <<<"$after")"
 expect_eq "test 2: no reply rewritten without its flow entry" "$(delta reverse_stateless)" "0"
 expect_eq "test 2: no packet dropped for a full hand-off ring" \
   "$(json "r['drops'].get('handoff_full', 0)" <<<"$after")" "0"

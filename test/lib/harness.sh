@@ -12,6 +12,7 @@
 #   pass WHAT | fail WHAT [DETAIL]
 #   check WHAT COMMAND...           passes if COMMAND exits 0; shows its output if not
 #   expect_eq WHAT ACTUAL EXPECTED | expect_contains WHAT HAYSTACK NEEDLE
+#   check_shares WHAT COUNTS WEIGHTS  chi-square of counts against weights (p > 0.001)
 #   known_limitation WHAT           reported as KNOWN, not counted
 #   figure TEXT                     a measured figure, repeated at the end
 #   finish
@@ -100,6 +101,14 @@ expect_eq() { # WHAT ACTUAL EXPECTED
 }
 expect_contains() { # WHAT HAYSTACK NEEDLE
   if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1: [$2] does not contain [$3]"; fi
+}
+check_shares() { # WHAT COUNTS WEIGHTS (space-separated): chi-square against the weights, p > 0.001
+  local res
+  if res=$(python3 "$lib/stats.py" chisq "$(tr ' ' , <<<"$2")" "$(tr ' ' , <<<"$3")"); then
+    pass "$1: $res"
+  else
+    fail "$1: $res"
+  fi
 }
 known_limitation() { nknown=$((nknown + 1)); echo "KNOWN - $*"; }
 figure() { figures+=("$*"); echo "#   figure: $*"; }

@@ -309,6 +309,8 @@ const std::vector<bad_case> bad_cases = {
      {R"~(22:8: error: services[0].mode: mode "fullnat" is not available yet; use "dnat" or "tunnel")~"}},
     {"mode_unknown.toml",
      {R"~(22:8: error: services[0].mode: unknown mode "dsr"; use "dnat" or "tunnel")~"}},
+    {"mode_tunnel_port.toml",
+     {R"~(22:8: error: services[0].mode: mode "tunnel" does not rewrite ports: backend 10.20.0.11:8080 of pool "web" must listen on the service's port 80)~"}},
     {"mode_tunnel_v6.toml",
      {R"~(39:8: error: services[0].mode: mode "tunnel" carries IPv4 only (IPIP); this vip is IPv6)~"}},
     {"health_kind.toml",
