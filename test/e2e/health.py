@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Helpers of the health-check and replay end-to-end tests (test/e2e/health.sh,
-test/e2e/replay.sh). Standard library only; the connections are test/lib/clients.py's.
+test/e2e/replay.sh) and of scripts/demo (traffic, listen, the log parser). Standard
+library only; the connections are test/lib/clients.py's.
 
   health.py waitlog LOG --after EPOCH [--timeout S] [--count N] KEY=VALUE...
         waits for the N-th evenflowd log line (logfmt, "ts=...Z level=.. event=..")
