@@ -254,13 +254,24 @@ void render_skew(const json& r) {
         std::printf("no alarms\n");
         return;
     }
-    table t({"SERVICE", "BACKEND", "KIND", "BASIS", "OBSERVED", "EXPECTED", "FLOWS", "SINCE"});
+    table t({"SERVICE", "BACKEND", "KIND", "BASIS", "OBSERVED", "EXPECTED", "OF", "SINCE"});
     for (const auto& a : r["alarms"]) {
-        t.add({a["service"], a["backend"], a["kind"], a["basis"], percent(a["observed_share"]),
-               percent(a["expected_share"]), std::to_string(a["flows"].get<uint64_t>()),
+        const std::string basis = a["basis"];
+        const uint64_t of = a["flows"].get<uint64_t>();
+        t.add({a["service"], a["backend"], a["kind"], basis, percent(a["observed_share"]),
+               percent(a["expected_share"]),
+               basis == "bytes"     ? fmt::format("{:.1f} MB", double(of) / 1e6)
+               : basis == "packets" ? fmt::format("{} pkts", of)
+                                    : fmt::format("{} flows", of),
                a["since"]});
     }
     t.print(stdout);
+    for (const auto& a : r["alarms"]) {
+        if (a.contains("explanation") && a["explanation"].is_string()) {
+            std::printf("%s: %s\n", a["service"].get<std::string>().c_str(),
+                        a["explanation"].get<std::string>().c_str());
+        }
+    }
 }
 
 // diff: what an apply of the file would change, in apply's review format, and the

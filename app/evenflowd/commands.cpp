@@ -358,7 +358,8 @@ evenflowd::answer_t evenflowd::cmd_skew(const json&, const request_context&) {
                         {"observed_share", a.observed_share},
                         {"expected_share", a.expected_share},
                         {"flows", a.flows},
-                        {"since", iso_time(a.since)}});
+                        {"since", iso_time(a.since)},
+                        {"explanation", control::explain(a, m_skew.view(id))}});
     }
     json reply = control::ok_reply();
     reply["alarms"] = rows;

@@ -241,6 +241,12 @@ std::string evenflowd::render_metrics() {
     per_backend("evenflow_backend_observed_share", "gauge",
                 "Share of the service's new flows in the skew window (0..1).",
                 [](const row& r) { return r.view.observed_share; });
+    per_backend("evenflow_backend_bytes_share", "gauge",
+                "Share of the service's bytes (both directions) in the skew window (0..1).",
+                [](const row& r) { return r.view.bytes_share; });
+    per_backend("evenflow_backend_packets_share", "gauge",
+                "Share of the service's packets (both directions) in the skew window (0..1).",
+                [](const row& r) { return r.view.packets_share; });
     per_backend(
         "evenflow_backend_skew_ratio", "gauge", "Observed over expected share.", [](const row& r) {
             return r.b->expected_share > 0 ? r.view.observed_share / r.b->expected_share : 0.0;
@@ -381,6 +387,10 @@ std::vector<control::backend_sample> evenflowd::sample_backends() {
         using dataplane::backend_counters;
         s.new_flows = sum(workers, s.id, &backend_counters::new_flows);
         s.active_flows = sum(workers, s.id, &backend_counters::active_flows);
+        s.bytes = sum(workers, s.id, &backend_counters::bytes_to) +
+                  sum(workers, s.id, &backend_counters::bytes_from);
+        s.packets = sum(workers, s.id, &backend_counters::packets_to) +
+                    sum(workers, s.id, &backend_counters::packets_from);
     }
     return m_samples;
 }
@@ -400,7 +410,9 @@ void evenflowd::stats_tick() {
                    {"version", std::to_string(m_manager.version())}});
     }
     for (const auto& e : events) {
-        if (e.raised) {
+        // Bytes and packets skew is reported, not rolled back: it is as often the
+        // traffic's shape (one client's downloads) as the config's doing.
+        if (e.raised && control::causes_rollback(e.alarm.basis)) {
             maybe_roll_back(fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",
                                         e.alarm.service, e.alarm.backend,
                                         control::to_string(e.alarm.kind),

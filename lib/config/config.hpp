@@ -114,6 +114,9 @@ struct skew_config {
     duration window = 10s;
     double threshold = 2.0; // observed/expected share that raises an alarm
     uint32_t min_flows = 500;
+    // Byte skew needs this much traffic in the window (both directions) before a
+    // verdict; packet skew needs 10 x min_flows packets. Both also need min_flows flows.
+    uint64_t min_bytes = 10'000'000;
     skew_action action = skew_action::alert;
     duration probation = 60s;
     // Guarded apply: refuse a config (unless the operator accepts the shift) that

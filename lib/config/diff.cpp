@@ -196,6 +196,7 @@ void diff_settings(const config& before, const config& after, lines& out) {
     setting(out, "skew.window", format_duration(sa.window), format_duration(sb.window));
     setting(out, "skew.threshold", sa.threshold, sb.threshold);
     setting(out, "skew.min_flows", sa.min_flows, sb.min_flows);
+    setting(out, "skew.min_bytes", sa.min_bytes, sb.min_bytes);
     setting(out, "skew.action", to_string(sa.action), to_string(sb.action));
     setting(out, "skew.probation", format_duration(sa.probation), format_duration(sb.probation));
     setting(out, "skew.max_share_growth", sa.max_share_growth, sb.max_share_growth);

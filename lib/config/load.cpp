@@ -318,8 +318,8 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
 void loader::read_skew(const toml::table& table) {
     const std::string path = "skew";
     check_keys(table, path,
-               {"window", "threshold", "min_flows", "action", "probation", "max_share_growth",
-                "max_capacity_loss"});
+               {"window", "threshold", "min_flows", "min_bytes", "action", "probation",
+                "max_share_growth", "max_capacity_loss"});
     auto& skew = m_config.skew;
     read_duration(table, path, "window", skew.window, false, bounds::max_short_duration);
     if (auto* n = member(table, "threshold", path)) {
@@ -338,6 +338,11 @@ void loader::read_skew(const toml::table& table) {
     if (auto* n = member(table, "min_flows", path)) {
         if (auto v = get_uint(*n, child(path, "min_flows"), "min_flows", 1, 1'000'000'000)) {
             skew.min_flows = *v;
+        }
+    }
+    if (auto* n = member(table, "min_bytes", path)) {
+        if (auto v = get_uint(*n, child(path, "min_bytes"), "min_bytes", 1, 4'000'000'000)) {
+            skew.min_bytes = *v;
         }
     }
     if (auto* n = member(table, "action", path)) {

@@ -1,6 +1,7 @@
 // The skew detector: compares each backend's observed share of its service's new
-// flows (over a sliding window) and of its active flows with the share the operator
-// configured, and keeps alarms with hysteresis.
+// flows (over a sliding window), of its active flows, and of the bytes and packets
+// it carried in the window (both directions) with the share the operator configured,
+// and keeps alarms with hysteresis.
 #pragma once
 
 #include "config/config.hpp"
@@ -23,10 +24,18 @@ struct backend_sample {
     double expected_share = 0; // configured weight share
     uint64_t new_flows = 0;    // cumulative
     uint64_t active_flows = 0; // current
+    uint64_t bytes = 0;        // cumulative, to and from the backend
+    uint64_t packets = 0;      // cumulative, to and from the backend
 };
 
 enum class skew_kind : uint8_t { hot, starved };
-enum class skew_basis : uint8_t { new_flows, active_flows };
+// What an alarm rests on. Flow counts are what a config decides (weights, health);
+// bytes and packets are also what the traffic is (one client's large downloads), so
+// only flow-based alarms may trigger the automatic rollback (see causes_rollback).
+enum class skew_basis : uint8_t { new_flows, active_flows, bytes, packets };
+inline bool causes_rollback(skew_basis b) {
+    return b == skew_basis::new_flows || b == skew_basis::active_flows;
+}
 
 struct skew_alarm {
     std::string service;
@@ -36,18 +45,23 @@ struct skew_alarm {
     skew_basis basis = skew_basis::new_flows;
     double observed_share = 0;
     double expected_share = 0;
-    uint64_t flows = 0; // the service's flows the verdict rests on
+    uint64_t flows = 0; // the service's flows (or bytes, packets) the verdict rests on
     std::chrono::system_clock::time_point since;
 };
 
 struct backend_view {
     double observed_share = 0; // of new flows in the window (0 when no flows)
     double new_flows_per_s = 0;
+    double bytes_share = 0;   // of the service's bytes in the window
+    double packets_share = 0; // of the service's packets in the window
     bool skewed = false;
 };
 
 std::string_view to_string(skew_kind k);
 std::string_view to_string(skew_basis b);
+// One line for `evenctl skew`: what was seen, and whether it points at the config
+// (flows) or at the traffic (bytes, packets over fair flows).
+std::string explain(const skew_alarm& a, const backend_view& v);
 
 class skew_detector {
 public:
@@ -80,8 +94,12 @@ public:
     backend_view view(uint32_t id) const;
 
 private:
+    struct point {
+        clock::time_point at;
+        uint64_t new_flows, bytes, packets; // cumulative
+    };
     struct history {
-        std::deque<std::pair<clock::time_point, uint64_t>> points; // cumulative new flows
+        std::deque<point> points;
         int calm_ticks = 0;
         uint64_t seen_tick = 0;
     };

@@ -8,6 +8,10 @@ library only; the connections are test/lib/clients.py's, the chi-square test/lib
   e2e.py connect VIP PORT N              N short echo connections; prints counts per backend
   e2e.py http URL N [--concurrency C]    exactly N GET requests, one connection each; prints
                                          JSON {ok, failures, per_backend}; exit 1 on any failure
+  e2e.py downloads VIP --heavy bK --rate R --seconds S --bytes B
+                                         new connections at R/s, each GET /hello (keep-alive);
+                                         those that reached bK also download B bytes of /big:
+                                         equal flows, one backend's bytes; prints JSON counts
 """
 import argparse
 import asyncio
@@ -18,7 +22,9 @@ import time
 
 sys.dont_write_bytecode = True  # nothing left in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from clients import close_all, echo_backends, http_get, open_many  # noqa: E402
+from clients import (close_all, echo_backends, http_get, http_request,  # noqa: E402
+                     open_many, read_http_response)
+from clients import connect as connect_to  # noqa: E402
 from stats import chisq  # noqa: E402
 
 
@@ -149,6 +155,47 @@ async def http_many(args):
     return 0 if not failures and ok == args.n else 1
 
 
+async def downloads(args):
+    """Connections at a fixed rate; the ones on the heavy backend also fetch a large range."""
+    per_backend, heavy_bytes, failures = {}, 0, []
+    tasks = []
+
+    async def one():
+        nonlocal heavy_bytes
+        try:
+            r, w = await connect_to(args.vip, 80, 5.0)
+            try:
+                w.write(http_request(args.vip, "/hello", keepalive=True))
+                name = await read_http_response(r, 10.0)
+                per_backend[name] = per_backend.get(name, 0) + 1
+                if name == args.heavy:
+                    w.write((f"GET /big HTTP/1.1\r\nHost: {args.vip}\r\n"
+                             f"Range: bytes=0-{args.bytes - 1}\r\n\r\n").encode())
+                    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 20.0)
+                    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:"))
+                    await asyncio.wait_for(r.readexactly(length), 30.0)
+                    heavy_bytes += length
+            finally:
+                w.close()
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            failures.append(repr(e))
+
+    t0 = time.monotonic()
+    n = int(args.rate * args.seconds)
+    for i in range(n):
+        delay = t0 + i / args.rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    print(json.dumps({"connections": n, "per_backend": dict(sorted(per_backend.items())),
+                      "heavy_bytes": heavy_bytes, "failures": len(failures),
+                      "first_failures": failures[:3],
+                      "seconds": round(time.monotonic() - t0, 2)}))
+    return 0 if not failures else 1
+
+
 async def connect(args):
     counts = await echo_backends(args.vip, args.port, args.n)
     print(json.dumps(counts))
@@ -183,12 +230,19 @@ def main():
     p.add_argument("n", type=int)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--timeout", type=float, default=10.0)
+    p = sub.add_parser("downloads")
+    p.add_argument("vip")
+    p.add_argument("--heavy", required=True, help="the backend whose connections download")
+    p.add_argument("--rate", type=float, default=40)
+    p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--bytes", type=int, default=2_000_000)
     p = sub.add_parser("connect")
     p.add_argument("vip")
     p.add_argument("port", type=int)
     p.add_argument("n", type=int)
     args = ap.parse_args()
-    fn = {"longlived": longlived, "remove": remove, "connect": connect, "http": http_many}[args.cmd]
+    fn = {"longlived": longlived, "remove": remove, "connect": connect, "http": http_many,
+          "downloads": downloads}[args.cmd]
     return asyncio.run(fn(args))
 
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Skew from the traffic's shape under real TCP (scripts/netns topology): new
+# connections spread fairly over four equal backends, but every connection that lands
+# on b2 downloads 2 MB, the others a few bytes. Flow counts stay fair; the bytes
+# basis raises the alarm, which `evenctl skew` explains as traffic, not config, and
+# which never rolls back (the guard's action is rollback, inside probation).
+#
+#   test/e2e/skew.sh BUILD_DIR
+set -uo pipefail
+
+# shellcheck source=test/lib/harness.sh
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init skew "${1:?usage: test/e2e/skew.sh BUILD_DIR}"
+e2e=$root/test/e2e/e2e.py
+needs_root "network namespaces, DPDK"
+needs_tools nginx curl python3 ethtool ip flock
+needs_binaries "$evenflowd" "$evenctl"
+make_workdir
+
+topology_up 4
+write_config() { # FILE
+  {
+    lb_config_head 65536
+    config_pool web '{ kind = "tcp", interval = "1s", timeout = "500ms", rise = 1, fall = 3 }' -- \
+      10.20.0.11:8080:1 10.20.0.12:8080:1 10.20.0.13:8080:1 10.20.0.14:8080:1
+    config_service web 10.10.0.100 80 web
+    config_skew 5s 2.0 100 rollback 'probation = "5m"' 'min_bytes = 20000000'
+  } >"$1"
+}
+write_config "$work/lb.toml"
+start_daemon "$work/lb.toml" || finish
+t_start=$(now)
+waitlog "$t_start" 10 event=health to=up --count 4 >/dev/null || fail "every backend up first"
+wait_vip_http
+# An apply starts probation, so a rollback would be possible from here on.
+sed 's/^min_bytes = 20000000$/min_bytes = 20000001/' "$work/lb.toml" >"$work/lb2.toml"
+ctl apply "$work/lb2.toml" >/dev/null || fail "apply of the probation config"
+v0=$(ctl --json status | json 'r["version"]')
+
+t0=$(now)
+in_client timeout 60 python3 "$e2e" downloads 10.10.0.100 --heavy b2 --rate 40 --seconds 20 \
+  --bytes 2000000 >"$work/downloads.json" 2>&1 &
+traffic=$!
+alarm_at=""
+for _ in $(seq 1 80); do
+  sleep 0.25
+  if [[ $(ctl --json skew | json '[a["basis"] for a in r["alarms"] if a["backend"] == "10.20.0.12:8080"]') == "['bytes']" ]]; then
+    alarm_at=$(now)
+    break
+  fi
+done
+skew_text=$(ctl skew)
+backends_text=$(ctl backends)
+wait "$traffic"
+echo "#   clients: $(cat "$work/downloads.json")"
+while IFS= read -r line; do echo "#   $line"; done <<<"$skew_text"
+check "a bytes alarm names b2" test -n "$alarm_at"
+[[ -n $alarm_at ]] && figure "bytes skew: alarm $(elapsed "$t0" "$alarm_at") s after the traffic began; evenctl skew said: $(tail -n 1 <<<"$skew_text")"
+expect_contains "evenctl skew explains it as traffic, not config" "$skew_text" "not the config"
+expect_eq "no alarm on new connections (they are fair)" \
+  "$(ctl --json skew | json 'sum(1 for a in r["alarms"] if a["basis"] == "new_flows")')" "0"
+expect_eq "no rollback: the version is still $v0" "$(ctl --json status | json 'r["version"]')" "$v0"
+expect_eq "the clients saw no failure" "$(json 'r["failures"]' <"$work/downloads.json")" "0"
+while IFS= read -r line; do echo "#   $line"; done <<<"$backends_text"
+check_daemon_log
+finish
