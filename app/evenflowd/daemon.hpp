@@ -94,11 +94,14 @@ private:
         std::string origin;
         // apply: the review running off the loop, then its verdict
         std::future<control::apply_evaluation> evaluation;
-        bool dry_run = false; // evenctl diff: answered with the verdict, nothing applied
+        bool dry_run = false;        // evenctl diff: answered with the verdict, nothing applied
+        bool shift_accepted = false; // --accept-shift let a refusal through
+        std::vector<std::string> shift_lines; // ...this one
         // rollback
         std::optional<uint64_t> target_version;
-        std::string why;   // an automatic rollback's reason
-        uint64_t from = 0; // the version it rolls back from
+        std::string why;          // an automatic rollback's reason
+        uint64_t from = 0;        // the version it rolls back from
+        uint64_t rollback_of = 0; // the version it rolls back to
         // admin
         std::string service, backend;
         control::admin_state admin = control::admin_state::enabled;
@@ -148,6 +151,20 @@ private:
     // ---- observe.cpp
     void stats_tick();
     std::string render_metrics();
+    // Each backend's expected share now and in the series baseline (and, when the
+    // baseline is an accepted shift, in the baseline it replaced), for status and
+    // /metrics; computed again when the running or the baseline version changes.
+    struct drift_row {
+        std::string service, backend;
+        double share = 0, baseline = 0;
+        std::optional<double> before_accepted;
+    };
+    struct baseline_drift {
+        const control::history_entry* entry = nullptr; // the baseline's
+        uint64_t running = 0, baseline = 0;
+        std::vector<drift_row> rows;
+    };
+    const baseline_drift& drift();
     void register_telemetry();
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
@@ -187,6 +204,7 @@ private:
     const snapshot* m_samples_of = nullptr;
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of
     const snapshot* m_labels_of = nullptr;
+    baseline_drift m_drift;
 };
 
 } // namespace evenflow::daemon

@@ -3,6 +3,7 @@
 // thread from the same counters (dataplane/counters.hpp) that evenctl reads.
 #include "daemon.hpp"
 
+#include "control/guard.hpp"
 #include "control/log.hpp"
 
 #include <rte_telemetry.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 
@@ -83,6 +85,52 @@ void evenflowd::register_telemetry() {
                                "evenflowd: per backend state, expected/observed share, flows");
 }
 
+const evenflowd::baseline_drift& evenflowd::drift() {
+    auto view = m_manager.baseline(std::chrono::system_clock::now());
+    if (view.entry == nullptr) {
+        m_drift = {};
+        return m_drift;
+    }
+    m_drift.entry = view.entry;
+    if (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version) {
+        return m_drift;
+    }
+    m_drift.running = m_manager.version();
+    m_drift.baseline = view.entry->version;
+    m_drift.rows.clear();
+    auto now = control::expected_distribution(m_manager.running());
+    auto base = control::expected_distribution(*view.entry->cfg);
+    std::optional<control::distribution> before;
+    if (view.accepted_from != nullptr) {
+        before = control::expected_distribution(*view.accepted_from->cfg);
+    }
+    auto share = [](const control::distribution& d, const auto& key) {
+        auto it = d.share.find(key);
+        return it == d.share.end() ? 0.0 : it->second;
+    };
+    // Shares are ratios of small integers: six digits say all there is, and keep
+    // 0.2 - 0.25 from printing as -0.04999999999999999.
+    auto rounded = [](double v) {
+        return std::round(v * 1e6) / 1e6;
+    };
+    std::map<std::pair<std::string, std::string>, bool> keys;
+    for (const auto& [key, s] : now.share) {
+        keys[key] = true;
+    }
+    for (const auto& [key, s] : base.share) {
+        keys[key] = true;
+    }
+    for (const auto& [key, in] : keys) {
+        drift_row row{key.first, key.second, rounded(share(now, key)), rounded(share(base, key)),
+                      std::nullopt};
+        if (before) {
+            row.before_accepted = rounded(share(*before, key));
+        }
+        m_drift.rows.push_back(std::move(row));
+    }
+    return m_drift;
+}
+
 std::string evenflowd::render_metrics() {
     exposition out;
     const snapshot* snap = m_shared.snap.load();
@@ -102,6 +150,53 @@ std::string evenflowd::render_metrics() {
     for (const char* trigger : {"operator", "automatic"}) {
         out.sample("evenflow_config_rollbacks_total", {{"trigger", trigger}},
                    double(m_rollbacks[trigger]));
+    }
+
+    // The series baseline the guard judges applies against, and how far the running
+    // config's expected shares have moved from it.
+    {
+        const baseline_drift& d = drift();
+        const control::history_entry* base = d.entry;
+        double age =
+            base == nullptr
+                ? 0.0
+                : std::chrono::duration<double>(std::chrono::system_clock::now() - base->at)
+                      .count();
+        out.help("evenflow_config_baseline_version", "gauge",
+                 "Version of the series baseline applies are judged against.");
+        out.sample("evenflow_config_baseline_version", {}, double(d.baseline));
+        out.help("evenflow_config_baseline_age_seconds", "gauge",
+                 "Seconds since the series baseline started running.");
+        out.sample("evenflow_config_baseline_age_seconds", {}, age);
+        out.help("evenflow_config_baseline_window_seconds", "gauge",
+                 "[skew] baseline_window: how long a version runs to become the baseline.");
+        out.sample("evenflow_config_baseline_window_seconds", {},
+                   std::chrono::duration<double>(m_manager.running().skew.baseline_window).count());
+        out.help("evenflow_config_baseline_accepted", "gauge",
+                 "1 when the baseline is a version applied with --accept-shift.");
+        out.sample("evenflow_config_baseline_accepted", {},
+                   base != nullptr && base->accepted_shift ? 1.0 : 0.0);
+        bool every = m_manager.running().control.metrics_backends.which ==
+                     config::metrics_backends::kind::all;
+        out.help("evenflow_backend_baseline_drift", "gauge",
+                 "Expected share now minus in the series baseline (-1..1).");
+        for (const drift_row& r : d.rows) {
+            if (every || std::abs(r.share - r.baseline) > 1e-9) {
+                out.sample("evenflow_backend_baseline_drift",
+                           {{"service", r.service}, {"backend", r.backend}},
+                           std::round((r.share - r.baseline) * 1e6) / 1e6);
+            }
+        }
+        out.help("evenflow_backend_accepted_drift", "gauge",
+                 "While the baseline is an accepted shift: expected share now minus in the "
+                 "baseline it replaced (-1..1).");
+        for (const drift_row& r : d.rows) {
+            if (r.before_accepted && (every || std::abs(r.share - *r.before_accepted) > 1e-9)) {
+                out.sample("evenflow_backend_accepted_drift",
+                           {{"service", r.service}, {"backend", r.backend}},
+                           std::round((r.share - *r.before_accepted) * 1e6) / 1e6);
+            }
+        }
     }
 
     struct row {
