@@ -926,3 +926,36 @@ TEST_CASE("guard: a new funnel is refused even in one small step; max_share is a
     CHECK(msgs[0] == "test.toml: error: pools[0].backends[0].weight: backend 10.20.0.11:8080 "
                      "holds 50.0% of pool web's weight (2 of 4): above [skew] max_share 40.0%");
 }
+
+TEST_CASE("guard: the series alone refuses what each step would pass (no funnel involved)") {
+    // Eight equal backends, one raised 1 -> 2 -> 4: 12.5% -> 22.2% -> 36.4%, each step
+    // under x2.0 and no backend above half; from the baseline, x2.9.
+    auto eight = [](int weight) {
+        std::string backends =
+            fmt::format("  {{ address = \"10.20.0.11\", port = 8080, weight = {} }},\n", weight);
+        for (int b = 12; b <= 18; ++b) {
+            backends += fmt::format("  {{ address = \"10.20.0.{}\", port = 8080 }},\n", b);
+        }
+        return std::make_shared<const config::config>(
+            load_or_fail(basic_config_text("", backends)));
+    };
+    CHECK(control::evaluate_apply(loaded(eight(4)), eight(2), false).verdict ==
+          control::apply_verdict::accept); // judged step by step: accepted
+    control::series story;
+    story.baseline_version = 4;
+    story.baseline_at = sys_clock::from_time_t(3600);
+    story.baseline = eight(1);
+    story.steps = {"v5 uid 0", "v6 uid 1000 rollback", "v7 uid 1000"};
+    auto e = control::evaluate_apply(loaded(eight(4)), eight(2), false, story);
+    CHECK(e.verdict == control::apply_verdict::shift);
+    REQUIRE(e.shift_lines.size() == 1);
+    CHECK(e.shift_lines[0] == "service web: backend 10.20.0.11:8080 expected share 12.5% "
+                              "(baseline v4, 01:00:00) -> 36.4% across 4 applies (v5 uid 0, v6 "
+                              "uid 1000 rollback, v7 uid 1000, candidate): x2.9, limit x2.0");
+    // A zero-length series (the baseline is running) is the one-step review.
+    control::series running_is_base;
+    running_is_base.baseline_version = 7;
+    running_is_base.baseline = eight(2);
+    CHECK(control::evaluate_apply(loaded(eight(4)), eight(2), false, running_is_base).verdict ==
+          control::apply_verdict::accept);
+}
