@@ -209,6 +209,10 @@ shift_review review(const distribution& base, const distribution& running,
         // The story is worth telling when the series moved this backend before.
         bool series = !path.empty() && from_base && now && std::abs(*now - *ref) > 1e-9;
         auto told = [&](const std::string& tail) {
+            if (!ref) {
+                return fmt::format("service {}: new backend {} expected share {} ({})", key.first,
+                                   key.second, pct(share), tail);
+            }
             return series
                        ? fmt::format("service {}: backend {} expected share {} ({}) -> {} {}: {}",
                                      key.first, key.second, pct(*ref), label, pct(share), path,

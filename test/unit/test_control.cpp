@@ -898,6 +898,18 @@ TEST_CASE("guard: a new funnel is refused even in one small step; max_share is a
     CHECK(e.shift_lines[0] == "service web: backend 10.20.0.11:8080 expected share 50.0% -> 60.0% "
                               "(more than all the others together: the funnel `evenctl check` "
                               "warns about)");
+    // A new backend that comes in with most of the weight is a funnel too.
+    auto newcomer = control::evaluate_apply(
+        loaded(std::make_shared<const config::config>(load_or_fail(
+            basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"
+                                  "  { address = \"10.20.0.12\", port = 8080, weight = 1 },\n"
+                                  "  { address = \"10.20.0.19\", port = 8080, weight = 5 },\n")))),
+        two(1, 1), false);
+    CHECK(newcomer.verdict == control::apply_verdict::shift);
+    REQUIRE(newcomer.shift_lines.size() == 1);
+    CHECK(newcomer.shift_lines[0] == "service web: new backend 10.20.0.19:8080 expected share "
+                                     "71.4% (more than all the others together: the funnel "
+                                     "`evenctl check` warns about)");
     // A funnel the running version already has (accepted before) is no new refusal.
     CHECK(control::evaluate_apply(loaded(two(4, 2)), two(3, 2), false).verdict ==
           control::apply_verdict::accept);
