@@ -121,9 +121,30 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                        {"probes_deferred", m_health.probes_deferred()}};
     reply["alarms"] = alarm_count();
     const baseline_drift& d = drift();
-    if (const control::history_entry* base = d.entry) {
-        json rows = json::array();
+    if (const control::history_entry* base =
+            m_manager.baseline(std::chrono::system_clock::now()).entry) {
+        // The backends that moved, largest first and at most 100 of them (ten thousand
+        // rows would make every status slow); /metrics has every backend's drift.
+        constexpr size_t shown = 100;
+        auto moved = [](const drift_row& r) {
+            return std::abs(r.share - r.baseline) >= 1e-6 ||
+                   (r.before_accepted && std::abs(r.share - *r.before_accepted) >= 1e-6);
+        };
+        std::vector<const drift_row*> order;
         for (const drift_row& r : d.rows) {
+            if (moved(r)) {
+                order.push_back(&r);
+            }
+        }
+        size_t drifted = order.size();
+        auto larger = [](const drift_row* x, const drift_row* y) {
+            return std::abs(x->share - x->baseline) > std::abs(y->share - y->baseline);
+        };
+        size_t n = std::min(order.size(), shown);
+        std::partial_sort(order.begin(), order.begin() + ptrdiff_t(n), order.end(), larger);
+        json rows = json::array();
+        for (size_t i = 0; i < n; ++i) {
+            const drift_row& r = *order[i];
             json row{{"service", r.service},
                      {"backend", r.backend},
                      {"share", r.share},
@@ -146,6 +167,8 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
             {"uid", base->who.uid},
             {"via", base->who.via},
             {"origin", base->origin},
+            {"backends_drifted", drifted},
+            {"drift_of", {{"version", d.running}, {"baseline", d.baseline}}},
             {"drift", rows}};
     }
     auto ms = [](auto d) {

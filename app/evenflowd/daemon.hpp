@@ -153,18 +153,24 @@ private:
     std::string render_metrics();
     // Each backend's expected share now and in the series baseline (and, when the
     // baseline is an accepted shift, in the baseline it replaced), for status and
-    // /metrics; computed again when the running or the baseline version changes.
+    // /metrics. Computed off the loop (ten thousand backends take tens of ms) whenever
+    // the running or the baseline version changes; until then the last one, which
+    // says which versions it describes.
     struct drift_row {
         std::string service, backend;
         double share = 0, baseline = 0;
         std::optional<double> before_accepted;
     };
     struct baseline_drift {
-        const control::history_entry* entry = nullptr; // the baseline's
-        uint64_t running = 0, baseline = 0;
+        uint64_t running = 0, baseline = 0; // the versions the rows describe
         std::vector<drift_row> rows;
     };
     const baseline_drift& drift();
+    static baseline_drift compute_drift(std::shared_ptr<const config::config> running,
+                                        uint64_t running_version,
+                                        std::shared_ptr<const config::config> baseline,
+                                        uint64_t baseline_version,
+                                        std::shared_ptr<const config::config> before_accepted);
     void register_telemetry();
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
@@ -205,6 +211,7 @@ private:
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of
     const snapshot* m_labels_of = nullptr;
     baseline_drift m_drift;
+    std::future<baseline_drift> m_drift_job;
 };
 
 } // namespace evenflow::daemon

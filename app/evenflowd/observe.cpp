@@ -85,24 +85,19 @@ void evenflowd::register_telemetry() {
                                "evenflowd: per backend state, expected/observed share, flows");
 }
 
-const evenflowd::baseline_drift& evenflowd::drift() {
-    auto view = m_manager.baseline(std::chrono::system_clock::now());
-    if (view.entry == nullptr) {
-        m_drift = {};
-        return m_drift;
-    }
-    m_drift.entry = view.entry;
-    if (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version) {
-        return m_drift;
-    }
-    m_drift.running = m_manager.version();
-    m_drift.baseline = view.entry->version;
-    m_drift.rows.clear();
-    auto now = control::expected_distribution(m_manager.running());
-    auto base = control::expected_distribution(*view.entry->cfg);
+// Pure work on immutable configs, run off the control loop.
+evenflowd::baseline_drift
+evenflowd::compute_drift(std::shared_ptr<const config::config> running, uint64_t running_version,
+                         std::shared_ptr<const config::config> baseline, uint64_t baseline_version,
+                         std::shared_ptr<const config::config> before_accepted) {
+    baseline_drift out;
+    out.running = running_version;
+    out.baseline = baseline_version;
+    auto now = control::expected_distribution(*running);
+    auto base = control::expected_distribution(*baseline);
     std::optional<control::distribution> before;
-    if (view.accepted_from != nullptr) {
-        before = control::expected_distribution(*view.accepted_from->cfg);
+    if (before_accepted) {
+        before = control::expected_distribution(*before_accepted);
     }
     auto share = [](const control::distribution& d, const auto& key) {
         auto it = d.share.find(key);
@@ -113,21 +108,38 @@ const evenflowd::baseline_drift& evenflowd::drift() {
     auto rounded = [](double v) {
         return std::round(v * 1e6) / 1e6;
     };
-    std::map<std::pair<std::string, std::string>, bool> keys;
-    for (const auto& [key, s] : now.share) {
-        keys[key] = true;
-    }
-    for (const auto& [key, s] : base.share) {
-        keys[key] = true;
-    }
-    for (const auto& [key, in] : keys) {
+    auto add = [&](const std::pair<std::string, std::string>& key) {
         drift_row row{key.first, key.second, rounded(share(now, key)), rounded(share(base, key)),
                       std::nullopt};
         if (before) {
             row.before_accepted = rounded(share(*before, key));
         }
-        m_drift.rows.push_back(std::move(row));
+        out.rows.push_back(std::move(row));
+    };
+    for (const auto& [key, s] : now.share) {
+        add(key);
     }
+    for (const auto& [key, s] : base.share) {
+        if (now.share.count(key) == 0) {
+            add(key); // removed since the baseline
+        }
+    }
+    return out;
+}
+
+const evenflowd::baseline_drift& evenflowd::drift() {
+    if (m_drift_job.valid() &&
+        m_drift_job.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        m_drift = m_drift_job.get();
+    }
+    auto view = m_manager.baseline(std::chrono::system_clock::now());
+    if (view.entry == nullptr || m_drift_job.valid() ||
+        (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version)) {
+        return m_drift;
+    }
+    m_drift_job = std::async(std::launch::async, compute_drift, m_manager.history().back().cfg,
+                             m_manager.version(), view.entry->cfg, view.entry->version,
+                             view.accepted_from != nullptr ? view.accepted_from->cfg : nullptr);
     return m_drift;
 }
 
@@ -156,7 +168,8 @@ std::string evenflowd::render_metrics() {
     // config's expected shares have moved from it.
     {
         const baseline_drift& d = drift();
-        const control::history_entry* base = d.entry;
+        const control::history_entry* base =
+            m_manager.baseline(std::chrono::system_clock::now()).entry;
         double age =
             base == nullptr
                 ? 0.0
@@ -164,7 +177,8 @@ std::string evenflowd::render_metrics() {
                       .count();
         out.help("evenflow_config_baseline_version", "gauge",
                  "Version of the series baseline applies are judged against.");
-        out.sample("evenflow_config_baseline_version", {}, double(d.baseline));
+        out.sample("evenflow_config_baseline_version", {},
+                   base == nullptr ? 0.0 : double(base->version));
         out.help("evenflow_config_baseline_age_seconds", "gauge",
                  "Seconds since the series baseline started running.");
         out.sample("evenflow_config_baseline_age_seconds", {}, age);

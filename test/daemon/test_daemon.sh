@@ -276,8 +276,17 @@ for w in 1 2 6 18; do series_config "$work/series-$w.toml" "$w"; done
 cp "$work/series-1.toml" "$work/series.toml"
 start_daemon "$work/series.toml" "$work/series.log" || finish
 me=$(id -u)
+fresh_status() { # status --json once its drift describes the running version and baseline
+  local st
+  for _ in $(seq 1 50); do
+    st=$(ctl --json status)
+    [[ $(json '(r["baseline"]["drift_of"]["version"], r["baseline"]["drift_of"]["baseline"]) == (r["version"], r["baseline"]["version"])' <<<"$st") == True ]] && break
+    sleep 0.1
+  done
+  echo "$st"
+}
 drift_of() { # BACKEND -> its drift from the baseline in status, rounded
-  ctl --json status | json "round([d['drift'] for d in r['baseline']['drift'] if d['backend']=='$1'][0], 4)"
+  fresh_status | json "round(([d['drift'] for d in r['baseline']['drift'] if d['backend']=='$1'] + [0])[0], 4)"
 }
 metrics_with() { # TEXT: the exposition once it has it (rendered once a second)
   local m
@@ -292,6 +301,8 @@ out=$(ctl apply "$work/series-2.toml" 2>&1); rc=$?
 expect_eq "series: step 1 (25% -> 40%, x1.6) applies" "$rc" "0"
 expect_eq "series: baseline still v1" "$(ctl --json status | json 'r["baseline"]["version"]')" "1"
 expect_eq "series: status shows 10.20.0.11's drift from it" "$(drift_of 10.20.0.11:8080)" "0.15"
+expect_eq "series: ...and the others'" "$(drift_of 10.20.0.12:8080)" "-0.05"
+expect_eq "series: four backends drifted" "$(fresh_status | json 'r["baseline"]["backends_drifted"]')" "4"
 sleep 1
 out=$(ctl apply "$work/series-6.toml" 2>&1); rc=$?
 echo "# the refusal of step 2:"
@@ -338,7 +349,8 @@ expect_eq "series: baseline accepted by uid $me" \
 expect_eq "series: history marks v3 accepted" "$(ctl --json history | json '[e["version"] for e in r["history"] if e["accepted_shift"]]')" "[3]"
 expect_contains "series: history says so" "$(ctl history)" "(--accept-shift: the series baseline from here)"
 expect_contains "series: status says so" "$(ctl status)" "baseline v3 since"
-metrics=$(metrics_with "evenflow_config_baseline_version 3")
+metrics=$(metrics_with 'evenflow_backend_accepted_drift{service="web",backend="10.20.0.11:8080"} 0.416667')
+expect_contains "series: /metrics, the baseline moved" "$metrics" "evenflow_config_baseline_version 3"
 expect_contains "series: /metrics, an accepted baseline" "$metrics" "evenflow_config_baseline_accepted 1"
 expect_contains "series: /metrics, the drift it accepted" "$metrics" \
   'evenflow_backend_accepted_drift{service="web",backend="10.20.0.11:8080"} 0.416667'
