@@ -164,6 +164,9 @@ private:
     struct baseline_drift {
         uint64_t running = 0, baseline = 0; // the versions the rows describe
         std::vector<drift_row> rows;
+        // Their /metrics sample lines, rendered with them ([control] metrics_backends:
+        // every backend, or those that moved).
+        std::string baseline_samples, accepted_samples;
     };
     const baseline_drift& drift();
     static baseline_drift compute_drift(std::shared_ptr<const config::config> running,

@@ -124,6 +124,21 @@ evenflowd::compute_drift(std::shared_ptr<const config::config> running, uint64_t
             add(key); // removed since the baseline
         }
     }
+    bool every = running->control.metrics_backends.which == config::metrics_backends::kind::all;
+    exposition drifted, accepted;
+    for (const drift_row& r : out.rows) {
+        std::string labels = exposition::labels({{"service", r.service}, {"backend", r.backend}});
+        if (every || std::abs(r.share - r.baseline) > 1e-9) {
+            drifted.sample("evenflow_backend_baseline_drift", labels,
+                           std::round((r.share - r.baseline) * 1e6) / 1e6);
+        }
+        if (r.before_accepted && (every || std::abs(r.share - *r.before_accepted) > 1e-9)) {
+            accepted.sample("evenflow_backend_accepted_drift", labels,
+                            std::round((r.share - *r.before_accepted) * 1e6) / 1e6);
+        }
+    }
+    out.baseline_samples = drifted.take();
+    out.accepted_samples = accepted.take();
     return out;
 }
 
@@ -190,27 +205,13 @@ std::string evenflowd::render_metrics() {
                  "1 when the baseline is a version applied with --accept-shift.");
         out.sample("evenflow_config_baseline_accepted", {},
                    base != nullptr && base->accepted_shift ? 1.0 : 0.0);
-        bool every = m_manager.running().control.metrics_backends.which ==
-                     config::metrics_backends::kind::all;
         out.help("evenflow_backend_baseline_drift", "gauge",
                  "Expected share now minus in the series baseline (-1..1).");
-        for (const drift_row& r : d.rows) {
-            if (every || std::abs(r.share - r.baseline) > 1e-9) {
-                out.sample("evenflow_backend_baseline_drift",
-                           {{"service", r.service}, {"backend", r.backend}},
-                           std::round((r.share - r.baseline) * 1e6) / 1e6);
-            }
-        }
+        out.raw(d.baseline_samples);
         out.help("evenflow_backend_accepted_drift", "gauge",
                  "While the baseline is an accepted shift: expected share now minus in the "
                  "baseline it replaced (-1..1).");
-        for (const drift_row& r : d.rows) {
-            if (r.before_accepted && (every || std::abs(r.share - *r.before_accepted) > 1e-9)) {
-                out.sample("evenflow_backend_accepted_drift",
-                           {{"service", r.service}, {"backend", r.backend}},
-                           std::round((r.share - *r.before_accepted) * 1e6) / 1e6);
-            }
-        }
+        out.raw(d.accepted_samples);
     }
 
     struct row {
