@@ -16,6 +16,10 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace evenflow::daemon {
 
 using control::log_event;
@@ -152,9 +156,16 @@ const evenflowd::baseline_drift& evenflowd::drift() {
         (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version)) {
         return m_drift;
     }
-    m_drift_job = std::async(std::launch::async, compute_drift, m_manager.history().back().cfg,
-                             m_manager.version(), view.entry->cfg, view.entry->version,
-                             view.accepted_from != nullptr ? view.accepted_from->cfg : nullptr);
+    // At the lowest priority: the thread inherits the control thread's CPU, and the
+    // control loop must not wait behind a status figure.
+    m_drift_job =
+        std::async(std::launch::async,
+                   [running = m_manager.history().back().cfg, version = m_manager.version(),
+                    base = view.entry->cfg, base_version = view.entry->version,
+                    before = view.accepted_from != nullptr ? view.accepted_from->cfg : nullptr] {
+                       setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 19);
+                       return compute_drift(running, version, base, base_version, before);
+                   });
     return m_drift;
 }
 
