@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -162,6 +163,24 @@ void render_status(const json& r) {
                         running.c_str(), EVENFLOW_VERSION);
         }
     }
+    // The series baseline the guard judges applies against, and what moved since.
+    if (r.contains("baseline") && r["baseline"].is_object()) {
+        const json& b = r["baseline"];
+        std::printf("baseline v%llu since %s (%s uid %u%s)", b["version"].get<unsigned long long>(),
+                    b["at"].get<std::string>().c_str(), b["origin"].get<std::string>().c_str(),
+                    b["uid"].get<uint32_t>(),
+                    b["accepted_shift"].get<bool>() ? ", accepted shift" : "");
+        std::string moved;
+        for (const auto& d : b["drift"]) {
+            double drift = d["drift"].get<double>();
+            if (std::abs(drift) >= 0.0005) {
+                moved += fmt::format("{}{} {} {:+.1f} points", moved.empty() ? "" : ", ",
+                                     d["service"].get<std::string>(),
+                                     d["backend"].get<std::string>(), drift * 100.0);
+            }
+        }
+        std::printf("; drift: %s\n", moved.empty() ? "none" : moved.c_str());
+    }
     table t({"WORKER", "LCORE", "RX PKTS", "TX PKTS", "DROPPED", "FLOWS", "CAPACITY"});
     for (const auto& w : r["workers"]) {
         t.add({std::to_string(w["worker"].get<int>()), std::to_string(w["lcore"].get<int>()),
@@ -217,6 +236,9 @@ void render_history(const json& r) {
                     e["at"].get<std::string>().c_str(), e["uid"].get<uint32_t>(),
                     e["pid"].get<int>(), e["via"].get<std::string>().c_str(),
                     e["origin"].get<std::string>().c_str());
+        if (e.value("accepted_shift", false)) {
+            std::printf("      (--accept-shift: the series baseline from here)\n");
+        }
         for (const auto& line : e["diff"]) {
             std::printf("      %s\n", line.get<std::string>().c_str());
         }

@@ -116,10 +116,22 @@ void evenflowd::request_apply(config::load_result (*load)(const std::string&, co
     c.origin = std::move(origin);
     c.dry_run = dry_run;
     std::shared_ptr<const config::config> running = m_manager.history().back().cfg;
-    c.evaluation =
-        std::async(std::launch::async, [load, source = std::move(source), path = std::move(path),
-                                        running = std::move(running), accept_shift] {
-            return control::evaluate_apply(load(source, path), running, accept_shift);
+    // The series baseline: the candidate is judged against it, not only the running one.
+    control::series story;
+    auto base = m_manager.baseline(std::chrono::system_clock::now());
+    if (base.entry != nullptr && !base.since.empty()) {
+        story.baseline_version = base.entry->version;
+        story.baseline_at = base.entry->at;
+        story.baseline = base.entry->cfg;
+        for (const control::history_entry* e : base.since) {
+            story.steps.push_back(fmt::format("v{} uid {}{}", e->version, e->who.uid,
+                                              e->rollback_of != 0 ? " rollback" : ""));
+        }
+    }
+    c.evaluation = std::async(
+        std::launch::async, [load, source = std::move(source), path = std::move(path),
+                             running = std::move(running), accept_shift, story = std::move(story)] {
+            return control::evaluate_apply(load(source, path), running, accept_shift, story);
         });
 }
 
@@ -217,6 +229,8 @@ bool evenflowd::prepare(change& c, bool* wait) {
             return false;
         }
         case control::apply_verdict::accept:
+            c.shift_accepted = e.shift_accepted;
+            c.shift_lines = std::move(e.shift_lines);
             c.cfg = std::move(e.cfg);
             c.diff = std::move(e.diff);
             c.new_version = true;
@@ -242,6 +256,7 @@ bool evenflowd::prepare(change& c, bool* wait) {
             m_health.forget_verdicts();
         }
         c.origin = fmt::format("rollback to {}", target);
+        c.rollback_of = target;
         c.from = m_manager.version();
         c.diff = config::diff(m_manager.running(), *c.cfg);
         c.new_version = true;
@@ -321,14 +336,22 @@ void evenflowd::finish_change(change& c) {
     }
     uint64_t version = m_manager.version();
     if (c.new_version) {
-        version = m_manager.record(c.cfg, c.who, c.origin, c.diff);
+        version =
+            m_manager.record(c.cfg, c.who, c.origin, c.diff, {c.shift_accepted, c.rollback_of});
     }
     auto now = std::chrono::steady_clock::now();
     switch (c.what) {
     case change_kind::apply:
         ++m_applies;
         m_probation.on_apply(now);
-        log_change("apply", version, c);
+        if (c.shift_accepted) {
+            // The history says who moved the baseline, and the log says past what.
+            log_change("apply", version, c,
+                       {{"accepted_shift", join(c.shift_lines, "; ")},
+                        {"baseline", std::to_string(version)}});
+        } else {
+            log_change("apply", version, c);
+        }
         break;
     case change_kind::rollback:
         if (c.who.via == "skew-guard") {
@@ -361,6 +384,9 @@ void evenflowd::finish_change(change& c) {
     publish(std::move(built.value));
     if (c.new_version) {
         m_followups.push_back([this] { after_config_change(); });
+        // Shares against the series baseline (status, /metrics), in an iteration of
+        // their own: at ten thousand backends they take a few milliseconds.
+        m_followups.push_back([this] { drift(); });
     }
     json reply = control::ok_reply();
     reply["version"] = m_manager.version();

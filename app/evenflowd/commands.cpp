@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include <unistd.h>
 
@@ -119,6 +120,57 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                        {"probes_sent", m_health.probes_sent()},
                        {"probes_deferred", m_health.probes_deferred()}};
     reply["alarms"] = alarm_count();
+    const baseline_drift& d = drift();
+    if (const control::history_entry* base =
+            m_manager.baseline(std::chrono::system_clock::now()).entry) {
+        // The backends that moved, largest first and at most 100 of them (ten thousand
+        // rows would make every status slow); /metrics has every backend's drift.
+        constexpr size_t shown = 100;
+        auto moved = [](const drift_row& r) {
+            return std::abs(r.share - r.baseline) >= 1e-6 ||
+                   (r.before_accepted && std::abs(r.share - *r.before_accepted) >= 1e-6);
+        };
+        std::vector<const drift_row*> order;
+        for (const drift_row& r : d.rows) {
+            if (moved(r)) {
+                order.push_back(&r);
+            }
+        }
+        size_t drifted = order.size();
+        auto larger = [](const drift_row* x, const drift_row* y) {
+            return std::abs(x->share - x->baseline) > std::abs(y->share - y->baseline);
+        };
+        size_t n = std::min(order.size(), shown);
+        std::partial_sort(order.begin(), order.begin() + ptrdiff_t(n), order.end(), larger);
+        json rows = json::array();
+        for (size_t i = 0; i < n; ++i) {
+            const drift_row& r = *order[i];
+            json row{{"service", r.service},
+                     {"backend", r.backend},
+                     {"share", r.share},
+                     {"baseline_share", r.baseline},
+                     {"drift", std::round((r.share - r.baseline) * 1e6) / 1e6}};
+            if (r.before_accepted) {
+                row["accepted_drift"] = std::round((r.share - *r.before_accepted) * 1e6) / 1e6;
+            }
+            rows.push_back(std::move(row));
+        }
+        reply["baseline"] = {
+            {"version", base->version},
+            {"at", iso_time(base->at)},
+            {"age_s",
+             std::chrono::duration<double>(std::chrono::system_clock::now() - base->at).count()},
+            {"window_s",
+             std::chrono::duration<double>(m_manager.running().skew.baseline_window).count()},
+            {"accepted_shift", base->accepted_shift},
+            {"accepted_from", base->accepted_from},
+            {"uid", base->who.uid},
+            {"via", base->who.via},
+            {"origin", base->origin},
+            {"backends_drifted", drifted},
+            {"drift_of", {{"version", d.running}, {"baseline", d.baseline}}},
+            {"drift", rows}};
+    }
     auto ms = [](auto d) {
         return std::chrono::duration<double, std::milli>(d).count();
     };
@@ -260,6 +312,9 @@ evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) 
                         {"via", e.who.via},
                         {"origin", e.origin},
                         {"diff", e.diff},
+                        {"accepted_shift", e.accepted_shift},
+                        {"baseline", e.baseline},
+                        {"rollback_of", e.rollback_of},
                         {"running", e.version == m_manager.version()}});
     }
     json reply = control::ok_reply();

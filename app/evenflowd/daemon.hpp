@@ -94,11 +94,14 @@ private:
         std::string origin;
         // apply: the review running off the loop, then its verdict
         std::future<control::apply_evaluation> evaluation;
-        bool dry_run = false; // evenctl diff: answered with the verdict, nothing applied
+        bool dry_run = false;        // evenctl diff: answered with the verdict, nothing applied
+        bool shift_accepted = false; // --accept-shift let a refusal through
+        std::vector<std::string> shift_lines; // ...this one
         // rollback
         std::optional<uint64_t> target_version;
-        std::string why;   // an automatic rollback's reason
-        uint64_t from = 0; // the version it rolls back from
+        std::string why;          // an automatic rollback's reason
+        uint64_t from = 0;        // the version it rolls back from
+        uint64_t rollback_of = 0; // the version it rolls back to
         // admin
         std::string service, backend;
         control::admin_state admin = control::admin_state::enabled;
@@ -148,6 +151,29 @@ private:
     // ---- observe.cpp
     void stats_tick();
     std::string render_metrics();
+    // Each backend's expected share now and in the series baseline (and, when the
+    // baseline is an accepted shift, in the baseline it replaced), for status and
+    // /metrics. Computed off the loop (ten thousand backends take tens of ms) whenever
+    // the running or the baseline version changes; until then the last one, which
+    // says which versions it describes.
+    struct drift_row {
+        std::string service, backend;
+        double share = 0, baseline = 0;
+        std::optional<double> before_accepted;
+    };
+    struct baseline_drift {
+        uint64_t running = 0, baseline = 0; // the versions the rows describe
+        std::vector<drift_row> rows;
+        // Their /metrics sample lines, rendered with them ([control] metrics_backends:
+        // every backend, or those that moved).
+        std::string baseline_samples, accepted_samples;
+    };
+    const baseline_drift& drift();
+    static baseline_drift compute_drift(std::shared_ptr<const config::config> running,
+                                        uint64_t running_version,
+                                        std::shared_ptr<const config::config> baseline,
+                                        uint64_t baseline_version,
+                                        std::shared_ptr<const config::config> before_accepted);
     void register_telemetry();
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
@@ -187,6 +213,8 @@ private:
     const snapshot* m_samples_of = nullptr;
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of
     const snapshot* m_labels_of = nullptr;
+    baseline_drift m_drift;
+    std::future<baseline_drift> m_drift_job;
 };
 
 } // namespace evenflow::daemon

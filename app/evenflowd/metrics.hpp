@@ -48,6 +48,8 @@ public:
     // The same with labels already rendered by labels() (kept per snapshot at scale).
     void sample(const std::string& name, std::string_view rendered_labels, double value);
     static std::string labels(std::initializer_list<std::pair<const char*, std::string>> labels);
+    // Sample lines rendered beforehand by another exposition (e.g. off the loop).
+    void raw(std::string_view lines) { m_out += lines; }
     void reserve(size_t bytes) { m_out.reserve(bytes); }
     std::string take() { return std::move(m_out); }
 

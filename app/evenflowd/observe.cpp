@@ -3,6 +3,7 @@
 // thread from the same counters (dataplane/counters.hpp) that evenctl reads.
 #include "daemon.hpp"
 
+#include "control/guard.hpp"
 #include "control/log.hpp"
 
 #include <rte_telemetry.h>
@@ -11,8 +12,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace evenflow::daemon {
 
@@ -83,6 +89,86 @@ void evenflowd::register_telemetry() {
                                "evenflowd: per backend state, expected/observed share, flows");
 }
 
+// Pure work on immutable configs, run off the control loop.
+evenflowd::baseline_drift
+evenflowd::compute_drift(std::shared_ptr<const config::config> running, uint64_t running_version,
+                         std::shared_ptr<const config::config> baseline, uint64_t baseline_version,
+                         std::shared_ptr<const config::config> before_accepted) {
+    baseline_drift out;
+    out.running = running_version;
+    out.baseline = baseline_version;
+    auto now = control::expected_distribution(*running);
+    auto base = control::expected_distribution(*baseline);
+    std::optional<control::distribution> before;
+    if (before_accepted) {
+        before = control::expected_distribution(*before_accepted);
+    }
+    auto share = [](const control::distribution& d, const auto& key) {
+        auto it = d.share.find(key);
+        return it == d.share.end() ? 0.0 : it->second;
+    };
+    // Shares are ratios of small integers: six digits say all there is, and keep
+    // 0.2 - 0.25 from printing as -0.04999999999999999.
+    auto rounded = [](double v) {
+        return std::round(v * 1e6) / 1e6;
+    };
+    auto add = [&](const std::pair<std::string, std::string>& key) {
+        drift_row row{key.first, key.second, rounded(share(now, key)), rounded(share(base, key)),
+                      std::nullopt};
+        if (before) {
+            row.before_accepted = rounded(share(*before, key));
+        }
+        out.rows.push_back(std::move(row));
+    };
+    for (const auto& [key, s] : now.share) {
+        add(key);
+    }
+    for (const auto& [key, s] : base.share) {
+        if (now.share.count(key) == 0) {
+            add(key); // removed since the baseline
+        }
+    }
+    bool every = running->control.metrics_backends.which == config::metrics_backends::kind::all;
+    exposition drifted, accepted;
+    for (const drift_row& r : out.rows) {
+        std::string labels = exposition::labels({{"service", r.service}, {"backend", r.backend}});
+        if (every || std::abs(r.share - r.baseline) > 1e-9) {
+            drifted.sample("evenflow_backend_baseline_drift", labels,
+                           std::round((r.share - r.baseline) * 1e6) / 1e6);
+        }
+        if (r.before_accepted && (every || std::abs(r.share - *r.before_accepted) > 1e-9)) {
+            accepted.sample("evenflow_backend_accepted_drift", labels,
+                            std::round((r.share - *r.before_accepted) * 1e6) / 1e6);
+        }
+    }
+    out.baseline_samples = drifted.take();
+    out.accepted_samples = accepted.take();
+    return out;
+}
+
+const evenflowd::baseline_drift& evenflowd::drift() {
+    if (m_drift_job.valid() &&
+        m_drift_job.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        m_drift = m_drift_job.get();
+    }
+    auto view = m_manager.baseline(std::chrono::system_clock::now());
+    if (view.entry == nullptr || m_drift_job.valid() ||
+        (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version)) {
+        return m_drift;
+    }
+    // At the lowest priority: the thread inherits the control thread's CPU, and the
+    // control loop must not wait behind a status figure.
+    m_drift_job =
+        std::async(std::launch::async,
+                   [running = m_manager.history().back().cfg, version = m_manager.version(),
+                    base = view.entry->cfg, base_version = view.entry->version,
+                    before = view.accepted_from != nullptr ? view.accepted_from->cfg : nullptr] {
+                       setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 19);
+                       return compute_drift(running, version, base, base_version, before);
+                   });
+    return m_drift;
+}
+
 std::string evenflowd::render_metrics() {
     exposition out;
     const snapshot* snap = m_shared.snap.load();
@@ -102,6 +188,41 @@ std::string evenflowd::render_metrics() {
     for (const char* trigger : {"operator", "automatic"}) {
         out.sample("evenflow_config_rollbacks_total", {{"trigger", trigger}},
                    double(m_rollbacks[trigger]));
+    }
+
+    // The series baseline the guard judges applies against, and how far the running
+    // config's expected shares have moved from it.
+    {
+        const baseline_drift& d = drift();
+        const control::history_entry* base =
+            m_manager.baseline(std::chrono::system_clock::now()).entry;
+        double age =
+            base == nullptr
+                ? 0.0
+                : std::chrono::duration<double>(std::chrono::system_clock::now() - base->at)
+                      .count();
+        out.help("evenflow_config_baseline_version", "gauge",
+                 "Version of the series baseline applies are judged against.");
+        out.sample("evenflow_config_baseline_version", {},
+                   base == nullptr ? 0.0 : double(base->version));
+        out.help("evenflow_config_baseline_age_seconds", "gauge",
+                 "Seconds since the series baseline started running.");
+        out.sample("evenflow_config_baseline_age_seconds", {}, age);
+        out.help("evenflow_config_baseline_window_seconds", "gauge",
+                 "[skew] baseline_window: how long a version runs to become the baseline.");
+        out.sample("evenflow_config_baseline_window_seconds", {},
+                   std::chrono::duration<double>(m_manager.running().skew.baseline_window).count());
+        out.help("evenflow_config_baseline_accepted", "gauge",
+                 "1 when the baseline is a version applied with --accept-shift.");
+        out.sample("evenflow_config_baseline_accepted", {},
+                   base != nullptr && base->accepted_shift ? 1.0 : 0.0);
+        out.help("evenflow_backend_baseline_drift", "gauge",
+                 "Expected share now minus in the series baseline (-1..1).");
+        out.raw(d.baseline_samples);
+        out.help("evenflow_backend_accepted_drift", "gauge",
+                 "While the baseline is an accepted shift: expected share now minus in the "
+                 "baseline it replaced (-1..1).");
+        out.raw(d.accepted_samples);
     }
 
     struct row {

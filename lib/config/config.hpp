@@ -124,6 +124,13 @@ struct skew_config {
     double max_share_growth = 2.0;
     // ...or that takes away more than this fraction of a pool's weight.
     double max_capacity_loss = 0.5;
+    // Those limits hold against the series baseline, not only the running version: a
+    // version becomes the baseline once it has run this long unreplaced (or when it is
+    // applied with --accept-shift). 0 judges each apply against the running version.
+    duration baseline_window = std::chrono::hours(4);
+    // No backend of a pool of three or more above this share unless accepted; unset:
+    // no such limit.
+    std::optional<double> max_share;
 };
 
 struct config {

@@ -201,6 +201,12 @@ void diff_settings(const config& before, const config& after, lines& out) {
     setting(out, "skew.probation", format_duration(sa.probation), format_duration(sb.probation));
     setting(out, "skew.max_share_growth", sa.max_share_growth, sb.max_share_growth);
     setting(out, "skew.max_capacity_loss", sa.max_capacity_loss, sb.max_capacity_loss);
+    setting(out, "skew.baseline_window", format_duration(sa.baseline_window),
+            format_duration(sb.baseline_window));
+    auto share_limit = [](const std::optional<double>& v) {
+        return v ? fmt::format("{}", *v) : std::string("unset");
+    };
+    setting(out, "skew.max_share", share_limit(sa.max_share), share_limit(sb.max_share));
 
     setting(out, "control.socket", quoted(before.control.socket), quoted(after.control.socket));
     setting(out, "control.metrics", quoted(before.control.metrics), quoted(after.control.metrics));

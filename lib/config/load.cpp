@@ -319,7 +319,7 @@ void loader::read_skew(const toml::table& table) {
     const std::string path = "skew";
     check_keys(table, path,
                {"window", "threshold", "min_flows", "min_bytes", "action", "probation",
-                "max_share_growth", "max_capacity_loss"});
+                "max_share_growth", "max_capacity_loss", "baseline_window", "max_share"});
     auto& skew = m_config.skew;
     read_duration(table, path, "window", skew.window, false, bounds::max_short_duration);
     if (auto* n = member(table, "threshold", path)) {
@@ -382,6 +382,20 @@ void loader::read_skew(const toml::table& table) {
                                   *v));
             } else {
                 skew.max_capacity_loss = *v;
+            }
+        }
+    }
+    read_duration(table, path, "baseline_window", skew.baseline_window, true, bounds::max_duration);
+    if (auto* n = member(table, "max_share", path)) {
+        auto key = child(path, "max_share");
+        if (auto v = get_number(*n, key)) {
+            if (!std::isfinite(*v) || !(*v > 0.0) || !(*v < 1.0)) {
+                error(*n, key,
+                      fmt::format("max_share {} must be in (0, 1), e.g. 0.5: no backend of a "
+                                  "pool of three or more above half of its traffic",
+                                  *v));
+            } else {
+                skew.max_share = *v;
             }
         }
     }

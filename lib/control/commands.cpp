@@ -28,10 +28,11 @@ std::vector<command_spec> make_commands() {
     c.push_back({command::apply,
                  "apply",
                  "validate FILE and make it the running config; refused if it shifts shares "
-                 "too far unless --accept-shift",
+                 "too far from the series baseline unless --accept-shift",
                  {config_file_arg},
                  {{"--accept-shift", "accept_shift", "",
-                   "apply even if the expected shares move beyond the guard's limits"}},
+                   "apply even if the expected shares move beyond the guard's limits; the new "
+                   "version becomes the series baseline"}},
                  true});
     c.push_back({command::diff,
                  "diff",

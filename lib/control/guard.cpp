@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <ctime>
 #include <map>
 
 namespace evenflow::control {
@@ -72,6 +73,20 @@ std::vector<config::diagnostic> lint(const config::config& cfg, const snapshot& 
                                     config::format_endpoint(be.address, be.port),
                                     pct(double(be.weight) / double(total)), pool.name, be.weight,
                                     total)));
+                }
+            }
+        }
+        if (cfg.skew.max_share && pool.backends.size() >= 3) {
+            for (size_t b = 0; b < pool.backends.size(); ++b) {
+                const auto& be = pool.backends[b];
+                double share = double(be.weight) / double(total);
+                if (share > *cfg.skew.max_share) {
+                    out.push_back(finding(
+                        cfg, severity::error, fmt::format("{}.backends[{}].weight", key, b),
+                        fmt::format("backend {} holds {} of pool {}'s weight ({} of {}): above "
+                                    "[skew] max_share {}",
+                                    config::format_endpoint(be.address, be.port), pct(share),
+                                    pool.name, be.weight, total, pct(*cfg.skew.max_share))));
                 }
             }
         }
@@ -158,24 +173,77 @@ distribution expected_distribution(const config::config& cfg) {
     return d;
 }
 
-shift_review review_shift(const distribution& before, const distribution& after,
-                          const config::skew_config& guard) {
+namespace {
+
+// Growth and capacity loss from `base` to `after`; with `series_rules`, also the funnel
+// and max_share limits, and the story of the series in the lines.
+shift_review review(const distribution& base, const distribution& running,
+                    const distribution& after, const config::skew_config& guard,
+                    std::optional<double> max_share, const series* story, bool series_rules) {
     shift_review review;
-    for (const auto& [key, share] : after.share) {
-        auto it = before.share.find(key);
-        if (it == before.share.end() || it->second <= 0) {
-            continue; // new capacity, not a shift onto an existing server
+    const std::string label = story != nullptr ? baseline_label(*story) : std::string();
+    std::string path;
+    if (!label.empty() && !story->steps.empty()) {
+        for (const std::string& step : story->steps) {
+            path += step + ", ";
         }
-        double growth = share / it->second;
-        if (growth > guard.max_share_growth) {
+        path = fmt::format("across {} applies ({}candidate)", story->steps.size() + 1, path);
+    }
+    auto share_of = [](const distribution& d, const auto& key) -> std::optional<double> {
+        auto it = d.share.find(key);
+        return it == d.share.end() ? std::nullopt : std::optional<double>(it->second);
+    };
+    std::map<std::string, size_t> backends; // per service, in the candidate
+    for (const auto& [key, share] : after.share) {
+        ++backends[key.first];
+    }
+    for (const auto& [key, share] : after.share) {
+        // The reference: the baseline's share, or the running one for a backend added
+        // since (a new backend is new capacity, not a shift onto an existing server).
+        std::optional<double> ref = share_of(base, key);
+        bool from_base = ref.has_value();
+        if (!ref) {
+            ref = share_of(running, key);
+        }
+        std::optional<double> now = share_of(running, key);
+        // The story is worth telling when the series moved this backend before.
+        bool series = !path.empty() && from_base && now && std::abs(*now - *ref) > 1e-9;
+        auto told = [&](const std::string& tail) {
+            if (!ref) {
+                return fmt::format("service {}: new backend {} expected share {} ({})", key.first,
+                                   key.second, pct(share), tail);
+            }
+            return series
+                       ? fmt::format("service {}: backend {} expected share {} ({}) -> {} {}: {}",
+                                     key.first, key.second, pct(*ref), label, pct(share), path,
+                                     tail)
+                       : fmt::format("service {}: backend {} expected share {} -> {} ({})",
+                                     key.first, key.second, pct(*ref), pct(share), tail);
+        };
+        if (ref && *ref > 0) {
+            double growth = share / *ref;
+            if (growth > guard.max_share_growth) {
+                review.refused = true;
+                review.lines.push_back(
+                    told(fmt::format("x{:.1f}, limit x{:.1f}", growth, guard.max_share_growth)));
+            }
+        }
+        if (!series_rules) {
+            continue;
+        }
+        double before = ref.value_or(0.0);
+        if (backends[key.first] >= 2 && share > 0.5 && before <= 0.5) {
             review.refused = true;
-            review.lines.push_back(fmt::format(
-                "service {}: backend {} expected share {} -> {} (x{:.1f}, limit x{:.1f})",
-                key.first, key.second, pct(it->second), pct(share), growth,
-                guard.max_share_growth));
+            review.lines.push_back(told("more than all the others together: the funnel "
+                                        "`evenctl check` warns about"));
+        }
+        if (max_share && backends[key.first] >= 3 && share > *max_share && before <= *max_share) {
+            review.refused = true;
+            review.lines.push_back(told(fmt::format("above [skew] max_share {} in a pool of {}",
+                                                    pct(*max_share), backends[key.first])));
         }
     }
-    for (const auto& [service, weight] : before.weight) {
+    for (const auto& [service, weight] : base.weight) {
         auto it = after.weight.find(service);
         if (it == after.weight.end() || weight == 0) {
             continue; // a removed service is a decision, not a capacity loss
@@ -183,13 +251,42 @@ shift_review review_shift(const distribution& before, const distribution& after,
         double lost = 1.0 - double(it->second) / double(weight);
         if (lost > guard.max_capacity_loss) {
             review.refused = true;
-            review.lines.push_back(fmt::format(
-                "service {}: pool weight {} -> {} ({:.0f}% of its capacity removed, "
-                "limit {:.0f}%)",
-                service, weight, it->second, lost * 100.0, guard.max_capacity_loss * 100.0));
+            auto now = running.weight.find(service);
+            bool series = !path.empty() && now != running.weight.end() && now->second != weight;
+            std::string tail = fmt::format("{:.0f}% of its capacity removed, limit {:.0f}%",
+                                           lost * 100.0, guard.max_capacity_loss * 100.0);
+            review.lines.push_back(series
+                                       ? fmt::format("service {}: pool weight {} ({}) -> {} {}: {}",
+                                                     service, weight, label, it->second, path, tail)
+                                       : fmt::format("service {}: pool weight {} -> {} ({})",
+                                                     service, weight, it->second, tail));
         }
     }
     return review;
+}
+
+} // namespace
+
+shift_review review_shift(const distribution& before, const distribution& after,
+                          const config::skew_config& guard) {
+    return review(before, before, after, guard, std::nullopt, nullptr, false);
+}
+
+std::string baseline_label(const series& s) {
+    if (s.baseline_version == 0) {
+        return {};
+    }
+    std::time_t t = std::chrono::system_clock::to_time_t(s.baseline_at);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    return fmt::format("baseline v{}, {:02}:{:02}:{:02}", s.baseline_version, tm.tm_hour, tm.tm_min,
+                       tm.tm_sec);
+}
+
+shift_review review_series(const distribution& base, const distribution& running,
+                           const distribution& after, const config::skew_config& guard,
+                           std::optional<double> max_share, const series& story) {
+    return review(base, running, after, guard, max_share, &story, true);
 }
 
 std::string_view to_string(apply_verdict v) {
@@ -209,7 +306,8 @@ std::string_view to_string(apply_verdict v) {
 }
 
 apply_evaluation evaluate_apply(config::load_result loaded,
-                                std::shared_ptr<const config::config> running, bool accept_shift) {
+                                std::shared_ptr<const config::config> running, bool accept_shift,
+                                const series& story) {
     apply_evaluation out;
     out.loaded = std::move(loaded);
     if (!out.loaded.ok()) {
@@ -219,16 +317,22 @@ apply_evaluation evaluate_apply(config::load_result loaded,
     auto next = std::make_shared<const config::config>(std::move(*out.loaded.value));
     out.loaded.value.reset();
     out.diff = config::diff(*running, *next); // shown by `evenctl diff` whatever the verdict
-    // The running config's limits apply, so a config cannot loosen its own guard.
-    if (!accept_shift) {
-        shift_review review = review_shift(expected_distribution(*running),
-                                           expected_distribution(*next), running->skew);
-        if (review.refused) {
-            out.verdict = apply_verdict::shift;
-            out.shift_lines = std::move(review.lines);
-            return out;
-        }
+    // The running config's limits apply, so a config cannot loosen its own guard; a
+    // max_share it sets can only tighten it.
+    std::optional<double> max_share = running->skew.max_share;
+    if (next->skew.max_share && (!max_share || *next->skew.max_share < *max_share)) {
+        max_share = next->skew.max_share;
     }
+    distribution now = expected_distribution(*running);
+    distribution base = story.baseline ? expected_distribution(*story.baseline) : now;
+    shift_review review =
+        review_series(base, now, expected_distribution(*next), running->skew, max_share, story);
+    out.shift_lines = std::move(review.lines);
+    if (review.refused && !accept_shift && !out.diff.empty()) {
+        out.verdict = apply_verdict::shift;
+        return out;
+    }
+    out.shift_accepted = review.refused && !out.diff.empty();
     if (std::string why = restart_required(*running, *next); !why.empty()) {
         out.verdict = apply_verdict::restart;
         out.error = std::move(why);

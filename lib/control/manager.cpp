@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <set>
 
 namespace evenflow::control {
@@ -146,19 +147,119 @@ config_manager::builder_for(std::shared_ptr<const config::config> cfg, uint64_t 
                                               version, build_options{previous, true});
 }
 
+namespace {
+
+struct walk_result {
+    uint64_t start_of_last = 0; // the baseline the newest entry started under
+    uint64_t now = 0;           // the baseline at `now`
+};
+
+walk_result walk_series(const std::deque<history_entry>& h,
+                        std::chrono::system_clock::time_point now,
+                        std::chrono::system_clock::duration window) {
+    walk_result out;
+    std::map<uint64_t, uint64_t> at_end; // version -> the baseline when it stopped running
+    uint64_t current = 0;
+    for (size_t i = 0; i < h.size(); ++i) {
+        const history_entry& e = h[i];
+        uint64_t start = current;
+        if (i == 0) {
+            start = e.baseline != 0 ? e.baseline : e.version;
+        } else if (e.accepted_shift) {
+            start = e.version;
+        } else if (e.rollback_of != 0) {
+            auto it = at_end.find(e.rollback_of);
+            start = it != at_end.end() ? it->second : (e.baseline != 0 ? e.baseline : current);
+        }
+        auto until = i + 1 < h.size() ? h[i + 1].at : now;
+        current = until - e.at >= window ? e.version : start;
+        at_end[e.version] = current;
+        out.start_of_last = start;
+    }
+    out.now = current;
+    return out;
+}
+
+} // namespace
+
+uint64_t series_baseline(const std::deque<history_entry>& history,
+                         std::chrono::system_clock::time_point now,
+                         std::chrono::system_clock::duration window) {
+    return walk_series(history, now, window).now;
+}
+
+const history_entry* config_manager::find_entry(uint64_t version) const {
+    for (const history_entry& e : m_history) {
+        if (e.version == version) {
+            return &e;
+        }
+    }
+    for (const history_entry& e : m_pinned) {
+        if (e.version == version) {
+            return &e;
+        }
+    }
+    return nullptr;
+}
+
+config_manager::baseline_view
+config_manager::baseline(std::chrono::system_clock::time_point now) const {
+    baseline_view view;
+    if (m_history.empty()) {
+        return view;
+    }
+    uint64_t v = series_baseline(m_history, now, running().skew.baseline_window);
+    view.entry = find_entry(v);
+    if (view.entry == nullptr) {
+        view.entry = &m_history.front();
+    }
+    if (view.entry->accepted_shift) {
+        view.accepted_from = find_entry(view.entry->accepted_from);
+    }
+    for (const history_entry& e : m_history) {
+        if (e.version > view.entry->version) {
+            view.since.push_back(&e);
+        }
+    }
+    return view;
+}
+
 uint64_t config_manager::record(std::shared_ptr<const config::config> cfg, const actor& who,
-                                std::string origin, std::vector<std::string> diff) {
+                                std::string origin, std::vector<std::string> diff,
+                                record_flags flags) {
+    auto now = std::chrono::system_clock::now();
+    uint64_t replaced = m_history.empty() ? 0 : baseline(now).entry->version;
     history_entry entry;
     entry.version = m_next_version++;
-    entry.at = std::chrono::system_clock::now();
+    entry.at = now;
     entry.who = who;
     entry.origin = std::move(origin);
     entry.diff = std::move(diff);
     entry.cfg = std::move(cfg);
+    entry.accepted_shift = flags.accepted_shift && replaced != 0;
+    entry.accepted_from = entry.accepted_shift ? replaced : 0;
+    entry.rollback_of = flags.rollback_of;
+    entry.baseline = entry.version; // the first version is its own baseline
     m_history.push_back(std::move(entry));
+    auto window = m_history.back().cfg->skew.baseline_window;
+    m_history.back().baseline = walk_series(m_history, now, window).start_of_last;
+    // Versions fall out of the kept history oldest first; the baseline's entries stay
+    // (pinned) as long as the baseline refers to them.
+    baseline_view view = baseline(now);
+    std::set<uint64_t> needed{view.entry->version, view.entry->accepted_from};
+    std::vector<history_entry> pinned;
+    for (history_entry& e : m_pinned) {
+        if (needed.count(e.version) != 0) {
+            pinned.push_back(std::move(e));
+        }
+    }
     while (m_history.size() > m_keep) {
+        if (needed.count(m_history.front().version) != 0) {
+            pinned.push_back(std::move(m_history.front()));
+        }
         m_history.pop_front();
     }
+    m_pinned = std::move(pinned);
     note_running(std::chrono::steady_clock::now());
     return m_history.back().version;
 }
@@ -203,7 +304,7 @@ size_t config_manager::reclaim_ids(std::chrono::steady_clock::time_point now,
 }
 
 change_result config_manager::commit(std::shared_ptr<const config::config> cfg, const actor& who,
-                                     std::string origin) {
+                                     std::string origin, record_flags flags) {
     change_result out;
     build_result built =
         build_snapshot(cfg, m_registry, effective_states(*cfg), m_next_version, {});
@@ -218,7 +319,7 @@ change_result config_manager::commit(std::shared_ptr<const config::config> cfg, 
         diff = config::diff(running(), *cfg);
     }
     out.diff = diff;
-    out.version = record(std::move(cfg), who, std::move(origin), std::move(diff));
+    out.version = record(std::move(cfg), who, std::move(origin), std::move(diff), flags);
     out.ok = true;
     out.snap = std::move(built.value);
     return out;
@@ -289,7 +390,7 @@ change_result config_manager::rollback(std::optional<uint64_t> version, const ac
     if (!cfg) {
         return out;
     }
-    return commit(std::move(cfg), who, fmt::format("rollback to {}", target));
+    return commit(std::move(cfg), who, fmt::format("rollback to {}", target), {false, target});
 }
 
 bool config_manager::set_admin_state(const std::string& service, const std::string& backend,

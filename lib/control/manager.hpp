@@ -32,7 +32,29 @@ struct history_entry {
     std::string origin;            // "apply FILE", "rollback to 3", ...
     std::vector<std::string> diff; // against the version it replaced
     std::shared_ptr<const config::config> cfg;
+    // The series baseline (series_baseline below) is derived from these fields.
+    bool accepted_shift = false; // applied with --accept-shift past a refusal: a new baseline
+    uint64_t accepted_from = 0;  // accepted_shift: the baseline it replaced
+    uint64_t rollback_of = 0;    // a rollback: the version it went back to
+    uint64_t baseline = 0;       // the series baseline when this version started running
 };
+
+// How a version came to run, for the series baseline.
+struct record_flags {
+    bool accepted_shift = false;
+    uint64_t rollback_of = 0;
+};
+
+// The series baseline at `now`: the version the guard judges a candidate against
+// (README "The apply guard"). It is the last version that ran for a whole `window`
+// without being replaced, or the last one applied with --accept-shift if that is
+// newer; a rollback to version N brings back the baseline N ran under. With a zero
+// window it is the running version. Walks the history oldest first, starting from the
+// oldest entry's recorded `baseline` (so it survives versions falling out of the kept
+// history); 0 for an empty history.
+uint64_t series_baseline(const std::deque<history_entry>& history,
+                         std::chrono::system_clock::time_point now,
+                         std::chrono::system_clock::duration window);
 
 // What an operator set on a backend; orthogonal to health.
 enum class admin_state : uint8_t { enabled, draining, disabled };
@@ -96,7 +118,19 @@ public:
     uint64_t next_version() const { return m_next_version; }
     // Makes `cfg` (built as next_version()) the running version. Returns it.
     uint64_t record(std::shared_ptr<const config::config> cfg, const actor& who, std::string origin,
-                    std::vector<std::string> diff);
+                    std::vector<std::string> diff, record_flags flags = {});
+
+    // The series baseline at `now` (series_baseline over the history, with the running
+    // config's [skew] baseline_window): its entry, the entry an accepted shift replaced
+    // (when the baseline is one), and the versions since, oldest first. The baseline's
+    // entry is kept even after it falls out of the kept history; `entry` is never null
+    // once a config runs (the oldest kept version stands in if the baseline is lost).
+    struct baseline_view {
+        const history_entry* entry = nullptr;
+        const history_entry* accepted_from = nullptr;
+        std::vector<const history_entry*> since;
+    };
+    baseline_view baseline(std::chrono::system_clock::time_point now) const;
     // A kept version to roll back to (the previous one by default): its config and
     // number, or nullptr and *error.
     std::shared_ptr<const config::config>
@@ -121,11 +155,15 @@ public:
 
 private:
     change_result commit(std::shared_ptr<const config::config> cfg, const actor& who,
-                         std::string origin);
+                         std::string origin, record_flags flags = {});
+    const history_entry* find_entry(uint64_t version) const;
     std::map<uint32_t, backend_state> effective_states(const config::config& cfg);
 
     size_t m_keep;
     std::deque<history_entry> m_history;
+    // Entries the baseline still refers to after they left m_history (its own, and the
+    // one an accepted shift replaced).
+    std::vector<history_entry> m_pinned;
     uint64_t m_next_version = 1;
     uint64_t m_generation = 0;
     backend_registry m_registry;

@@ -11,7 +11,7 @@ needs_tools python3 curl dpdk-telemetry.py
 needs_binaries "$evenflowd" "$evenctl"
 make_workdir
 prefix=evenflow-daemon-test-$$
-remove_on_teardown "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-2"
+remove_on_teardown "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-2" "/var/run/dpdk/$prefix-3"
 metrics_port=$((19000 + $$ % 1000))
 
 write_config() { # FILE [EXTRA_BACKEND]: net_null ports, pool web behind 10.10.0.100:80
@@ -278,4 +278,109 @@ out=$(as_nobody drain web 10.20.0.11:8080); rc=$?
 expect_eq "roles: an admin uid drains" "$rc" "0"
 stop_daemon; rc=$?
 expect_eq "two workers: SIGTERM exit 0" "$rc" "0"
+
+# ---- the series guard: four equal backends, one raised 1 -> 2 -> 6 -> 18 in quick
+# ---- applies; each step is small, the series is a funnel (judged against the baseline) ----
+series_config() { # FILE WEIGHT_OF_10.20.0.11
+  {
+    config_head "$prefix-3" "$sock" "127.0.0.1:$metrics_port" 65536 1 net_null0 net_null1 \
+      "--vdev=net_null0,no-rx=1" "--vdev=net_null1,no-rx=1"
+    config_pool web '{ kind = "none" }' -- \
+      "10.20.0.11:8080:$2" 10.20.0.12:8080:1 10.20.0.13:8080:1 10.20.0.14:8080:1
+    config_service web 10.10.0.100 80 web
+  } >"$1"
+}
+for w in 1 2 6 18; do series_config "$work/series-$w.toml" "$w"; done
+cp "$work/series-1.toml" "$work/series.toml"
+start_daemon "$work/series.toml" "$work/series.log" || finish
+me=$(id -u)
+fresh_status() { # status --json once its drift describes the running version and baseline
+  local st
+  for _ in $(seq 1 50); do
+    st=$(ctl --json status)
+    [[ $(json '(r["baseline"]["drift_of"]["version"], r["baseline"]["drift_of"]["baseline"]) == (r["version"], r["baseline"]["version"])' <<<"$st") == True ]] && break
+    sleep 0.1
+  done
+  echo "$st"
+}
+drift_of() { # BACKEND -> its drift from the baseline in status, rounded
+  fresh_status | json "round(([d['drift'] for d in r['baseline']['drift'] if d['backend']=='$1'] + [0])[0], 4)"
+}
+metrics_with() { # TEXT: the exposition once it has it (rendered once a second)
+  local m
+  for _ in $(seq 1 30); do
+    m=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")
+    [[ $m == *"$1"* ]] && break
+    sleep 0.1
+  done
+  echo "$m"
+}
+out=$(ctl apply "$work/series-2.toml" 2>&1); rc=$?
+expect_eq "series: step 1 (25% -> 40%, x1.6) applies" "$rc" "0"
+expect_eq "series: baseline still v1" "$(ctl --json status | json 'r["baseline"]["version"]')" "1"
+expect_eq "series: status shows 10.20.0.11's drift from it" "$(drift_of 10.20.0.11:8080)" "0.15"
+expect_eq "series: ...and the others'" "$(drift_of 10.20.0.12:8080)" "-0.05"
+expect_eq "series: four backends drifted" "$(fresh_status | json 'r["baseline"]["backends_drifted"]')" "4"
+sleep 1
+out=$(ctl apply "$work/series-6.toml" 2>&1); rc=$?
+echo "# the refusal of step 2:"
+sed 's/^/#   /' <<<"$out"
+expect_eq "series: step 2 (40% -> 66.7%, x1.7 from the running version) refused, exit 1" "$rc" "1"
+expect_contains "series: the refusal names the baseline" "$out" \
+  "backend 10.20.0.11:8080 expected share 25.0% (baseline v1, "
+expect_contains "series: ...and tells the series" "$out" \
+  "-> 66.7% across 2 applies (v2 uid $me, candidate): x2.7, limit x2.0"
+expect_contains "series: ...and the funnel check warns about" "$out" \
+  "candidate): more than all the others together: the funnel \`evenctl check\` warns about"
+expect_eq "series: still version 2" "$(ctl --json status | json 'r["version"]')" "2"
+metrics=$(metrics_with 'evenflow_backend_baseline_drift{service="web",backend="10.20.0.11:8080"} 0.15')
+expect_contains "series: /metrics has the baseline version" "$metrics" "evenflow_config_baseline_version 1"
+expect_contains "series: /metrics has each backend's drift" "$metrics" \
+  'evenflow_backend_baseline_drift{service="web",backend="10.20.0.11:8080"} 0.15
+'
+expect_contains "series: /metrics, a shrinking one too" "$metrics" \
+  'evenflow_backend_baseline_drift{service="web",backend="10.20.0.12:8080"} -0.05'
+expect_contains "series: no accepted shift" "$metrics" "evenflow_config_baseline_accepted 0"
+
+# SIGHUP carrying the same series: the same guard, the same story in the log.
+cp "$work/series-6.toml" "$work/series.toml"
+kill -HUP "$pid"
+for _ in $(seq 1 50); do grep -q 'event=apply_refused.*via=sighup' "$work/series.log" && break; sleep 0.1; done
+hup=$(grep 'event=apply_refused.*via=sighup' "$work/series.log" | tail -1)
+echo "#   $hup"
+expect_contains "series: SIGHUP refused" "$hup" 'reason="distribution shift"'
+expect_contains "series: SIGHUP refusal names the baseline and the series" "$hup" \
+  "expected share 25.0% (baseline v1, "
+expect_contains "series: SIGHUP refusal, the same series" "$hup" \
+  "-> 66.7% across 2 applies (v2 uid $me, candidate): x2.7, limit x2.0"
+expect_eq "series: SIGHUP left version 2 running" "$(ctl --json status | json 'r["version"]')" "2"
+
+# Accepted: applies, moves the baseline, and the history says who.
+out=$(ctl apply "$work/series-6.toml" --accept-shift 2>&1); rc=$?
+expect_eq "series: --accept-shift applies" "$rc" "0"
+expect_contains "series: version 3" "$out" "version 3 running"
+status=$(ctl --json status)
+expect_eq "series: the baseline moved to v3" "$(json 'r["baseline"]["version"]' <<<"$status")" "3"
+expect_eq "series: baseline accepted by uid $me" \
+  "$(json '(r["baseline"]["accepted_shift"], r["baseline"]["uid"], r["baseline"]["accepted_from"])' <<<"$status")" \
+  "(True, $me, 1)"
+expect_eq "series: history marks v3 accepted" "$(ctl --json history | json '[e["version"] for e in r["history"] if e["accepted_shift"]]')" "[3]"
+expect_contains "series: history says so" "$(ctl history)" "(--accept-shift: the series baseline from here)"
+expect_contains "series: status says so" "$(ctl status)" "baseline v3 since"
+metrics=$(metrics_with 'evenflow_backend_accepted_drift{service="web",backend="10.20.0.11:8080"} 0.416667')
+expect_contains "series: /metrics, the baseline moved" "$metrics" "evenflow_config_baseline_version 3"
+expect_contains "series: /metrics, an accepted baseline" "$metrics" "evenflow_config_baseline_accepted 1"
+expect_contains "series: /metrics, the drift it accepted" "$metrics" \
+  'evenflow_backend_accepted_drift{service="web",backend="10.20.0.11:8080"} 0.416667'
+grep -q 'event=apply version=3 .*accepted_shift=' "$work/series.log"
+expect_eq "series: the log names the accepted shift" "$?" "0"
+# Step 3 (66.7% -> 85.7%) is judged against the accepted v3: within the limits.
+out=$(ctl apply "$work/series-18.toml" 2>&1); rc=$?
+expect_eq "series: step 3 against the moved baseline applies" "$rc" "0"
+# A rollback inside the window is always allowed, and brings back v2's baseline (v1).
+out=$(ctl rollback 2 2>&1); rc=$?
+expect_eq "series: rollback to v2 inside the window: exit 0" "$rc" "0"
+expect_eq "series: the baseline is v1 again" "$(ctl --json status | json 'r["baseline"]["version"]')" "1"
+stop_daemon; rc=$?
+expect_eq "series: SIGTERM exit 0" "$rc" "0"
 finish

@@ -495,6 +495,23 @@ TEST_CASE("schema details", "[config]") {
                   "t.toml:23:13: error: skew.threshold: threshold inf must be greater than 1.0; "
                   "it is the observed/expected share that raises an alarm, e.g. 2.0"});
     }
+    SECTION("the series guard: baseline_window and max_share") {
+        auto result = load_string(
+            std::string(small_config) + "[skew]\nbaseline_window = \"2h\"\nmax_share = 0.6\n", "t");
+        REQUIRE(result.ok());
+        CHECK(result.value->skew.baseline_window == std::chrono::hours(2));
+        CHECK(result.value->skew.max_share == 0.6);
+        auto defaults = load_string(small_config, "t");
+        REQUIRE(defaults.ok());
+        CHECK(defaults.value->skew.baseline_window == std::chrono::hours(4));
+        CHECK_FALSE(defaults.value->skew.max_share);
+        CHECK(errors("[skew]\nmax_share = 1.0\n") ==
+              std::vector<std::string>{
+                  "t.toml:23:13: error: skew.max_share: max_share 1 must be in (0, 1), e.g. 0.5: "
+                  "no backend of a pool of three or more above half of its traffic"});
+        CHECK(errors("[skew]\nbaseline_window = \"25h\"\n").size() == 1);
+        CHECK(errors("[skew]\nbaseline_window = \"0s\"\n").empty());
+    }
     SECTION("sub-millisecond durations are refused") {
         CHECK(errors("[skew]\nwindow = \"0.5ms\"\n") ==
               std::vector<std::string>{
@@ -689,6 +706,8 @@ TEST_CASE("diff lists changes for review", "[config]") {
         after.skew.min_flows = 100;
         after.skew.action = skew_action::rollback;
         after.skew.probation = 2min;
+        after.skew.baseline_window = 30min;
+        after.skew.max_share = 0.6;
         after.control.metrics = "";
         after.control.socket = "/tmp/e.sock";
         after.eal.args = {"-l", "0-2"};
@@ -707,6 +726,8 @@ TEST_CASE("diff lists changes for review", "[config]") {
                   "~ skew.min_flows: 500 -> 100",
                   "~ skew.action: alert -> rollback",
                   "~ skew.probation: 1m -> 2m",
+                  "~ skew.baseline_window: 4h -> 30m",
+                  "~ skew.max_share: unset -> 0.6",
                   "~ control.socket: \"/run/evenflow/evenflow.sock\" -> \"/tmp/e.sock\"",
                   "~ control.metrics: \"127.0.0.1:9091\" -> \"\"",
                   "~ eal.args: [\"-l\", \"0-1\", \"--no-huge\", \"-m\", \"1024\", \"--no-pci\", "

@@ -808,3 +808,272 @@ TEST_CASE("skew: hashing on the source address with few clients concentrates tra
     CHECK(hot >= 1);
     CHECK(starved >= 3);
 }
+
+// ---- the series baseline: a series of applies is judged against a stable reference ----
+
+namespace {
+
+using sys_clock = std::chrono::system_clock;
+
+// A synthetic history: version, minutes after t0 it started, how it came to run.
+struct step {
+    uint64_t version;
+    int minute;
+    bool accepted = false;
+    uint64_t rollback_of = 0;
+};
+
+std::deque<control::history_entry> history_of(std::initializer_list<step> steps) {
+    std::deque<control::history_entry> h;
+    for (const step& s : steps) {
+        control::history_entry e;
+        e.version = s.version;
+        e.at = sys_clock::time_point{} + std::chrono::minutes(s.minute);
+        e.accepted_shift = s.accepted;
+        e.rollback_of = s.rollback_of;
+        h.push_back(std::move(e));
+    }
+    return h;
+}
+
+uint64_t baseline_at(const std::deque<control::history_entry>& h, std::chrono::seconds now,
+                     std::chrono::minutes window = std::chrono::minutes(60)) {
+    return control::series_baseline(h, sys_clock::time_point{} + now, window);
+}
+
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+} // namespace
+
+TEST_CASE("series baseline: the last version that ran a whole window, at its edges") {
+    // v1 runs five hours; v2..v4 follow ten minutes apart.
+    auto h = history_of({{1, 0}, {2, 300}, {3, 310}, {4, 320}});
+    CHECK(baseline_at(h, minutes(330)) == 1);
+    CHECK(baseline_at(h, minutes(380) - seconds(1)) == 1); // v4 one second short
+    CHECK(baseline_at(h, minutes(380)) == 4);              // v4 has run the whole window
+    // A version in the middle that ran exactly the window is the baseline after it...
+    CHECK(baseline_at(history_of({{1, 0}, {2, 10}, {3, 70}, {4, 75}}), minutes(80)) == 2);
+    // ...a second less and it is not: steps spaced just under the window stay one series.
+    auto spaced = history_of({{1, 0}, {2, 10}});
+    spaced.push_back(spaced.back());
+    spaced.back().version = 3;
+    spaced.back().at = sys_clock::time_point{} + minutes(70) - seconds(1);
+    CHECK(baseline_at(spaced, minutes(80)) == 1);
+    // The first version is the baseline until another one has run a window.
+    CHECK(baseline_at(history_of({{1, 0}, {2, 1}, {3, 2}}), minutes(3)) == 1);
+    // A zero window: the running version, the old one-step guard.
+    CHECK(baseline_at(h, minutes(330), minutes(0)) == 4);
+    CHECK(control::series_baseline({}, sys_clock::now(), minutes(60)) == 0);
+}
+
+TEST_CASE("series baseline: an accepted shift moves it, a rollback brings the old one back") {
+    // v3 was applied with --accept-shift: the baseline from then on, window or not.
+    auto accepted = history_of({{1, 0}, {2, 100}, {3, 105, true}, {4, 110}});
+    CHECK(baseline_at(accepted, minutes(112)) == 3);
+    // Rolled back to v1 inside the window: the accepted shift is undone, v1's baseline
+    // (v1 itself, it ran long) is back.
+    auto undone = history_of({{1, 0}, {2, 100}, {3, 105, true}, {4, 110, false, 1}});
+    CHECK(baseline_at(undone, minutes(112)) == 1);
+    // Rolled back to v3 (the accepted one): its baseline, v3.
+    auto back_to_accepted = history_of({{1, 0}, {3, 105, true}, {4, 110}, {5, 111, false, 3}});
+    CHECK(baseline_at(back_to_accepted, minutes(112)) == 3);
+    // Rolled back to v2, which ran under v1's baseline: v1.
+    auto to_step = history_of({{1, 0}, {2, 100}, {3, 105}, {4, 110, false, 2}});
+    CHECK(baseline_at(to_step, minutes(112)) == 1);
+    // A rollback that then runs a whole window is a baseline like any other version.
+    CHECK(baseline_at(undone, minutes(170)) == 4);
+    // The walk starts from the oldest kept entry's recorded baseline.
+    auto kept = history_of({{5, 0}, {6, 10}});
+    kept.front().baseline = 3;
+    CHECK(baseline_at(kept, minutes(20)) == 3);
+}
+
+TEST_CASE("manager: the baseline is recorded, kept past the history cap, moved by acceptance") {
+    control::config_manager m(3); // three versions kept
+    control::actor who{1000, 42, "socket"};
+    auto cfg_with = [](int weight) {
+        return std::make_shared<const config::config>(load_or_fail(basic_config_text(
+            "", fmt::format("  {{ address = \"10.20.0.11\", port = 8080, weight = {} }},\n"
+                            "  {{ address = \"10.20.0.12\", port = 8080, weight = 1 }},\n",
+                            weight))));
+    };
+    REQUIRE(m.start(*cfg_with(1), who, "start").ok);
+    for (int w = 2; w <= 6; ++w) { // five quick applies: v2..v6, all inside the window
+        m.record(cfg_with(w), who, fmt::format("apply w{}", w), {});
+    }
+    auto now = sys_clock::now();
+    REQUIRE(m.history().front().version == 4);
+    auto view = m.baseline(now);
+    REQUIRE(view.entry != nullptr);
+    CHECK(view.entry->version == 1); // fell out of the kept three, still there
+    CHECK(view.entry->cfg->pools[0].backends[0].weight == 1);
+    REQUIRE(view.since.size() == 3);
+    CHECK(view.since.front()->version == 4);
+    CHECK(m.history().front().baseline == 1);
+
+    m.record(cfg_with(9), who, "apply w9 --accept-shift", {}, {true, 0});
+    view = m.baseline(sys_clock::now());
+    CHECK(view.entry->version == 7);
+    CHECK(view.entry->accepted_shift);
+    CHECK(view.entry->who.uid == 1000);
+    REQUIRE(view.accepted_from != nullptr);
+    CHECK(view.accepted_from->version == 1); // what the shift was accepted against
+    CHECK(view.since.empty());
+
+    auto back = m.rollback(6, who); // inside the window: always allowed
+    REQUIRE(back.ok);
+    CHECK(m.history().back().rollback_of == 6);
+    CHECK(m.baseline(sys_clock::now()).entry->version == 1); // v6 ran under v1's
+}
+
+namespace {
+
+// Four equal backends, 10.20.0.11 at `weight`; `skew_extra` appended to [skew].
+std::shared_ptr<const config::config> funnel_config(int weight, const std::string& skew = "") {
+    std::string text = basic_config_text(
+        "", fmt::format("  {{ address = \"10.20.0.11\", port = 8080, weight = {} }},\n"
+                        "  {{ address = \"10.20.0.12\", port = 8080, weight = 1 }},\n"
+                        "  {{ address = \"10.20.0.13\", port = 8080, weight = 1 }},\n"
+                        "  {{ address = \"10.20.0.14\", port = 8080, weight = 1 }},\n",
+                        weight));
+    if (!skew.empty()) {
+        text += "\n[skew]\n" + skew + "\n";
+    }
+    return std::make_shared<const config::config>(load_or_fail(text));
+}
+
+config::load_result loaded(const std::shared_ptr<const config::config>& cfg) {
+    config::load_result r;
+    r.value = *cfg;
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("guard: the funnel 1 -> 2 -> 6 -> 18 is refused at the step that crosses, naming the "
+          "baseline") {
+    auto v1 = funnel_config(1);
+    auto v2 = funnel_config(2);
+    control::series none;
+    // Step one (25% -> 40%): within every limit.
+    CHECK(control::evaluate_apply(loaded(v2), v1, false, none).verdict ==
+          control::apply_verdict::accept);
+    // Step two (40% -> 66.7%): x1.7 from the running version, x2.7 from the baseline.
+    control::series story;
+    story.baseline_version = 1;
+    story.baseline_at = sys_clock::from_time_t(19 * 3600 + 50 * 60 + 2);
+    story.baseline = v1;
+    story.steps = {"v2 uid 1000"};
+    auto e = control::evaluate_apply(loaded(funnel_config(6)), v2, false, story);
+    CHECK(e.verdict == control::apply_verdict::shift);
+    REQUIRE(e.shift_lines.size() == 2);
+    CHECK(e.shift_lines[0] == "service web: backend 10.20.0.11:8080 expected share 25.0% "
+                              "(baseline v1, 19:50:02) -> 66.7% across 2 applies (v2 uid 1000, "
+                              "candidate): x2.7, limit x2.0");
+    CHECK(e.shift_lines[1] == "service web: backend 10.20.0.11:8080 expected share 25.0% "
+                              "(baseline v1, 19:50:02) -> 66.7% across 2 applies (v2 uid 1000, "
+                              "candidate): more than all the others together: the funnel "
+                              "`evenctl check` warns about");
+    // Accepted: applies, and says it needed acceptance (the history makes it the baseline).
+    auto accepted = control::evaluate_apply(loaded(funnel_config(6)), v2, true, story);
+    CHECK(accepted.verdict == control::apply_verdict::accept);
+    CHECK(accepted.shift_accepted);
+    // Against the accepted baseline, step three (66.7% -> 85.7%) is within the limits.
+    control::series moved;
+    moved.baseline_version = 3;
+    moved.baseline = funnel_config(6);
+    auto third = control::evaluate_apply(loaded(funnel_config(18)), funnel_config(6), false, moved);
+    CHECK(third.verdict == control::apply_verdict::accept);
+    CHECK_FALSE(third.shift_accepted);
+    // An ordinary apply with --accept-shift that needed none does not move the baseline.
+    CHECK_FALSE(control::evaluate_apply(loaded(v2), v1, true, none).shift_accepted);
+}
+
+TEST_CASE("guard: a new funnel is refused even in one small step; max_share is a limit") {
+    // Two backends 1:1 -> 3:2: x1.2, but 60% is more than the other one.
+    auto two = [](int a, int b) {
+        return std::make_shared<const config::config>(load_or_fail(basic_config_text(
+            "", fmt::format("  {{ address = \"10.20.0.11\", port = 8080, weight = {} }},\n"
+                            "  {{ address = \"10.20.0.12\", port = 8080, weight = {} }},\n",
+                            a, b))));
+    };
+    auto e = control::evaluate_apply(loaded(two(3, 2)), two(1, 1), false);
+    CHECK(e.verdict == control::apply_verdict::shift);
+    REQUIRE(e.shift_lines.size() == 1);
+    CHECK(e.shift_lines[0] == "service web: backend 10.20.0.11:8080 expected share 50.0% -> 60.0% "
+                              "(more than all the others together: the funnel `evenctl check` "
+                              "warns about)");
+    // A new backend that comes in with most of the weight is a funnel too.
+    auto newcomer = control::evaluate_apply(
+        loaded(std::make_shared<const config::config>(load_or_fail(
+            basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 1 },\n"
+                                  "  { address = \"10.20.0.12\", port = 8080, weight = 1 },\n"
+                                  "  { address = \"10.20.0.19\", port = 8080, weight = 5 },\n")))),
+        two(1, 1), false);
+    CHECK(newcomer.verdict == control::apply_verdict::shift);
+    REQUIRE(newcomer.shift_lines.size() == 1);
+    CHECK(newcomer.shift_lines[0] == "service web: new backend 10.20.0.19:8080 expected share "
+                                     "71.4% (more than all the others together: the funnel "
+                                     "`evenctl check` warns about)");
+    // A funnel the running version already has (accepted before) is no new refusal.
+    CHECK(control::evaluate_apply(loaded(two(4, 2)), two(3, 2), false).verdict ==
+          control::apply_verdict::accept);
+
+    // max_share 0.45 set by the running config: 25% -> 50% is within x2.0 but above it.
+    auto running = funnel_config(1, "max_share = 0.45");
+    auto over =
+        control::evaluate_apply(loaded(funnel_config(3, "max_share = 0.45")), running, false);
+    CHECK(over.verdict == control::apply_verdict::shift);
+    REQUIRE(over.shift_lines.size() == 1);
+    CHECK(over.shift_lines[0] == "service web: backend 10.20.0.11:8080 expected share 25.0% -> "
+                                 "50.0% (above [skew] max_share 45.0% in a pool of 4)");
+    // A candidate cannot loosen it by dropping it; it can tighten it.
+    CHECK(control::evaluate_apply(loaded(funnel_config(3)), running, false).verdict ==
+          control::apply_verdict::shift);
+    CHECK(control::evaluate_apply(loaded(funnel_config(2, "max_share = 0.3")), funnel_config(1),
+                                  false)
+              .verdict == control::apply_verdict::shift);
+    // check reports a backend above max_share as an error.
+    auto msgs = lint_messages(
+        basic_config_text("", "  { address = \"10.20.0.11\", port = 8080, weight = 2 },\n"
+                              "  { address = \"10.20.0.12\", port = 8080, weight = 1 },\n"
+                              "  { address = \"10.20.0.13\", port = 8080, weight = 1 },\n") +
+        "\n[skew]\nmax_share = 0.4\n");
+    REQUIRE(msgs.size() == 1);
+    CHECK(msgs[0] == "test.toml: error: pools[0].backends[0].weight: backend 10.20.0.11:8080 "
+                     "holds 50.0% of pool web's weight (2 of 4): above [skew] max_share 40.0%");
+}
+
+TEST_CASE("guard: the series alone refuses what each step would pass (no funnel involved)") {
+    // Eight equal backends, one raised 1 -> 2 -> 4: 12.5% -> 22.2% -> 36.4%, each step
+    // under x2.0 and no backend above half; from the baseline, x2.9.
+    auto eight = [](int weight) {
+        std::string backends =
+            fmt::format("  {{ address = \"10.20.0.11\", port = 8080, weight = {} }},\n", weight);
+        for (int b = 12; b <= 18; ++b) {
+            backends += fmt::format("  {{ address = \"10.20.0.{}\", port = 8080 }},\n", b);
+        }
+        return std::make_shared<const config::config>(
+            load_or_fail(basic_config_text("", backends)));
+    };
+    CHECK(control::evaluate_apply(loaded(eight(4)), eight(2), false).verdict ==
+          control::apply_verdict::accept); // judged step by step: accepted
+    control::series story;
+    story.baseline_version = 4;
+    story.baseline_at = sys_clock::from_time_t(3600);
+    story.baseline = eight(1);
+    story.steps = {"v5 uid 0", "v6 uid 1000 rollback", "v7 uid 1000"};
+    auto e = control::evaluate_apply(loaded(eight(4)), eight(2), false, story);
+    CHECK(e.verdict == control::apply_verdict::shift);
+    REQUIRE(e.shift_lines.size() == 1);
+    CHECK(e.shift_lines[0] == "service web: backend 10.20.0.11:8080 expected share 12.5% "
+                              "(baseline v4, 01:00:00) -> 36.4% across 4 applies (v5 uid 0, v6 "
+                              "uid 1000 rollback, v7 uid 1000, candidate): x2.9, limit x2.0");
+    // A zero-length series (the baseline is running) is the one-step review.
+    control::series running_is_base;
+    running_is_base.baseline_version = 7;
+    running_is_base.baseline = eight(2);
+    CHECK(control::evaluate_apply(loaded(eight(4)), eight(2), false, running_is_base).verdict ==
+          control::apply_verdict::accept);
+}
