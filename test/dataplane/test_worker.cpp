@@ -524,8 +524,12 @@ TEST_CASE("worker: during a suspected mass health failure, pinned flows are not 
 
 namespace {
 
+// Tunnel mode does not rewrite ports: the backends listen on the service's port 80.
 std::string tunnel_config_text() {
-    return basic_config_text() + "mode = \"tunnel\"\n";
+    return basic_config_text("", "  { address = \"10.20.0.11\", port = 80, weight = 1 },\n"
+                                 "  { address = \"10.20.0.12\", port = 80, weight = 1 },\n"
+                                 "  { address = \"10.20.0.13\", port = 80, weight = 2 },\n") +
+           "mode = \"tunnel\"\n";
 }
 
 // What the backend side must see: the client's IP packet, byte for byte, behind an

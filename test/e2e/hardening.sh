@@ -59,13 +59,13 @@ longlived_ok() { # TAG
 }
 
 # ---- 1. ACK flood of random tuples, 10x the table ----
-traffic 12 ack &
+traffic 18 ack &
 traffic_pid=$!
 sleep 2
 failures0=$(stat 'r["totals"]["flow_insert_failures"]')
 rx0=$(stat 'r["totals"]["rx_packets"]')
 flood_out=$(in_client timeout 60 python3 "$flood" send c0 "$lb_mac" ack-vip --count $((capacity * 10)) \
-  --seconds 12 --pps 80000 --distinct $((capacity * 2)))
+  --seconds 15 --pps 50000 --distinct $((capacity * 2)))
 echo "#   flood: $flood_out"
 active=$(stat 'r["totals"]["flows_active"]')
 rx1=$(stat 'r["totals"]["rx_packets"]')
@@ -79,14 +79,14 @@ failures1=$(stat 'r["totals"]["flow_insert_failures"]')
 expect_eq "ACK flood: every new connection found room in the table" "$failures1" "$failures0"
 
 # ---- 2. spoofed SYN flood ----
-traffic 12 syn &
+traffic 18 syn &
 traffic_pid=$!
 sleep 2
 evictions0=$(stat 'r["totals"]["flow_evictions"]')
 failures0=$(stat 'r["totals"]["flow_insert_failures"]')
 rx0=$(stat 'r["totals"]["rx_packets"]')
 flood_out=$(in_client timeout 60 python3 "$flood" send c0 "$lb_mac" syn-vip --count $((capacity * 9)) \
-  --seconds 12 --pps 60000 --distinct $((capacity * 4)))
+  --seconds 15 --pps 40000 --distinct $((capacity * 4)))
 echo "#   flood: $flood_out"
 evictions1=$(stat 'r["totals"]["flow_evictions"]')
 failures1=$(stat 'r["totals"]["flow_insert_failures"]')
