@@ -5,6 +5,7 @@
 
 #include "generator.hpp"
 #include "pacing.hpp"
+#include "queues.hpp"
 
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -29,6 +30,7 @@ struct port_state {
     mac_addr mac{};
     mac_addr peer{}; // the balancer's MAC on this link
     bool peer_known = false;
+    uint16_t rx_queues = 1; // polled in turn; packets leave by queue 0
     rte_mbuf* tx[burst * 8];
     uint16_t tx_count = 0;
 };
@@ -50,6 +52,7 @@ private:
     template <class Next>
     void pump(Next&& next, double seconds, double rate);
     void receive(size_t side, uint64_t now);
+    void receive_queue(size_t side, uint16_t queue, uint64_t now);
     void on_tcp(size_t side, const received_tcp& pkt, uint64_t now);
     void on_arp(size_t side, const arp_message& arp);
     void send_arp(size_t side, uint16_t op, const mac_addr& dst, uint32_t sender_ip,

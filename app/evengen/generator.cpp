@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace evenflow::gen {
@@ -96,9 +97,16 @@ void generator::flush(size_t side) {
 }
 
 void generator::receive(size_t side, uint64_t now) {
+    // One burst from each queue: a device with several workers sends from all of them.
+    for (uint16_t q = 0; q < m_ports[side].rx_queues; ++q) {
+        receive_queue(side, q, now);
+    }
+}
+
+void generator::receive_queue(size_t side, uint16_t queue, uint64_t now) {
     port_state& p = m_ports[side];
     rte_mbuf* pkts[burst];
-    uint16_t n = rte_eth_rx_burst(p.id, 0, pkts, burst);
+    uint16_t n = rte_eth_rx_burst(p.id, queue, pkts, burst);
     if (n == 0) {
         return;
     }
@@ -443,6 +451,15 @@ std::optional<run_result> run(const options& opts, std::string* error) {
         return std::nullopt;
     }
     gen.warm_up(result);
+    if (opts.sync && !g_interrupted) {
+        std::fputs("ready\n", stdout);
+        std::fflush(stdout);
+        char line[64];
+        if (std::fgets(line, sizeof line, stdin) == nullptr) {
+            *error = "--sync: stdin closed before the measured phase";
+            return std::nullopt;
+        }
+    }
     gen.measure(result);
     if (g_interrupted) {
         *error = "interrupted";

@@ -3,6 +3,7 @@
 //
 //   evengen [OPTIONS] [-- EAL_ARGS...]
 #include "generator.hpp"
+#include "queues.hpp"
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -56,6 +57,8 @@ Addresses:
 Ports:
   --client-port NAME     DPDK port on the client side               (net_memif0)
   --backend-port NAME    DPDK port on the backend side              (net_memif1)
+  --queues N             queue pairs per port, 1 .. 16: one per worker of the
+                         device; sends on queue 0, receives on all  (1)
   --reflect              the device under test swaps the 5-tuple and sends it back
                          on the other port (dpdk-testpmd --forward-mode=5tswap)
 Output:
@@ -63,6 +66,9 @@ Output:
   --pcap FILE            write the clients' packets to FILE (no ports, nothing sent)
   --pcap-packets N       established: packets to write (one per flow)
   --dst-mac MAC          destination MAC in the pcap           (02:00:00:00:00:01)
+  --sync                 after the warm-up print "ready" on stdout and wait for a
+                         line on stdin before the measured phase (a harness reads
+                         the device's counters in between)
 
 Exit status: 0 when every packet came back intact, 1 on loss or damage, 2 on a
 usage or set-up error. Without EAL arguments: -l 0 --no-huge -m 512 --no-pci.
@@ -139,6 +145,10 @@ command_line parse(int argc, char** argv) {
             o.reverse = false;
             continue;
         }
+        if (arg == "--sync") {
+            o.sync = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             usage_error(fmt::format("unknown option or missing value: {}", arg));
         }
@@ -197,6 +207,8 @@ command_line parse(int argc, char** argv) {
             o.client_port = v;
         } else if (arg == "--backend-port") {
             o.backend_port = v;
+        } else if (arg == "--queues") {
+            o.queues = number<uint16_t>(arg, v, 1, gen::max_queues);
         } else if (arg == "--json") {
             cl.json_path = v;
         } else if (arg == "--pcap") {
@@ -212,6 +224,9 @@ command_line parse(int argc, char** argv) {
     if (o.reflect && o.mode == gen::traffic::lifecycle) {
         usage_error("--reflect: a 5-tuple swapper cannot answer a lifecycle; use established "
                     "or syn");
+    }
+    if (o.sync && (cl.json_path == "-" || !o.pcap_path.empty())) {
+        usage_error("--sync: needs stdout for its line (not --json -) and a device (not --pcap)");
     }
     if (cl.eal.empty()) {
         cl.eal = {"-l",

@@ -31,14 +31,20 @@ bool generator::add_port(const std::string& name, port_state& port, std::string*
     rte_eth_conf conf{};
     rte_eth_dev_info info{};
     rte_eth_dev_info_get(port.id, &info);
-    uint16_t rx_queues = info.max_rx_queues > 0 ? 1 : 0;
-    int rc = rte_eth_dev_configure(port.id, rx_queues, 1, &conf);
-    if (rc == 0 && rx_queues > 0) {
-        rc = rte_eth_rx_queue_setup(port.id, 0, descriptors, rte_eth_dev_socket_id(port.id),
+    std::optional<queue_plan> plan =
+        plan_queues(m_opts.queues, info.max_rx_queues, info.max_tx_queues, error);
+    if (!plan) {
+        *error = fmt::format("port {}: {}", name, *error);
+        return false;
+    }
+    port.rx_queues = plan->rx;
+    int rc = rte_eth_dev_configure(port.id, plan->rx, plan->tx, &conf);
+    for (uint16_t q = 0; rc == 0 && q < plan->rx; ++q) {
+        rc = rte_eth_rx_queue_setup(port.id, q, descriptors, rte_eth_dev_socket_id(port.id),
                                     nullptr, m_pool);
     }
-    if (rc == 0) {
-        rc = rte_eth_tx_queue_setup(port.id, 0, descriptors, rte_eth_dev_socket_id(port.id),
+    for (uint16_t q = 0; rc == 0 && q < plan->tx; ++q) {
+        rc = rte_eth_tx_queue_setup(port.id, q, descriptors, rte_eth_dev_socket_id(port.id),
                                     nullptr);
     }
     if (rc != 0) {
