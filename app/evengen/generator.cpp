@@ -437,6 +437,22 @@ uint64_t generator::write_pcap() {
     return scratch.count.tx_busy == 0 ? scratch.count.tx[0] : 0;
 }
 
+namespace {
+
+// --sync: says `word` on stdout, waits for a line on stdin.
+bool handshake(const char* word, std::string* error) {
+    std::printf("%s\n", word);
+    std::fflush(stdout);
+    char line[64];
+    if (std::fgets(line, sizeof line, stdin) == nullptr) {
+        *error = fmt::format("--sync: stdin closed after \"{}\"", word);
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
 std::optional<run_result> run(const options& opts, std::string* error) {
     generator gen(opts);
     if (!gen.set_up(error)) {
@@ -451,16 +467,16 @@ std::optional<run_result> run(const options& opts, std::string* error) {
         return std::nullopt;
     }
     gen.warm_up(result);
-    if (opts.sync && !g_interrupted) {
-        std::fputs("ready\n", stdout);
-        std::fflush(stdout);
-        char line[64];
-        if (std::fgets(line, sizeof line, stdin) == nullptr) {
-            *error = "--sync: stdin closed before the measured phase";
-            return std::nullopt;
-        }
+    if (opts.sync && !g_interrupted && !handshake("ready", error)) {
+        return std::nullopt;
     }
     gen.measure(result);
+    // The harness reads the device's counters, and may stop it, while the links are up:
+    // a memif device whose peer left may reset its port counters (testpmd's statistics
+    // come from them).
+    if (opts.sync && !g_interrupted && !handshake("done", error)) {
+        return std::nullopt;
+    }
     if (g_interrupted) {
         *error = "interrupted";
         return std::nullopt;

@@ -31,7 +31,8 @@ struct options {
     bool reverse = true;    // established: backends send as much as clients
     unsigned lifecycle_data = 4;
     // After the warm-up, print "ready" on stdout and wait for a line on stdin before
-    // the measured phase: a harness reads the device's counters at the boundary.
+    // the measured phase; after it, "done" and wait again before stopping the ports: a
+    // harness reads the device's counters at both boundaries.
     bool sync = false;
     std::string pcap_path;     // write the client side's workload here instead of sending
     uint64_t pcap_packets = 0; // 0: one round over the flows

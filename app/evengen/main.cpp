@@ -67,8 +67,9 @@ Output:
   --pcap-packets N       established: packets to write (one per flow)
   --dst-mac MAC          destination MAC in the pcap           (02:00:00:00:00:01)
   --sync                 after the warm-up print "ready" on stdout and wait for a
-                         line on stdin before the measured phase (a harness reads
-                         the device's counters in between)
+                         line on stdin before the measured phase; after it print
+                         "done" and wait for a line before leaving the links (a
+                         harness reads the device's counters at both points)
 
 Exit status: 0 when every packet came back intact, 1 on loss or damage, 2 on a
 usage or set-up error. Without EAL arguments: -l 0 --no-huge -m 512 --no-pci.
