@@ -2,6 +2,13 @@
 // Talks JSON lines to evenflowd over its Unix socket; `check` works offline.
 // Exit codes: 0 success, 1 negative answer (check found errors, apply refused),
 // 2 usage or connection errors.
+//
+// The command line is CLI11's, built from the shared vocabulary (all_commands() in
+// lib/control/commands.cpp): one subcommand per command, its positionals and options
+// as the vocabulary lists them, and the request made by parse_arguments from the same
+// words; the bash completion is generated from that same CLI11 definition.
+#include "cli.hpp"
+#include "completion.hpp"
 #include "config/load.hpp"
 #include "control/commands.hpp"
 #include "control/guard.hpp"
@@ -30,20 +37,6 @@ using evenflow::evenctl::table;
 constexpr int exit_ok = 0;
 constexpr int exit_negative = 1;
 constexpr int exit_usage = 2;
-
-std::string usage_text() {
-    std::string out = "usage: evenctl [--socket PATH] [--json] COMMAND [ARGS]\ncommands:\n";
-    for (const evenflow::control::command_spec& spec : evenflow::control::all_commands()) {
-        out += fmt::format("  {:<34} {}\n", evenflow::control::usage_line(spec), spec.summary);
-    }
-    out += "socket: --socket PATH, else $EVENFLOW_SOCKET, else /run/evenflow/evenflow.sock\n";
-    return out;
-}
-
-int usage_error(const std::string& message) {
-    std::fprintf(stderr, "evenctl: %s\n%s", message.c_str(), usage_text().c_str());
-    return exit_usage;
-}
 
 std::string percent(double share) {
     return fmt::format("{:.1f}%", share * 100.0);
@@ -154,6 +147,18 @@ void render_status(const json& r) {
                 r["version"].get<unsigned long long>(), r["uptime_s"].get<double>(),
                 r["services"].get<size_t>(), r["backends"].get<size_t>(), r["alarms"].get<size_t>(),
                 r["pid"].get<int>());
+    // The software running, and a warning when it is not this evenctl's (a package
+    // upgrade does not restart the daemon: systemctl restart evenflowd does).
+    if (r.contains("evenflow_version") && r["evenflow_version"].is_string()) {
+        std::string running = r["evenflow_version"];
+        if (running == EVENFLOW_VERSION) {
+            std::printf("evenflow %s\n", running.c_str());
+        } else {
+            std::printf("evenflow %s (evenctl is %s: the daemon runs other software than the "
+                        "installed one until it is restarted)\n",
+                        running.c_str(), EVENFLOW_VERSION);
+        }
+    }
     table t({"WORKER", "LCORE", "RX PKTS", "TX PKTS", "DROPPED", "FLOWS", "CAPACITY"});
     for (const auto& w : r["workers"]) {
         t.add({std::to_string(w["worker"].get<int>()), std::to_string(w["lcore"].get<int>()),
@@ -255,6 +260,65 @@ void render_skew(const json& r) {
     t.print(stdout);
 }
 
+// diff: what an apply of the file would change, in apply's review format, and the
+// verdict apply would reach. Exit 0 when apply would accept the file (or find
+// nothing to change), 1 when it would refuse it.
+int render_diff(const json& r, bool as_json) {
+    std::string verdict = r.value("verdict", std::string());
+    bool would_apply = verdict == "accept" || verdict == "unchanged";
+    if (as_json) {
+        return would_apply ? exit_ok : exit_negative;
+    }
+    std::string against = r.contains("version") && r["version"].is_number_unsigned()
+                              ? fmt::format("version {}", r["version"].get<unsigned long long>())
+                              : std::string("the running version");
+    auto lines = [&](const char* key) {
+        std::vector<std::string> out;
+        if (r.contains(key) && r[key].is_array()) {
+            for (const auto& line : r[key]) {
+                out.push_back(line.is_string() ? line.get<std::string>() : line.dump());
+            }
+        }
+        return out;
+    };
+    std::vector<std::string> diff = lines("diff");
+    std::string error = r.contains("error") && r["error"].is_string()
+                            ? r["error"].get<std::string>()
+                            : std::string();
+    if (verdict == "unchanged" || (verdict == "accept" && diff.empty())) {
+        std::printf("no changes against %s\n", against.c_str());
+        return exit_ok;
+    }
+    if (!diff.empty()) {
+        std::printf("changes against %s:\n", against.c_str());
+        for (const std::string& line : diff) {
+            std::printf("  %s\n", line.c_str());
+        }
+    }
+    if (verdict == "accept") {
+        std::printf("apply would accept this config\n");
+        return exit_ok;
+    }
+    if (verdict == "shift") {
+        std::printf("apply would refuse it: this config shifts traffic too far (evenctl apply "
+                    "FILE --accept-shift to apply it anyway):\n");
+        for (const std::string& line : lines("shift")) {
+            std::printf("  %s\n", line.c_str());
+        }
+    } else if (verdict == "invalid") {
+        std::printf("apply would refuse it: invalid config\n");
+        if (!error.empty()) {
+            std::printf("%s\n", error.c_str());
+        }
+    } else if (verdict == "restart") {
+        std::printf("apply would refuse it: %s\n",
+                    error.empty() ? "it needs a restart" : error.c_str());
+    } else {
+        std::printf("apply's verdict unknown (%s)\n", verdict.empty() ? "none" : verdict.c_str());
+    }
+    return exit_negative;
+}
+
 // Replies of the daemon, rendered for a human, by command.
 using renderer = void (*)(const json&);
 renderer renderer_for(const evenflow::control::command_spec& spec) {
@@ -280,47 +344,173 @@ renderer renderer_for(const evenflow::control::command_spec& spec) {
     }
 }
 
+// One CLI11 subcommand per command of the vocabulary; its values land here.
+struct command_words {
+    const evenflow::control::command_spec* spec = nullptr;
+    CLI::App* app = nullptr;
+    std::vector<std::string> positionals; // one per spec->args, in order
+    std::vector<CLI::Option*> positional_options;
+    std::vector<std::string> option_values; // one per spec->options ("" for flags)
+    std::vector<CLI::Option*> option_options;
+
+    // The words as typed, for parse_arguments (the vocabulary's one request builder).
+    std::vector<std::string> words() const {
+        std::vector<std::string> out;
+        for (size_t i = 0; i < positionals.size(); ++i) {
+            if (positional_options[i]->count() > 0) {
+                out.push_back(positionals[i]);
+            }
+        }
+        for (size_t i = 0; i < option_values.size(); ++i) {
+            if (option_options[i]->count() == 0) {
+                continue;
+            }
+            out.emplace_back(spec->options[i].flag);
+            if (!spec->options[i].metavar.empty()) {
+                out.push_back(option_values[i]);
+            }
+        }
+        return out;
+    }
+};
+
+std::string describe(const evenflow::control::positional& p) {
+    if (!p.help.empty()) {
+        return std::string(p.help);
+    }
+    switch (p.kind) {
+    case evenflow::control::value_kind::file:
+        return "a file";
+    case evenflow::control::value_kind::positive_integer:
+        return "a positive integer";
+    case evenflow::control::value_kind::text:
+        break;
+    }
+    return std::string(p.metavar);
+}
+
+const char* const exit_codes_footer =
+    "Exit status: 0 success, 1 a negative answer (check found errors, apply refused), "
+    "2 usage or connection errors.";
+
 } // namespace
 
 int main(int argc, char** argv) {
-    std::string socket_path = evenflow::control::default_socket_path;
-    if (const char* env = std::getenv("EVENFLOW_SOCKET"); env != nullptr && *env != '\0') {
-        socket_path = env;
-    }
+    namespace control = evenflow::control;
+    CLI::App app{"evenctl: the command line of evenflowd, the evenflow load balancer. "
+                 "Talks to the daemon over its control socket; check works offline.",
+                 "evenctl"};
+    app.footer(exit_codes_footer);
+    app.set_version_flag("--version", evenflow::cli::version_line("evenctl"),
+                         "print evenctl's version and exit");
+    std::string socket_path = control::default_socket_path;
+    app.add_option("--socket", socket_path,
+                   "the daemon's control socket (else $EVENFLOW_SOCKET, else " +
+                       std::string(control::default_socket_path) + ")")
+        ->envname("EVENFLOW_SOCKET")
+        ->type_name("PATH");
     bool as_json = false;
-    std::vector<std::string> words;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--socket" && i + 1 < argc) {
-            socket_path = argv[++i];
-        } else if (a.rfind("--socket=", 0) == 0) {
-            socket_path = a.substr(9);
-        } else if (a == "--json") {
-            as_json = true;
-        } else if (a == "-h" || a == "--help") {
-            std::fputs(usage_text().c_str(), stdout);
-            return exit_ok;
-        } else if (a.size() > 1 && a[0] == '-' && words.empty()) {
-            return usage_error(fmt::format("unknown option {}", a));
-        } else {
-            words.push_back(a);
+    app.add_flag("--json", as_json, "print the daemon's reply as JSON");
+    bool completion = false;
+    app.add_flag("--bash-completion", completion,
+                 "print the bash completion script for evenctl and exit")
+        ->group(""); // generated into the package at build time; not for every day
+    bool man = false;
+    app.add_flag("--man-commands", man, "print the COMMANDS section of the man page and exit")
+        ->group("");
+    app.require_subcommand(0, 1);
+    app.fallthrough(); // --json and --socket after the command as well
+    auto formatter = std::make_shared<CLI::Formatter>();
+    formatter->column_width(34);
+    app.formatter(formatter);
+
+    std::vector<std::unique_ptr<command_words>> commands;
+    for (const control::command_spec& spec : control::all_commands()) {
+        auto c = std::make_unique<command_words>();
+        c->spec = &spec;
+        c->app = app.add_subcommand(std::string(spec.name), std::string(spec.summary));
+        c->app->footer(
+            fmt::format("usage: evenctl {}\n{}", control::usage_line(spec), exit_codes_footer));
+        c->positionals.resize(spec.args.size());
+        c->option_values.resize(spec.options.size());
+        for (size_t i = 0; i < spec.args.size(); ++i) {
+            const control::positional& p = spec.args[i];
+            CLI::Option* o =
+                c->app->add_option(std::string(p.metavar), c->positionals[i], describe(p))
+                    ->type_name("");
+            if (p.required) {
+                o->required();
+            }
+            c->positional_options.push_back(o);
+        }
+        for (size_t i = 0; i < spec.options.size(); ++i) {
+            const control::option& opt = spec.options[i];
+            CLI::Option* o =
+                opt.metavar.empty()
+                    ? c->app->add_flag(std::string(opt.flag))->description(std::string(opt.help))
+                    : c->app
+                          ->add_option(std::string(opt.flag), c->option_values[i],
+                                       std::string(opt.help))
+                          ->type_name(std::string(opt.metavar));
+            c->option_options.push_back(o);
+        }
+        commands.push_back(std::move(c));
+    }
+
+    std::vector<std::string> args(argv + 1, argv + argc);
+    auto phrase = [&](const CLI::ParseError& e, std::string* hint) -> std::string {
+        // Name the command an error belongs to, and the first word that is not one.
+        const command_words* in = nullptr;
+        for (const auto& c : commands) {
+            if (c->app->parsed()) {
+                in = c.get();
+            }
+        }
+        if (in == nullptr) {
+            if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+                return "no command given";
+            }
+            std::vector<std::string> rest = app.remaining();
+            if (!rest.empty() && rest[0].rfind('-', 0) != 0) {
+                return fmt::format("unknown command {:?}", rest[0]);
+            }
+            return {};
+        }
+        *hint = fmt::format("evenctl {} --help", in->spec->name);
+        std::string what = evenflow::cli::default_phrase(app, e);
+        return fmt::format("{}: {} (usage: evenctl {})", in->spec->name, what,
+                           control::usage_line(*in->spec));
+    };
+    if (auto code =
+            evenflow::cli::parse(app, args, "evenctl --help, evenctl COMMAND --help", phrase)) {
+        return *code;
+    }
+    if (completion || man) {
+        std::string text = completion ? evenflow::evenctl::bash_completion(app)
+                                      : evenflow::evenctl::man_commands(app);
+        std::fputs(text.c_str(), stdout);
+        return exit_ok;
+    }
+    const command_words* chosen = nullptr;
+    for (const auto& c : commands) {
+        if (c->app->parsed()) {
+            chosen = c.get();
         }
     }
-    if (words.empty()) {
-        return usage_error("no command given");
+    if (chosen == nullptr) {
+        return evenflow::cli::usage_error("evenctl", "no command given",
+                                          "evenctl --help, evenctl COMMAND --help");
     }
-    const evenflow::control::command_spec* spec = evenflow::control::find_command(words[0]);
-    if (spec == nullptr) {
-        return usage_error(fmt::format("unknown command {:?}", words[0]));
-    }
-    auto parsed =
-        evenflow::control::parse_arguments(*spec, std::span<const std::string>(words).subspan(1));
+    const control::command_spec* spec = chosen->spec;
+    std::vector<std::string> words = chosen->words();
+    auto parsed = control::parse_arguments(*spec, words);
     if (auto* why = std::get_if<std::string>(&parsed)) {
-        return usage_error(*why);
+        return evenflow::cli::usage_error("evenctl", *why,
+                                          fmt::format("evenctl {} --help", spec->name));
     }
     json request = std::get<json>(parsed);
 
-    using evenflow::control::command;
+    using control::command;
     if (spec->id == command::check) {
         return cmd_check(request["config"].get<std::string>(), as_json);
     }
@@ -329,12 +519,17 @@ int main(int argc, char** argv) {
     }
     // A file argument travels as its text; the path names it in messages.
     for (const auto& p : spec->args) {
-        if (p.kind == evenflow::control::value_kind::file && request.contains(p.key)) {
+        if (p.kind == control::value_kind::file && request.contains(p.key)) {
             std::string path = request[std::string(p.key)];
             std::string error;
             auto text = read_file(path, &error);
             if (!text) {
                 std::fprintf(stderr, "evenctl: %s\n", error.c_str());
+                return exit_usage;
+            }
+            if (!evenflow::control::valid_utf8(*text)) {
+                std::fprintf(stderr, "evenctl: %s is not UTF-8 text (TOML files are UTF-8)\n",
+                             path.c_str());
                 return exit_usage;
             }
             request[std::string(p.key)] = *text;
@@ -343,7 +538,7 @@ int main(int argc, char** argv) {
     }
 
     std::string error;
-    std::optional<json> reply = evenflow::control::call(socket_path, request, &error);
+    std::optional<json> reply = control::call(socket_path, request, &error);
     if (!reply) {
         std::fprintf(stderr, "evenctl: %s\n", error.c_str());
         return exit_usage;
@@ -357,6 +552,9 @@ int main(int argc, char** argv) {
                        reply->value("error", std::string("failed")));
         }
         return reply->value("refused", false) ? exit_negative : exit_usage;
+    }
+    if (spec->id == command::diff) {
+        return render_diff(*reply, as_json);
     }
     if (!as_json) {
         if (renderer render = renderer_for(*spec)) {

@@ -111,15 +111,30 @@ void evenflowd::refuse(change& c, const std::string& counter, const std::string&
 void evenflowd::request_apply(config::load_result (*load)(const std::string&, const std::string&),
                               std::string source, std::string path, const control::actor& who,
                               std::string origin, bool accept_shift,
-                              std::optional<control_server::ticket> ticket) {
+                              std::optional<control_server::ticket> ticket, bool dry_run) {
     change& c = enqueue(change_kind::apply, who, ticket);
     c.origin = std::move(origin);
+    c.dry_run = dry_run;
     std::shared_ptr<const config::config> running = m_manager.history().back().cfg;
     c.evaluation =
         std::async(std::launch::async, [load, source = std::move(source), path = std::move(path),
                                         running = std::move(running), accept_shift] {
             return control::evaluate_apply(load(source, path), running, accept_shift);
         });
+}
+
+void evenflowd::answer_dry_run(change& c, const control::apply_evaluation& e) {
+    json reply = control::ok_reply();
+    reply["version"] = m_manager.version();
+    reply["verdict"] = control::to_string(e.verdict);
+    reply["diff"] = e.diff;
+    reply["shift"] = e.shift_lines;
+    if (e.verdict == control::apply_verdict::invalid) {
+        reply["error"] = diagnostics_text(e.loaded);
+    } else if (e.verdict == control::apply_verdict::restart) {
+        reply["error"] = e.error;
+    }
+    answer(c, reply);
 }
 
 void evenflowd::request_rollback(std::optional<uint64_t> version, const control::actor& who,
@@ -169,6 +184,10 @@ bool evenflowd::prepare(change& c, bool* wait) {
             return false;
         }
         control::apply_evaluation e = c.evaluation.get();
+        if (c.dry_run) {
+            answer_dry_run(c, e);
+            return false;
+        }
         switch (e.verdict) {
         case control::apply_verdict::invalid:
             refuse(
@@ -263,6 +282,18 @@ void evenflowd::advance_changes() {
                 }
                 m_changes.pop_front();
                 continue;
+            }
+            if (m_manager.registry().assigned() > backend_registry::max_ids * 3 / 4) {
+                // Backends come and go faster than ids run out: free those nothing
+                // refers to any more (no kept version, no live flow for a minute).
+                auto workers = worker_stats();
+                size_t freed = m_manager.reclaim_ids(
+                    std::chrono::steady_clock::now(), std::chrono::minutes(1), [&](uint32_t id) {
+                        return sum(workers, id, &dataplane::backend_counters::active_flows) != 0;
+                    });
+                log_event("info", "backend_ids_reclaimed",
+                          {{"freed", std::to_string(freed)},
+                           {"in_use", std::to_string(m_manager.registry().assigned())}});
             }
             uint64_t version = c.new_version ? m_manager.next_version() : m_manager.version();
             c.states_generation = m_manager.states_generation();
@@ -365,19 +396,13 @@ void evenflowd::after_config_change() {
     m_slow_path->announce_vips(*m_shared.snap.load());
 }
 
-bool evenflowd::on_local_tcp(const net::packet_meta& meta) {
+bool evenflowd::on_probe_reply(const net::packet_meta& meta, uint32_t ack) {
     namespace flag = net::tcp_flag;
     bool syn_ack = (meta.tcp_flags & (flag::syn | flag::ack)) == (flag::syn | flag::ack);
-    bool rst = (meta.tcp_flags & flag::rst) != 0;
-    if (syn_ack || rst) {
-        m_health.on_reply(meta.key.src, ntohs(meta.key.src_port), ntohs(meta.key.dst_port),
-                          syn_ack ? control::health_checker::reply_kind::syn_ack
-                                  : control::health_checker::reply_kind::rst,
-                          std::chrono::steady_clock::now());
-    }
-    // A SYN-ACK to our address is answered with RST, probe or not: nothing of ours
-    // listens there, and the backend frees its half-open connection at once.
-    return syn_ack;
+    return m_health.on_reply(meta.key.src, ntohs(meta.key.src_port), ntohs(meta.key.dst_port),
+                             syn_ack ? control::health_checker::reply_kind::syn_ack
+                                     : control::health_checker::reply_kind::rst,
+                             ack, std::chrono::steady_clock::now());
 }
 
 void evenflowd::health_tick() {
@@ -387,7 +412,8 @@ void evenflowd::health_tick() {
     }
     bool changed = false;
     control::log_batch lines; // a rack failing is thousands of verdicts: one write
-    for (const auto& t : m_health.take_transitions(now)) {
+    uint64_t lost = sum(worker_stats(), &dataplane::worker_counters::probe_replies_lost);
+    for (const auto& t : m_health.take_transitions(now, lost)) {
         lines.add(t.to == control::health_verdict::down ? "warning" : "info", "health",
                   {{"service", t.service},
                    {"backend", t.backend},

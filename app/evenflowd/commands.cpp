@@ -4,6 +4,8 @@
 #include "daemon.hpp"
 
 #include "config/load.hpp"
+#include "control/log.hpp"
+#include "version.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ether.h>
@@ -11,11 +13,14 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <unistd.h>
 
 namespace evenflow::daemon {
 
 using control::json;
+using control::log_event;
 
 namespace {
 
@@ -41,6 +46,8 @@ evenflowd::handler evenflowd::handler_for(control::command id) {
         return &evenflowd::cmd_backends;
     case command::apply:
         return &evenflowd::cmd_apply;
+    case command::diff:
+        return &evenflowd::cmd_diff;
     case command::history:
         return &evenflowd::cmd_history;
     case command::rollback:
@@ -73,12 +80,28 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
     if (h == nullptr) {
         return control::error_reply(fmt::format("unknown command {:?}", name));
     }
+    if (spec->changes_state && ctx.who.uid != 0) {
+        const auto& admins = m_manager.running().control.admins;
+        if (std::find(admins.begin(), admins.end(), ctx.who.uid) == admins.end()) {
+            log_event("warning", "command_refused",
+                      {{"command", name},
+                       {"uid", std::to_string(ctx.who.uid)},
+                       {"pid", std::to_string(ctx.who.pid)},
+                       {"reason", "not an admin"}});
+            return control::error_reply(
+                fmt::format("uid {} may not {}: only root and the uids in [control] admins "
+                            "change state (anyone who can open the socket may read)",
+                            ctx.who.uid, name),
+                true);
+        }
+    }
     return (this->*h)(request, ctx);
 }
 
 evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     json reply = control::ok_reply();
     reply["version"] = m_manager.version();
+    reply["evenflow_version"] = EVENFLOW_VERSION;
     reply["generation"] = m_manager.generation();
     reply["uptime_s"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
@@ -128,6 +151,11 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                          {"steering", dataplane::to_string(i.steering)}});
     }
     reply["ports"] = ports;
+    auto sock = m_server.stats();
+    reply["control_socket"] = {
+        {"clients", sock.clients},           {"accepted", sock.accepted},
+        {"refused_full", sock.refused_full}, {"closed_idle", sock.closed_idle},
+        {"evicted", sock.evicted},           {"accept_paused", sock.accept_paused}};
     return reply;
 }
 
@@ -210,6 +238,18 @@ evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_cont
     return std::nullopt; // answered once reviewed, built and published
 }
 
+evenflowd::answer_t evenflowd::cmd_diff(const json& request, const request_context& ctx) {
+    if (!request.contains("config") || !request["config"].is_string()) {
+        return control::error_reply("malformed request: diff needs \"config\" (the file's text)");
+    }
+    std::string path = request.value("path", "<diff>");
+    request_apply([](const std::string& text,
+                     const std::string& name) { return config::load_string(text, name); },
+                  request["config"].get<std::string>(), path, ctx.who, fmt::format("diff {}", path),
+                  false, ctx.ticket, true);
+    return std::nullopt; // answered once reviewed, nothing applied
+}
+
 evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) {
     json rows = json::array();
     for (const control::history_entry& e : m_manager.history()) {
@@ -276,7 +316,14 @@ evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     reply["tsc_hz"] = rte_get_tsc_hz();
     reply["drops"] = drops;
     reply["neighbors_waiting_dropped"] = m_slow_path->resolver().dropped_waiting();
-    reply["arp_replies_sent"] = m_slow_path->arp_replies_sent();
+    reply["arp_replies_sent"] = sum(workers, &dataplane::worker_counters::arp_replies);
+    const auto& resolver = m_slow_path->resolver();
+    reply["neighbor_table"] = {{"ignored_arp", resolver.ignored()},
+                               {"mac_changes", resolver.mac_changes()},
+                               {"table_full", resolver.table_full()}};
+    reply["health"] = {
+        {"forged_replies", m_health.forged_replies() + m_slow_path->forged_probe_replies()},
+        {"inconclusive", m_health.inconclusive()}};
     json neighbors = json::array();
     for (const auto& n : m_slow_path->resolver().list()) {
         char mac[RTE_ETHER_ADDR_FMT_SIZE];

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <grp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,7 +26,7 @@ control_server::~control_server() {
     close();
 }
 
-bool control_server::open(const std::string& path, std::string* error) {
+bool control_server::open(const std::string& path, const std::string& group, std::string* error) {
     m_path = path;
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
@@ -48,13 +49,24 @@ bool control_server::open(const std::string& path, std::string* error) {
     mode_t old_mask = umask(0117);
     int rc = bind(m_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     umask(old_mask);
-    if (rc != 0 || listen(m_listen_fd, 64) != 0) {
+    if (rc != 0 || listen(m_listen_fd, SOMAXCONN) != 0) { // a connect flood fills no small backlog
         *error = fmt::format("cannot listen on {}: {}", path, std::strerror(errno));
         ::close(m_listen_fd);
         m_listen_fd = -1;
         return false;
     }
     chmod(path.c_str(), 0660);
+    if (!group.empty()) {
+        const ::group* g = getgrnam(group.c_str());
+        if (g == nullptr || chown(path.c_str(), uid_t(-1), g->gr_gid) != 0) {
+            *error = fmt::format("cannot give {} to group {}: {}", path, group,
+                                 g == nullptr ? "no such group" : std::strerror(errno));
+            ::close(m_listen_fd);
+            m_listen_fd = -1;
+            unlink(path.c_str());
+            return false;
+        }
+    }
     m_epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -95,8 +107,8 @@ void control_server::poll(int timeout_ms) {
         ev.data.fd = m_listen_fd;
         epoll_ctl(m_epoll_fd, EPOLL_CTL_MOD, m_listen_fd, &ev);
     }
-    epoll_event events[32];
-    int n = epoll_wait(m_epoll_fd, events, 32, timeout_ms);
+    epoll_event events[256];
+    int n = epoll_wait(m_epoll_fd, events, 256, timeout_ms);
     for (int i = 0; i < n; ++i) {
         int fd = events[i].data.fd;
         if (fd == m_listen_fd) {
@@ -125,7 +137,9 @@ void control_server::poll(int timeout_ms) {
 }
 
 void control_server::accept_clients() {
-    for (;;) {
+    // At most a few dozen a call: the clients already connected (whose requests and
+    // hang-ups are in this same poll) come first under a flood of connections.
+    for (int accepted = 0; accepted < 64; ++accepted) {
         int fd = accept4(m_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -140,7 +154,7 @@ void control_server::accept_clients() {
             }
             return;
         }
-        if (m_clients.size() >= m_limits.max_clients) {
+        if (m_clients.size() >= m_limits.max_clients && !evict_one()) {
             ++m_figures.refused_full;
             std::string line =
                 control::error_reply(
@@ -283,6 +297,26 @@ void control_server::reply(ticket t, const json& answer) {
     c->second.out += answer.dump();
     c->second.out += '\n';
     flush(c->second);
+}
+
+bool control_server::evict_one() {
+    // A client that connected a moment ago has not had the time to send its request:
+    // never evicted, or a connection flood would evict every newcomer.
+    const auto young = clock::now() - std::chrono::milliseconds(100);
+    int oldest = -1;
+    clock::time_point when = clock::time_point::max();
+    for (const auto& [fd, c] : m_clients) {
+        if (!c.pending && c.out.empty() && c.last_progress < when && c.last_progress < young) {
+            oldest = fd;
+            when = c.last_progress;
+        }
+    }
+    if (oldest < 0) {
+        return false;
+    }
+    ++m_figures.evicted;
+    close_client(oldest);
+    return true;
 }
 
 void control_server::expire_idle() {

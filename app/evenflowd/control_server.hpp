@@ -3,7 +3,8 @@
 // many) from holding up the control loop. It knows nothing of commands: each
 // request goes to the handler, which answers at once or later (reply()).
 //
-// Limits: at most `max_clients` connections (more are told so and closed); one
+// Limits: at most `max_clients` connections (at the cap, the longest idle one makes
+// room for a new one; when none is idle, the new one is told so and closed); one
 // request at a time per client (the next is read once the reply has been handed to
 // the kernel, so a client that never reads stops being served instead of filling
 // our memory); replies are written without blocking; a client with no request in
@@ -33,7 +34,7 @@ public:
         const control::json& request, const control::actor& who, ticket t)>;
 
     struct limits {
-        size_t max_clients = 256;
+        size_t max_clients = 512;
         std::chrono::milliseconds idle_timeout{30'000};
         size_t requests_per_poll = 8; // per client, so one client cannot hog a poll
     };
@@ -44,9 +45,10 @@ public:
     control_server(const control_server&) = delete;
     control_server& operator=(const control_server&) = delete;
 
-    // Binds PATH (mode 0660; a stale socket file is replaced, a live daemon's is
-    // not). False with *error phrased for the log.
-    bool open(const std::string& path, std::string* error);
+    // Binds PATH (mode 0660, group `group` when not empty: that group may read; a
+    // stale socket file is replaced, a live daemon's is not). False with *error
+    // phrased for the log.
+    bool open(const std::string& path, const std::string& group, std::string* error);
     void close();
     // Waits up to `timeout_ms` for socket activity and serves it.
     void poll(int timeout_ms);
@@ -55,7 +57,7 @@ public:
     const std::string& path() const { return m_path; }
 
     struct figures {
-        uint64_t accepted = 0, refused_full = 0, closed_idle = 0, accept_paused = 0;
+        uint64_t accepted = 0, refused_full = 0, closed_idle = 0, evicted = 0, accept_paused = 0;
         size_t clients = 0;
     };
     figures stats() const;
@@ -76,6 +78,9 @@ private:
     void update_interest(client& c);
     void close_client(int fd);
     void expire_idle();
+    // At the cap: closes the client idle the longest (no request in progress, nothing
+    // owed); false when every client is busy.
+    bool evict_one();
 
     handler m_handler;
     limits m_limits;

@@ -8,6 +8,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 #include <rte_ring.h>
 
 #include <fmt/format.h>
@@ -123,6 +124,10 @@ bool evenflowd::start() {
         return false;
     }
     m_eal_ready = true;
+    // dpdk-dumpcap (a secondary process on the same --file-prefix) captures the ports.
+    if (rte_pdump_init() != 0) {
+        log_event("warning", "pdump_unavailable", {{"reason", rte_strerror(rte_errno)}});
+    }
     register_telemetry();
 
     for (uint32_t lcore : cfg.dataplane.workers) {
@@ -188,9 +193,16 @@ bool evenflowd::start() {
         }
     }
 
-    m_shared.to_control = rte_ring_create("ef_to_control", 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    for (size_t r = 0; r < m_shared.to_control.size(); ++r) {
+        auto reason = dataplane::control_reason(r);
+        m_shared.to_control[r] =
+            rte_ring_create(fmt::format("ef_ctl_{}", dataplane::to_string(reason)).c_str(),
+                            reason == dataplane::control_reason::probe ? 16384 : 4096,
+                            SOCKET_ID_ANY, RING_F_SC_DEQ);
+    }
     m_qsbr = dataplane::qsbr_domain::create(uint32_t(cfg.dataplane.workers.size()));
-    if (m_shared.to_control == nullptr || !m_qsbr) {
+    if (std::count(m_shared.to_control.begin(), m_shared.to_control.end(), nullptr) != 0 ||
+        !m_qsbr) {
         log_event("error", "start_refused", {{"reason", "cannot create the control ring/RCU"}});
         return false;
     }
@@ -219,7 +231,8 @@ bool evenflowd::start() {
         m_worker_lcores.push_back(cfg.dataplane.workers[i]);
     }
 
-    if (std::string socket_error; !m_server.open(cfg.control.socket, &socket_error)) {
+    if (std::string socket_error;
+        !m_server.open(cfg.control.socket, cfg.control.socket_group, &socket_error)) {
         log_event("error", "start_refused",
                   {{"reason", socket_error}, {"socket", cfg.control.socket}});
         return false;
@@ -239,7 +252,8 @@ bool evenflowd::start() {
 
     m_slow_path =
         std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
-    m_slow_path->on_local_tcp([this](const net::packet_meta& meta) { return on_local_tcp(meta); });
+    m_slow_path->on_probe_reply(
+        [this](const net::packet_meta& meta, uint32_t ack) { return on_probe_reply(meta, ack); });
     after_config_change();
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
@@ -275,7 +289,9 @@ void evenflowd::shutdown() {
         rte_ring_free(ring);
         ring = nullptr;
     };
-    free_ring(m_shared.to_control);
+    for (rte_ring*& r : m_shared.to_control) {
+        free_ring(r);
+    }
     for (rte_ring*& r : m_shared.handoff) {
         free_ring(r);
     }
@@ -293,6 +309,7 @@ void evenflowd::shutdown() {
         m_pool = nullptr;
     }
     if (m_eal_ready) {
+        rte_pdump_uninit();
         rte_eal_cleanup();
         m_eal_ready = false;
         log_event("info", "stopped");
@@ -314,6 +331,16 @@ void evenflowd::loop() {
         // while a change is being built, so the build moves on at once.
         m_server.poll(changes_pending() ? 0 : 2);
         m_slow_path->drain();
+        for (const auto& e : m_slow_path->take_events()) {
+            char from[RTE_ETHER_ADDR_FMT_SIZE], to[RTE_ETHER_ADDR_FMT_SIZE];
+            rte_ether_format_addr(from, sizeof from, &e.old_mac);
+            rte_ether_format_addr(to, sizeof to, &e.new_mac);
+            log_event("warning", "neighbor_mac_changed",
+                      {{"interface", m_shared.interfaces[e.iface].name},
+                       {"address", e.ip.to_string()},
+                       {"from", from},
+                       {"to", to}});
+        }
         auto now = step("socket+slow_path");
         if (now >= m_next_neighbor_tick) {
             m_slow_path->tick(now);

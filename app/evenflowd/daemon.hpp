@@ -71,6 +71,7 @@ private:
     answer_t cmd_services(const control::json& request, const request_context& ctx);
     answer_t cmd_backends(const control::json& request, const request_context& ctx);
     answer_t cmd_apply(const control::json& request, const request_context& ctx);
+    answer_t cmd_diff(const control::json& request, const request_context& ctx);
     answer_t cmd_history(const control::json& request, const request_context& ctx);
     answer_t cmd_rollback(const control::json& request, const request_context& ctx);
     answer_t cmd_drain(const control::json& request, const request_context& ctx);
@@ -93,6 +94,7 @@ private:
         std::string origin;
         // apply: the review running off the loop, then its verdict
         std::future<control::apply_evaluation> evaluation;
+        bool dry_run = false; // evenctl diff: answered with the verdict, nothing applied
         // rollback
         std::optional<uint64_t> target_version;
         std::string why;   // an automatic rollback's reason
@@ -115,7 +117,8 @@ private:
                                                    const std::string& path),
                        std::string source, std::string path, const control::actor& who,
                        std::string origin, bool accept_shift,
-                       std::optional<control_server::ticket> ticket);
+                       std::optional<control_server::ticket> ticket, bool dry_run = false);
+    void answer_dry_run(change& c, const control::apply_evaluation& e);
     void request_rollback(std::optional<uint64_t> version, const control::actor& who,
                           std::string why, std::optional<control_server::ticket> ticket);
     void request_admin(std::string service, std::string backend, control::admin_state state,
@@ -136,7 +139,7 @@ private:
     void publish(std::unique_ptr<snapshot> snap);
     void after_config_change();
     void health_tick();
-    bool on_local_tcp(const net::packet_meta& meta);
+    bool on_probe_reply(const net::packet_meta& meta, uint32_t ack);
     void update_no_backend_alarms();
     // With [skew] action = "rollback": back to the previous version when an alarm
     // rises within `probation` of an apply.

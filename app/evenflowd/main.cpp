@@ -1,49 +1,34 @@
 // evenflowd --config FILE [-- EXTRA_EAL_ARGS...]
+#include "cli.hpp"
 #include "daemon.hpp"
 
 #include <malloc.h>
 
-#include <cstdio>
-#include <cstring>
 #include <string>
-
-namespace {
-
-void usage(FILE* out) {
-    std::fputs("usage: evenflowd --config FILE [-- EXTRA_EAL_ARGS...]\n"
-               "  Runs the balancer until SIGTERM/SIGINT; SIGHUP re-reads FILE and applies it.\n",
-               out);
-}
-
-} // namespace
+#include <vector>
 
 int main(int argc, char** argv) {
+    CLI::App app{"evenflowd: the evenflow L4 TCP load balancer (DPDK). Runs until SIGTERM or "
+                 "SIGINT; SIGHUP re-reads FILE and applies it like `evenctl apply`. Arguments "
+                 "after -- go to DPDK's EAL after the config's [eal] args.",
+                 "evenflowd"};
+    app.footer("usage: evenflowd --config FILE [-- EXTRA_EAL_ARGS...]\n"
+               "Exit status: 0 after a clean stop, 1 when it cannot start (invalid config, "
+               "EAL or port set-up), 2 on a usage error.\n"
+               "Control it with evenctl; capture its ports with dpdk-dumpcap --file-prefix "
+               "PREFIX -i PORT (PREFIX: its --file-prefix in [eal] args).");
+    app.set_version_flag("--version", evenflow::cli::version_line("evenflowd"),
+                         "print evenflowd's version and exit");
     evenflow::daemon::options opts;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--") {
-            for (++i; i < argc; ++i) {
-                opts.extra_eal_args.emplace_back(argv[i]);
-            }
-            break;
-        }
-        if ((arg == "--config" || arg == "-c") && i + 1 < argc) {
-            opts.config_path = argv[++i];
-        } else if (arg.rfind("--config=", 0) == 0) {
-            opts.config_path = arg.substr(9);
-        } else if (arg == "--help" || arg == "-h") {
-            usage(stdout);
-            return 0;
-        } else {
-            std::fprintf(stderr, "evenflowd: unexpected argument %s\n", arg.c_str());
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (opts.config_path.empty()) {
-        std::fputs("evenflowd: --config FILE is required\n", stderr);
-        usage(stderr);
-        return 2;
+    app.add_option("-c,--config", opts.config_path,
+                   "the config file (TOML; see /etc/evenflow/evenflow.toml.example)")
+        ->type_name("FILE")
+        ->required();
+
+    std::vector<std::string> words =
+        evenflow::cli::split_at_double_dash(argc, argv, &opts.extra_eal_args);
+    if (auto code = evenflow::cli::parse(app, words, "evenflowd --help")) {
+        return *code;
     }
     // Maglev tables are 256 KiB each (65537 slots): a fixed mmap threshold keeps each
     // in its own mapping, so the tables an apply replaces go back to the system at once

@@ -2,6 +2,7 @@
 // backends of a load balancer, and checks everything that comes back.
 //
 //   evengen [OPTIONS] [-- EAL_ARGS...]
+#include "cli.hpp"
 #include "generator.hpp"
 #include "queues.hpp"
 
@@ -27,57 +28,20 @@ using nlohmann::json;
 
 namespace {
 
-const char* const usage_text = R"(usage: evengen [OPTIONS] [-- EAL_ARGS...]
+const char* const description =
+    R"(evengen: sends TCP traffic for N flows through a load balancer and receives it on
+the other side: the clients on --client-port toward the VIP, the backends on
+--backend-port answering. Every received packet is checked (checksums, the flow
+stays on one backend, no reordering); results are JSON.)";
 
-Sends TCP traffic for N flows through a load balancer and receives it on the other
-side: the clients on --client-port toward the VIP, the backends on --backend-port
-answering. Every received packet is checked (checksums, the flow stays on one
-backend, no reordering); results are JSON.
-
-Traffic:
-  --mode MODE            established | syn | lifecycle              (established)
-                         established: warm-up creates the flows, then data both ways
-                         syn: one SYN per new flow (new-flow rate)
-                         lifecycle: SYN, SYN-ACK, ACK, data, FIN, FIN-ACK, ACK
-  --flows N              1 .. 16M                                   (1000)
-  --size BYTES           data packet size on the wire, 64 .. 1518   (64)
-  --rate PPS             offered packets/s (lifecycle: new flows/s); 0 = flat out:
-                         as fast as packets come back, --window in flight  (0)
-  --duration SECONDS     length of the measured phase               (5)
-  --window N             flat out: packets in flight at most        (1024)
-  --no-reverse           established: clients only, backends do not send
-  --lifecycle-data N     data packets per lifecycle                 (4)
-Addresses:
-  --vip ADDR:PORT        the service                                (10.10.0.100:80)
-  --backends A:P,...     the pool's backends                        (10.20.0.11-14:8080)
-  --client-base ADDR     first client address (a /16 is used)       (172.16.0.0)
-  --gateway ADDR         router address evengen answers as          (10.10.0.1)
-  --lb-client ADDR       the balancer's client-side address         (10.10.0.2)
-  --lb-backend ADDR      the balancer's backend-side address        (10.20.0.1)
-Ports:
-  --client-port NAME     DPDK port on the client side               (net_memif0)
-  --backend-port NAME    DPDK port on the backend side              (net_memif1)
-  --queues N             queue pairs per port, 1 .. 16: one per worker of the
-                         device; sends on queue 0, receives on all  (1)
-  --reflect              the device under test swaps the 5-tuple and sends it back
-                         on the other port (dpdk-testpmd --forward-mode=5tswap)
-Output:
-  --json FILE            results as JSON ("-" for stdout)
-  --pcap FILE            write the clients' packets to FILE (no ports, nothing sent)
-  --pcap-packets N       established: packets to write (one per flow)
-  --dst-mac MAC          destination MAC in the pcap           (02:00:00:00:00:01)
-  --sync                 after the warm-up print "ready" on stdout and wait for a
-                         line on stdin before the measured phase; after it print
-                         "done" and wait for a line before leaving the links (a
-                         harness reads the device's counters at both points)
-
+const char* const footer = R"(usage: evengen [OPTIONS] [-- EAL_ARGS...]
+Modes: established: a warm-up creates the flows, then data both ways; syn: one SYN
+per new flow (new-flow rate); lifecycle: SYN, SYN-ACK, ACK, data, FIN, FIN-ACK, ACK.
 Exit status: 0 when every packet came back intact, 1 on loss or damage, 2 on a
-usage or set-up error. Without EAL arguments: -l 0 --no-huge -m 512 --no-pci.
-)";
+usage or set-up error. Without EAL arguments: -l 0 --no-huge -m 512 --no-pci.)";
 
 [[noreturn]] void usage_error(const std::string& message) {
-    std::fprintf(stderr, "evengen: %s\n(see evengen --help)\n", message.c_str());
-    std::exit(2);
+    std::exit(evenflow::cli::usage_error("evengen", message, "evengen --help"));
 }
 
 template <class T>
@@ -119,6 +83,12 @@ struct command_line {
     std::vector<std::string> eal;
 };
 
+// The values as typed; each is converted (and its error worded) below.
+struct typed_values {
+    std::string mode, flows, size, rate, duration, window, lifecycle_data, vip, backends,
+        client_base, gateway, lb_client, lb_backend, pcap_packets, dst_mac, queues;
+};
+
 command_line parse(int argc, char** argv) {
     command_line cl;
     gen::options& o = cl.opts;
@@ -126,101 +96,153 @@ command_line parse(int argc, char** argv) {
     for (uint32_t i = 0; i < 4; ++i) {
         o.addr.backends.push_back({0x0a14000b + i, 8080});
     }
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--") {
-            for (++i; i < argc; ++i) {
-                cl.eal.emplace_back(argv[i]);
-            }
-            break;
-        }
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(usage_text, stdout);
-            std::exit(0);
-        }
-        if (arg == "--reflect") {
-            o.reflect = true;
-            continue;
-        }
-        if (arg == "--no-reverse") {
-            o.reverse = false;
-            continue;
-        }
-        if (arg == "--sync") {
-            o.sync = true;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            usage_error(fmt::format("unknown option or missing value: {}", arg));
-        }
-        std::string v = argv[++i];
-        if (arg == "--mode") {
-            if (v == "established") {
-                o.mode = gen::traffic::established;
-            } else if (v == "syn") {
-                o.mode = gen::traffic::syn;
-            } else if (v == "lifecycle") {
-                o.mode = gen::traffic::lifecycle;
-            } else {
-                usage_error(fmt::format("--mode: '{}': expected established, syn or lifecycle", v));
-            }
-        } else if (arg == "--flows") {
-            o.flows = number<uint64_t>(arg, v, 1, 16u << 20);
-        } else if (arg == "--size") {
-            o.packet_size = number<size_t>(arg, v, gen::min_packet_size, gen::max_packet_size);
-        } else if (arg == "--rate") {
-            o.rate = number<double>(arg, v, 0, 1e9);
-        } else if (arg == "--duration") {
-            o.duration_s = number<double>(arg, v, 0.01, 3600);
-        } else if (arg == "--window") {
-            o.window = number<unsigned>(arg, v, 1, 1u << 20);
-        } else if (arg == "--lifecycle-data") {
-            o.lifecycle_data = number<unsigned>(arg, v, 0, 1000);
-        } else if (arg == "--vip") {
-            std::optional<gen::endpoint> e = gen::parse_endpoint(v);
-            if (!e) {
-                usage_error(fmt::format("--vip: '{}' is not ADDR:PORT", v));
-            }
-            o.addr.vip = *e;
-        } else if (arg == "--backends") {
-            o.addr.backends.clear();
-            std::stringstream list(v);
-            std::string item;
-            while (std::getline(list, item, ',')) {
-                std::optional<gen::endpoint> e = gen::parse_endpoint(item);
-                if (!e) {
-                    usage_error(fmt::format("--backends: '{}' is not ADDR:PORT", item));
-                }
-                o.addr.backends.push_back(*e);
-            }
-            if (o.addr.backends.empty() || o.addr.backends.size() > 254) {
-                usage_error("--backends: give 1 to 254 backends");
-            }
-        } else if (arg == "--client-base") {
-            o.addr.client_base = address(arg, v);
-        } else if (arg == "--gateway") {
-            o.gateway = address(arg, v);
-        } else if (arg == "--lb-client") {
-            o.lb_client = address(arg, v);
-        } else if (arg == "--lb-backend") {
-            o.lb_backend = address(arg, v);
-        } else if (arg == "--client-port") {
-            o.client_port = v;
-        } else if (arg == "--backend-port") {
-            o.backend_port = v;
-        } else if (arg == "--queues") {
-            o.queues = number<uint16_t>(arg, v, 1, gen::max_queues);
-        } else if (arg == "--json") {
-            cl.json_path = v;
-        } else if (arg == "--pcap") {
-            o.pcap_path = v;
-        } else if (arg == "--pcap-packets") {
-            o.pcap_packets = number<uint64_t>(arg, v, 1, uint64_t(1) << 32);
-        } else if (arg == "--dst-mac") {
-            o.pcap_dst_mac = parse_mac(v);
+
+    CLI::App app{description, "evengen"};
+    app.footer(footer);
+    app.set_version_flag("--version", evenflow::cli::version_line("evengen"),
+                         "print evengen's version and exit");
+    typed_values v;
+    auto value = [&](const char* name, std::string& into, const char* metavar, const char* help,
+                     const char* group) {
+        return app.add_option(name, into, help)->type_name(metavar)->group(group);
+    };
+    const char* traffic = "Traffic";
+    value("--mode", v.mode, "MODE", "established | syn | lifecycle (established)", traffic);
+    value("--flows", v.flows, "N", "1 .. 16M (1000)", traffic);
+    value("--size", v.size, "BYTES", "data packet size on the wire, 64 .. 1518 (64)", traffic);
+    value("--rate", v.rate, "PPS",
+          "offered packets/s (lifecycle: new flows/s); 0 = flat out: as fast as packets come "
+          "back, --window in flight (0)",
+          traffic);
+    value("--duration", v.duration, "SECONDS", "length of the measured phase (5)", traffic);
+    value("--window", v.window, "N", "flat out: packets in flight at most (1024)", traffic);
+    app.add_flag("--no-reverse")
+        ->description("established: clients only, backends do not send")
+        ->group(traffic);
+    value("--lifecycle-data", v.lifecycle_data, "N", "data packets per lifecycle (4)", traffic);
+    const char* addresses = "Addresses";
+    value("--vip", v.vip, "ADDR:PORT", "the service (10.10.0.100:80)", addresses);
+    value("--backends", v.backends, "A:P,...", "the pool's backends (10.20.0.11-14:8080)",
+          addresses);
+    value("--client-base", v.client_base, "ADDR",
+          "first client address, a /16 is used "
+          "(172.16.0.0)",
+          addresses);
+    value("--gateway", v.gateway, "ADDR", "router address evengen answers as (10.10.0.1)",
+          addresses);
+    value("--lb-client", v.lb_client, "ADDR", "the balancer's client-side address (10.10.0.2)",
+          addresses);
+    value("--lb-backend", v.lb_backend, "ADDR", "the balancer's backend-side address (10.20.0.1)",
+          addresses);
+    const char* ports = "Ports";
+    value("--client-port", o.client_port, "NAME", "DPDK port on the client side (net_memif0)",
+          ports);
+    value("--backend-port", o.backend_port, "NAME", "DPDK port on the backend side (net_memif1)",
+          ports);
+    value("--queues", v.queues, "N",
+          "queue pairs per port, 1 .. 16: one per worker of the device; sends on queue 0, "
+          "receives on all (1)",
+          ports);
+    app.add_flag("--reflect", o.reflect,
+                 "the device under test swaps the 5-tuple and sends it back on the other port "
+                 "(dpdk-testpmd --forward-mode=5tswap)")
+        ->group(ports);
+    const char* output = "Output";
+    value("--json", cl.json_path, "FILE", "results as JSON (\"-\" for stdout)", output);
+    value("--pcap", o.pcap_path, "FILE",
+          "write the clients' packets to FILE (no ports, nothing sent)", output);
+    value("--pcap-packets", v.pcap_packets, "N", "established: packets to write (one per flow)",
+          output);
+    value("--dst-mac", v.dst_mac, "MAC", "destination MAC in the pcap (02:00:00:00:00:01)", output);
+    app.add_flag("--sync", o.sync,
+                 "after the warm-up print \"ready\" on stdout and wait for a line on stdin "
+                 "before the measured phase; after it print \"done\" and wait for a line before "
+                 "leaving the links (a harness reads the device's counters at both points)")
+        ->group(output);
+
+    std::vector<std::string> words = evenflow::cli::split_at_double_dash(argc, argv, &cl.eal);
+    if (auto code = evenflow::cli::parse(app, words, "evengen --help")) {
+        std::exit(*code);
+    }
+    auto given = [&](const char* name) {
+        return app.count(name) > 0;
+    };
+    if (given("--no-reverse")) {
+        o.reverse = false;
+    }
+    if (given("--mode")) {
+        if (v.mode == "established") {
+            o.mode = gen::traffic::established;
+        } else if (v.mode == "syn") {
+            o.mode = gen::traffic::syn;
+        } else if (v.mode == "lifecycle") {
+            o.mode = gen::traffic::lifecycle;
         } else {
-            usage_error(fmt::format("unknown option {}", arg));
+            usage_error(
+                fmt::format("--mode: '{}': expected established, syn or lifecycle", v.mode));
         }
+    }
+    if (given("--flows")) {
+        o.flows = number<uint64_t>("--flows", v.flows, 1, 16u << 20);
+    }
+    if (given("--size")) {
+        o.packet_size =
+            number<size_t>("--size", v.size, gen::min_packet_size, gen::max_packet_size);
+    }
+    if (given("--rate")) {
+        o.rate = number<double>("--rate", v.rate, 0, 1e9);
+    }
+    if (given("--duration")) {
+        o.duration_s = number<double>("--duration", v.duration, 0.01, 3600);
+    }
+    if (given("--window")) {
+        o.window = number<unsigned>("--window", v.window, 1, 1u << 20);
+    }
+    if (given("--lifecycle-data")) {
+        o.lifecycle_data = number<unsigned>("--lifecycle-data", v.lifecycle_data, 0, 1000);
+    }
+    if (given("--vip")) {
+        std::optional<gen::endpoint> e = gen::parse_endpoint(v.vip);
+        if (!e) {
+            usage_error(fmt::format("--vip: '{}' is not ADDR:PORT", v.vip));
+        }
+        o.addr.vip = *e;
+    }
+    if (given("--backends")) {
+        o.addr.backends.clear();
+        std::stringstream list(v.backends);
+        std::string item;
+        while (std::getline(list, item, ',')) {
+            std::optional<gen::endpoint> e = gen::parse_endpoint(item);
+            if (!e) {
+                usage_error(fmt::format("--backends: '{}' is not ADDR:PORT", item));
+            }
+            o.addr.backends.push_back(*e);
+        }
+        if (o.addr.backends.empty() || o.addr.backends.size() > 254) {
+            usage_error("--backends: give 1 to 254 backends");
+        }
+    }
+    if (given("--client-base")) {
+        o.addr.client_base = address("--client-base", v.client_base);
+    }
+    if (given("--gateway")) {
+        o.gateway = address("--gateway", v.gateway);
+    }
+    if (given("--lb-client")) {
+        o.lb_client = address("--lb-client", v.lb_client);
+    }
+    if (given("--lb-backend")) {
+        o.lb_backend = address("--lb-backend", v.lb_backend);
+    }
+    if (given("--pcap-packets")) {
+        o.pcap_packets = number<uint64_t>("--pcap-packets", v.pcap_packets, 1, uint64_t(1) << 32);
+    }
+    if (given("--queues")) {
+        o.queues = number<uint16_t>("--queues", v.queues, 1, gen::max_queues);
+    }
+    if (given("--dst-mac")) {
+        o.pcap_dst_mac = parse_mac(v.dst_mac);
     }
     if (o.reflect && o.mode == gen::traffic::lifecycle) {
         usage_error("--reflect: a 5-tuple swapper cannot answer a lifecycle; use established "

@@ -110,4 +110,50 @@ void loader::check_table_size(const service_config& service, const service_sourc
     }
 }
 
+void loader::check_counts() {
+    // What one host carries at most (values.hpp), each reported at the first entry
+    // past it.
+    if (m_config.services.size() > bounds::max_services) {
+        error(*m_service_src[bounds::max_services].table, element("services", bounds::max_services),
+              fmt::format("{} services; one host serves at most {}", m_config.services.size(),
+                          bounds::max_services));
+    }
+    if (m_config.pools.size() > bounds::max_pools) {
+        error(*m_pool_src[bounds::max_pools].table, element("pools", bounds::max_pools),
+              fmt::format("{} pools; at most {}", m_config.pools.size(), bounds::max_pools));
+    }
+    for (size_t p = 0; p < m_config.pools.size(); ++p) {
+        const auto& pool = m_config.pools[p];
+        if (pool.backends.size() > bounds::max_backends_per_pool) {
+            error(*m_pool_src[p].backends_src[bounds::max_backends_per_pool].table,
+                  child(element("pools", p), "backends"),
+                  fmt::format("pool \"{}\" has {} backends; a pool has at most {}", pool.name,
+                              pool.backends.size(), bounds::max_backends_per_pool));
+        }
+    }
+    size_t backends = 0;
+    uint64_t slots = 0;
+    for (size_t s = 0; s < m_config.services.size(); ++s) {
+        const auto& svc = m_config.services[s];
+        slots += svc.table_size;
+        if (const pool_config* pool = m_config.find_pool(svc.pool)) {
+            backends += pool->backends.size();
+        }
+        if (backends > bounds::max_backends) {
+            error(*m_service_src[s].table, element("services", s),
+                  fmt::format("services up to here have {} backends in all; one host keeps "
+                              "track of at most {}",
+                              backends, bounds::max_backends));
+            break;
+        }
+        if (slots > bounds::max_table_slots) {
+            error(*m_service_src[s].table, element("services", s),
+                  fmt::format("the Maglev tables of the services up to here have {} slots in "
+                              "all; at most {} (1 GiB) fit",
+                              slots, bounds::max_table_slots));
+            break;
+        }
+    }
+}
+
 } // namespace evenflow::config

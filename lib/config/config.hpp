@@ -36,6 +36,10 @@ struct control_config {
     std::string socket = "/run/evenflow/evenflow.sock";
     std::string metrics = "127.0.0.1:9091"; // "" disables the Prometheus endpoint
     struct metrics_backends metrics_backends;
+    // Who may change state (apply, rollback, drain, ...): root and these uids. Anyone
+    // who can open the socket (its group: socket_group) may read.
+    std::vector<uint32_t> admins;
+    std::string socket_group; // "" = root's group
 };
 
 struct flow_timeouts {
@@ -55,6 +59,7 @@ struct interface_config {
     std::string device; // DPDK port name: vdev name or PCI address
     net::ip_prefix address;
     std::optional<net::ip_addr> gateway;
+    uint16_t vlan = 0; // 802.1Q tag sent and accepted on the port; 0: untagged only
 };
 
 struct backend_config {

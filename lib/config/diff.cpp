@@ -170,6 +170,7 @@ void diff_interfaces(const config& before, const config& after, lines& out) {
             change(out, prefix, "device", a->device, b->device);
             change(out, prefix, "address", a->address.to_string(), b->address.to_string());
             change(out, prefix, "gateway", gateway_text(a->gateway), gateway_text(b->gateway));
+            change(out, prefix, "vlan", std::to_string(a->vlan), std::to_string(b->vlan));
         }
     }
 }
@@ -202,6 +203,9 @@ void diff_settings(const config& before, const config& after, lines& out) {
     setting(out, "control.metrics", quoted(before.control.metrics), quoted(after.control.metrics));
     setting(out, "control.metrics_backends", to_string(before.control.metrics_backends),
             to_string(after.control.metrics_backends));
+    setting(out, "control.admins", list(before.control.admins), list(after.control.admins));
+    setting(out, "control.socket_group", quoted(before.control.socket_group),
+            quoted(after.control.socket_group));
     setting(out, "eal.args", list(before.eal.args), list(after.eal.args));
 }
 

@@ -40,6 +40,7 @@ load_result loader::run(const toml::table& root) {
     m_config.source_path = m_file;
     read_root(root);
     check_services();
+    check_counts();
     load_result result;
     result.errors = take_errors();
     result.warnings = take_warnings();
@@ -115,7 +116,23 @@ void loader::read_eal(const toml::table& table) {
 
 void loader::read_control(const toml::table& table) {
     const std::string path = "control";
-    check_keys(table, path, {"socket", "metrics", "metrics_backends"});
+    check_keys(table, path, {"socket", "metrics", "metrics_backends", "admins", "socket_group"});
+    if (auto* n = member(table, "admins", path)) {
+        auto key = child(path, "admins");
+        if (auto* array = get_array(*n, key)) {
+            for (size_t i = 0; i < array->size(); ++i) {
+                if (auto uid = get_uint(*array->get(i), element(key, i), "uid", 0,
+                                        bounds::uint32_max - 1)) {
+                    m_config.control.admins.push_back(*uid);
+                }
+            }
+        }
+    }
+    if (auto* n = member(table, "socket_group", path)) {
+        if (auto group = get_name(*n, child(path, "socket_group"))) {
+            m_config.control.socket_group = *group;
+        }
+    }
     if (auto* n = member(table, "socket", path)) {
         auto key = child(path, "socket");
         if (auto socket = get_string(*n, key)) {
@@ -204,15 +221,15 @@ void loader::read_dataplane(const toml::table& table) {
         if (auto* t = get_table(*n, key)) {
             check_keys(*t, key, {"syn", "established", "closing"});
             auto& timeouts = m_config.dataplane.timeouts;
-            read_duration(*t, key, "syn", timeouts.syn, false);
+            read_duration(*t, key, "syn", timeouts.syn, false, bounds::max_short_duration);
             read_duration(*t, key, "established", timeouts.established, false);
-            read_duration(*t, key, "closing", timeouts.closing, false);
+            read_duration(*t, key, "closing", timeouts.closing, false, bounds::max_short_duration);
         }
     }
 }
 
 void loader::read_interface(const toml::table& table, const std::string& path) {
-    check_keys(table, path, {"name", "device", "address", "gateway"});
+    check_keys(table, path, {"name", "device", "address", "gateway", "vlan"});
     interface_config iface;
     bool name_ok = false, device_ok = false, address_ok = false;
 
@@ -267,6 +284,12 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
         }
     }
 
+    if (auto* n = member(table, "vlan", path)) {
+        if (auto v = get_uint(*n, child(path, "vlan"), "vlan", 1, 4094)) {
+            iface.vlan = uint16_t(*v);
+        }
+    }
+
     // Uniqueness against the interfaces read so far.
     for (size_t i = 0; i < m_config.interfaces.size(); ++i) {
         const auto& other = m_config.interfaces[i];
@@ -298,7 +321,7 @@ void loader::read_skew(const toml::table& table) {
                {"window", "threshold", "min_flows", "action", "probation", "max_share_growth",
                 "max_capacity_loss"});
     auto& skew = m_config.skew;
-    read_duration(table, path, "window", skew.window, false);
+    read_duration(table, path, "window", skew.window, false, bounds::max_short_duration);
     if (auto* n = member(table, "threshold", path)) {
         auto key = child(path, "threshold");
         if (auto v = get_number(*n, key)) {
@@ -313,7 +336,7 @@ void loader::read_skew(const toml::table& table) {
         }
     }
     if (auto* n = member(table, "min_flows", path)) {
-        if (auto v = get_uint(*n, child(path, "min_flows"), "min_flows", 1, bounds::uint32_max)) {
+        if (auto v = get_uint(*n, child(path, "min_flows"), "min_flows", 1, 1'000'000'000)) {
             skew.min_flows = *v;
         }
     }

@@ -1,6 +1,7 @@
 // The loader's readers for [[pools]] (with their backends and health checks) and
 // [[services]]; the other sections are in load.cpp.
 #include "config/loader.hpp"
+#include "config/values.hpp"
 
 #include <fmt/format.h>
 
@@ -118,13 +119,14 @@ void loader::read_health(const toml::table& table, const std::string& path, heal
     bool interval_ok = true, timeout_ok = true;
     const toml::node* interval = member(table, "interval", path);
     if (interval != nullptr) {
-        auto v = get_duration(*interval, child(path, "interval"), false);
+        auto v =
+            get_duration(*interval, child(path, "interval"), false, bounds::max_short_duration);
         interval_ok = v.has_value();
         health.interval = v.value_or(health.interval);
     }
     const toml::node* timeout = member(table, "timeout", path);
     if (timeout != nullptr) {
-        auto v = get_duration(*timeout, child(path, "timeout"), false);
+        auto v = get_duration(*timeout, child(path, "timeout"), false, bounds::max_short_duration);
         timeout_ok = v.has_value();
         health.timeout = v.value_or(health.timeout);
     }
@@ -140,12 +142,12 @@ void loader::read_health(const toml::table& table, const std::string& path, heal
                           format_duration(health.timeout), format_duration(health.interval)));
     }
     if (auto* n = member(table, "rise", path)) {
-        if (auto v = get_uint(*n, child(path, "rise"), "rise", 1, bounds::uint32_max)) {
+        if (auto v = get_uint(*n, child(path, "rise"), "rise", 1, bounds::max_rise_fall)) {
             health.rise = *v;
         }
     }
     if (auto* n = member(table, "fall", path)) {
-        if (auto v = get_uint(*n, child(path, "fall"), "fall", 1, bounds::uint32_max)) {
+        if (auto v = get_uint(*n, child(path, "fall"), "fall", 1, bounds::max_rise_fall)) {
             health.fall = *v;
         }
     }
@@ -208,7 +210,7 @@ void loader::read_service(const toml::table& table, const std::string& path) {
     }
     if (auto* n = member(table, "table_size", path)) {
         src.table_size = n;
-        auto v = get_uint(*n, child(path, "table_size"), "table_size", 1, bounds::uint32_max);
+        auto v = get_uint(*n, child(path, "table_size"), "table_size", 1, bounds::max_table_size);
         src.table_size_ok = v.has_value();
         service.table_size = v.value_or(service.table_size);
     }

@@ -72,6 +72,7 @@ private:
     // ---- checks across entries
 
     void check_services();
+    void check_counts();
 
     void check_table_size(const service_config& service, const service_source& src,
                           const std::string& path, size_t backend_count);

@@ -242,7 +242,7 @@ std::optional<double> toml_reader::get_number(const toml::node& node, const std:
 }
 
 std::optional<duration> toml_reader::get_duration(const toml::node& node, const std::string& path,
-                                                  bool allow_zero) {
+                                                  bool allow_zero, duration max) {
     auto* s = node.as_string();
     if (s == nullptr) {
         type_error(node, path, "a duration string such as \"5s\"");
@@ -264,6 +264,12 @@ std::optional<duration> toml_reader::get_duration(const toml::node& node, const 
     }
     if (!allow_zero && value->count() == 0) {
         error(node, path, fmt::format("\"{}\" is zero; use a positive duration", text));
+        return std::nullopt;
+    }
+    if (*value > max) {
+        error(node, path,
+              fmt::format("\"{}\" is longer than {}, the most this setting takes", text,
+                          format_duration(max)));
         return std::nullopt;
     }
     return value;
@@ -319,10 +325,11 @@ const toml::array* toml_reader::get_array(const toml::node& node, const std::str
 }
 
 const toml::node* toml_reader::read_duration(const toml::table& table, const std::string& path,
-                                             std::string_view key, duration& out, bool allow_zero) {
+                                             std::string_view key, duration& out, bool allow_zero,
+                                             duration max) {
     auto* n = member(table, key, path);
     if (n != nullptr) {
-        if (auto v = get_duration(*n, child(path, key), allow_zero)) {
+        if (auto v = get_duration(*n, child(path, key), allow_zero, max)) {
             out = *v;
         }
     }

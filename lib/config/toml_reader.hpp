@@ -4,6 +4,7 @@
 #pragma once
 
 #include "config/load.hpp"
+#include "config/values.hpp"
 
 #include <toml++/toml.h>
 
@@ -65,8 +66,9 @@ public:
     std::optional<double> get_number(const toml::node& node, const std::string& path);
 
     // A duration string; zero only where it means something (`allow_zero`).
+    // At most `max` (the bounds of values.hpp).
     std::optional<duration> get_duration(const toml::node& node, const std::string& path,
-                                         bool allow_zero);
+                                         bool allow_zero, duration max = bounds::max_duration);
 
     std::optional<net::ip_addr> get_address(const toml::node& node, const std::string& path);
 
@@ -97,7 +99,8 @@ public:
 
     // Reads an optional duration into `out`; returns the node when it was present.
     const toml::node* read_duration(const toml::table& table, const std::string& path,
-                                    std::string_view key, duration& out, bool allow_zero);
+                                    std::string_view key, duration& out, bool allow_zero,
+                                    duration max = bounds::max_duration);
 
 protected:
     std::string m_file;

@@ -29,6 +29,20 @@ inline constexpr int64_t max_flow_capacity = int64_t(1) << 26;
 // Maglev slots per backend at least, so a backend's share is within ~1% of its weight.
 inline constexpr uint32_t table_slots_per_backend = 100;
 inline constexpr int64_t uint32_max = std::numeric_limits<uint32_t>::max();
+// A Maglev table: the largest prime below 2^20 slots (4 MiB); every table of a host
+// together at most 2^28 slots (1 GiB).
+inline constexpr uint32_t max_table_size = 1'048'573;
+inline constexpr uint64_t max_table_slots = uint64_t(1) << 28;
+inline constexpr size_t max_services = 16'384;
+inline constexpr size_t max_pools = 16'384;
+inline constexpr size_t max_backends_per_pool = 10'000;
+// Backends of all services together: the backend id space (ids are 16-bit).
+inline constexpr size_t max_backends = 65'535;
+inline constexpr uint32_t max_rise_fall = 100;
+// Durations: flow timeouts are kept in 32-bit milliseconds by the workers.
+inline constexpr duration max_duration = std::chrono::hours(24);
+inline constexpr duration max_short_duration =
+    std::chrono::hours(1); // syn, closing, probes, window
 } // namespace bounds
 
 } // namespace evenflow::config

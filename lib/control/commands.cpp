@@ -9,29 +9,39 @@ namespace evenflow::control {
 
 namespace {
 
-const positional service_arg{"SERVICE", "service"};
-const positional backend_arg{"BACKEND", "backend"}; // ADDR:PORT
+const positional service_arg{"SERVICE", "service", value_kind::text, true,
+                             "a service's name (evenctl services)"};
+const positional backend_arg{"BACKEND", "backend", value_kind::text, true,
+                             "a backend of the service, ADDR:PORT (evenctl backends)"};
+const positional config_file_arg{"FILE", "config", value_kind::file, true,
+                                 "a config file (TOML, like /etc/evenflow/evenflow.toml)"};
 
 std::vector<command_spec> make_commands() {
     std::vector<command_spec> c;
     c.push_back({command::status, "status", "running version, uptime, per-worker counters"});
     c.push_back({command::services, "services", "services and their pools"});
-    c.push_back({command::backends,
-                 "backends",
-                 "per-backend state, shares, flows, skew flag",
-                 {{"SERVICE", "service", value_kind::text, false}}});
+    c.push_back(
+        {command::backends,
+         "backends",
+         "per-backend state, shares, flows, skew flag",
+         {{"SERVICE", "service", value_kind::text, false, "only this service's backends"}}});
     c.push_back({command::apply,
                  "apply",
                  "validate FILE and make it the running config; refused if it shifts shares "
                  "too far unless --accept-shift",
-                 {{"FILE", "config", value_kind::file}},
+                 {config_file_arg},
                  {{"--accept-shift", "accept_shift", "",
                    "apply even if the expected shares move beyond the guard's limits"}},
                  true});
+    c.push_back({command::diff,
+                 "diff",
+                 "what apply FILE would change against the running version, and whether it "
+                 "would be accepted; applies nothing",
+                 {config_file_arg}});
     c.push_back({command::check,
                  "check",
                  "validate FILE offline and predict its shares",
-                 {{"FILE", "config", value_kind::file}},
+                 {config_file_arg},
                  {},
                  false,
                  false});
@@ -39,7 +49,8 @@ std::vector<command_spec> make_commands() {
     c.push_back({command::rollback,
                  "rollback",
                  "return to VERSION (default: the previous one)",
-                 {{"VERSION", "version", value_kind::positive_integer, false}},
+                 {{"VERSION", "version", value_kind::positive_integer, false,
+                   "a version listed by evenctl history"}},
                  {},
                  true});
     c.push_back({command::drain,
@@ -96,6 +107,41 @@ std::optional<uint64_t> positive_integer(const std::string& word) {
 
 } // namespace
 
+bool valid_utf8(std::string_view text) {
+    size_t i = 0;
+    while (i < text.size()) {
+        auto c = uint8_t(text[i]);
+        size_t len = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+        if (len == 0 || i + len > text.size() || (len == 2 && c < 0xc2) || (len == 4 && c > 0xf4)) {
+            return false;
+        }
+        for (size_t k = 1; k < len; ++k) {
+            if ((uint8_t(text[i + k]) & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+        if (len == 3) {
+            uint32_t cp = (uint32_t(c & 0x0f) << 12) | (uint32_t(uint8_t(text[i + 1]) & 0x3f) << 6);
+            if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) {
+                return false; // overlong, or a surrogate
+            }
+        }
+        if (len == 4) {
+            uint32_t cp =
+                (uint32_t(c & 0x07) << 18) | (uint32_t(uint8_t(text[i + 1]) & 0x3f) << 12);
+            if (cp < 0x10000 || cp > 0x10ffff) {
+                return false;
+            }
+        }
+        i += len;
+    }
+    return true;
+}
+
 std::span<const command_spec> all_commands() {
     return table();
 }
@@ -134,6 +180,9 @@ parse_result parse_arguments(const command_spec& spec, std::span<const std::stri
     };
     for (size_t i = 0; i < words.size(); ++i) {
         const std::string& word = words[i];
+        if (!valid_utf8(word)) {
+            return usage(fmt::format("argument {} is not valid UTF-8", i + 1));
+        }
         if (word.size() > 2 && word.compare(0, 2, "--") == 0) {
             auto it = std::find_if(spec.options.begin(), spec.options.end(),
                                    [&](const option& o) { return o.flag == word; });

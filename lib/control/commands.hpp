@@ -22,6 +22,7 @@ enum class command : uint8_t {
     services,
     backends,
     apply,
+    diff,
     check,
     history,
     rollback,
@@ -46,6 +47,7 @@ struct positional {
     std::string_view key;     // request field
     value_kind kind = value_kind::text;
     bool required = true;
+    std::string_view help = {}; // for `evenctl COMMAND --help`
 };
 
 struct option {
@@ -69,6 +71,9 @@ struct command_spec {
 std::span<const command_spec> all_commands();
 const command_spec* find_command(std::string_view name);
 const command_spec& spec_of(command id);
+
+// Whether `text` is well-formed UTF-8 (requests are JSON, whose strings must be).
+bool valid_utf8(std::string_view text);
 
 // "apply FILE [--accept-shift]"
 std::string usage_line(const command_spec& spec);

@@ -192,6 +192,22 @@ shift_review review_shift(const distribution& before, const distribution& after,
     return review;
 }
 
+std::string_view to_string(apply_verdict v) {
+    switch (v) {
+    case apply_verdict::accept:
+        return "accept";
+    case apply_verdict::unchanged:
+        return "unchanged";
+    case apply_verdict::invalid:
+        return "invalid";
+    case apply_verdict::shift:
+        return "shift";
+    case apply_verdict::restart:
+        return "restart";
+    }
+    return "invalid";
+}
+
 apply_evaluation evaluate_apply(config::load_result loaded,
                                 std::shared_ptr<const config::config> running, bool accept_shift) {
     apply_evaluation out;
@@ -202,6 +218,7 @@ apply_evaluation evaluate_apply(config::load_result loaded,
     }
     auto next = std::make_shared<const config::config>(std::move(*out.loaded.value));
     out.loaded.value.reset();
+    out.diff = config::diff(*running, *next); // shown by `evenctl diff` whatever the verdict
     // The running config's limits apply, so a config cannot loosen its own guard.
     if (!accept_shift) {
         shift_review review = review_shift(expected_distribution(*running),
@@ -217,7 +234,6 @@ apply_evaluation evaluate_apply(config::load_result loaded,
         out.error = std::move(why);
         return out;
     }
-    out.diff = config::diff(*running, *next);
     out.verdict = out.diff.empty() ? apply_verdict::unchanged : apply_verdict::accept;
     out.cfg = std::move(next);
     return out;

@@ -48,9 +48,10 @@ struct apply_evaluation {
     config::load_result loaded; // its diagnostics (the config itself moves to `cfg`)
     std::vector<std::string> shift_lines;
     std::string error;                         // restart: what cannot change
-    std::vector<std::string> diff;             // accept: what changes
+    std::vector<std::string> diff;             // every valid config: what would change
     std::shared_ptr<const config::config> cfg; // accept: the new config
 };
+std::string_view to_string(apply_verdict v);
 apply_evaluation evaluate_apply(config::load_result loaded,
                                 std::shared_ptr<const config::config> running, bool accept_shift);
 

@@ -1,6 +1,7 @@
 #include "control/health.hpp"
 
 #include <algorithm>
+#include <random>
 #include <utility>
 
 namespace evenflow::control {
@@ -15,6 +16,22 @@ double phase_of(const net::ip_addr& address, uint16_t port) {
 }
 
 } // namespace
+
+uint32_t health_checker::next_isn() {
+    // Unpredictable initial sequence numbers: only the backend that received a probe
+    // can acknowledge it. xorshift64* is fast; the system's entropy (getrandom via
+    // std::random_device) reseeds it every 4,096 probes.
+    if (m_isn_left == 0 || m_isn_state == 0) {
+        std::random_device entropy;
+        m_isn_state = (uint64_t(entropy()) << 32 | entropy()) | 1;
+        m_isn_left = 4096;
+    }
+    --m_isn_left;
+    m_isn_state ^= m_isn_state >> 12;
+    m_isn_state ^= m_isn_state << 25;
+    m_isn_state ^= m_isn_state >> 27;
+    return uint32_t((m_isn_state * 0x2545f4914f6cdd1dull) >> 32);
+}
 
 void health_checker::sync(const snapshot& snap, clock::time_point now) {
     if (snap.cfg == m_synced) {
@@ -78,11 +95,12 @@ std::vector<health_checker::probe> health_checker::due(clock::time_point now) {
         uint16_t port = uint16_t(first_probe_port + m_next_port);
         m_next_port = uint16_t((m_next_port + 1) % probe_ports);
         t.outstanding_port = port;
+        t.outstanding_seq = next_isn();
+        t.lost_at_send = m_lost_replies;
         t.deadline = now + std::chrono::duration_cast<clock::duration>(t.cfg.timeout);
         t.next_probe = now + std::chrono::duration_cast<clock::duration>(t.cfg.interval);
         m_timeouts.insert({t.deadline, e});
-        m_seq = m_seq * 1103515245u + 12345u;
-        out.push_back({t.members.front().id, e.first, e.second, port, m_seq});
+        out.push_back({t.members.front().id, e.first, e.second, port, t.outstanding_seq});
         m_tokens -= 1;
         ++m_sent;
     }
@@ -90,13 +108,17 @@ std::vector<health_checker::probe> health_checker::due(clock::time_point now) {
 }
 
 bool health_checker::on_reply(const net::ip_addr& address, uint16_t src_port, uint16_t dst_port,
-                              reply_kind kind, clock::time_point now) {
+                              reply_kind kind, uint32_t ack, clock::time_point now) {
     (void)now;
     auto it = m_targets.find({address, src_port});
     if (it == m_targets.end() || it->second.outstanding_port != dst_port) {
         return false;
     }
     target& t = it->second;
+    if (ack != t.outstanding_seq + 1) {
+        ++m_forged; // it names our probe but cannot have seen it
+        return false;
+    }
     m_timeouts.erase({t.deadline, it->first});
     t.outstanding_port.reset();
     m_schedule.insert({t.next_probe, it->first});
@@ -137,13 +159,19 @@ void health_checker::forget_verdicts() {
     }
 }
 
-std::vector<health_checker::transition> health_checker::take_transitions(clock::time_point now) {
+std::vector<health_checker::transition> health_checker::take_transitions(clock::time_point now,
+                                                                         uint64_t lost_replies) {
+    m_lost_replies = lost_replies;
     while (!m_timeouts.empty() && m_timeouts.begin()->first <= now) {
         endpoint e = m_timeouts.begin()->second;
         m_timeouts.erase(m_timeouts.begin());
         target& t = m_targets.at(e);
         t.outstanding_port.reset();
         m_schedule.insert({t.next_probe, e});
+        if (lost_replies != t.lost_at_send) {
+            ++m_inconclusive; // the reply may be among those our data plane dropped
+            continue;
+        }
         record(t, false, "timeout");
     }
     return std::exchange(m_transitions, {});

@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "control/manager.hpp"
+#include "net/reply.hpp"
 #include "snapshot/snapshot.hpp"
 
 #include <chrono>
@@ -30,8 +31,8 @@ public:
     using clock = std::chrono::steady_clock;
     // Probes leave from the balancer's interface address with a source port from this
     // range, so replies are told apart from client traffic by (address, port) alone.
-    static constexpr uint16_t first_probe_port = 61000;
-    static constexpr uint16_t probe_ports = 4000;
+    static constexpr uint16_t first_probe_port = net::first_probe_port;
+    static constexpr uint16_t probe_ports = net::probe_ports;
     // Probes sent per second at most, all targets together (a burst of a tenth of a
     // second is allowed); the default probes 10,000 backends at a 1 s interval.
     static constexpr double default_rate_limit = 20'000;
@@ -62,20 +63,28 @@ public:
     // timed out.
     std::vector<probe> due(clock::time_point now);
 
-    // A TCP segment from (address, src_port) to our probe port `dst_port`.
-    // Returns false when it answers no outstanding probe.
+    // A TCP segment from (address, src_port) to our probe port `dst_port`, carrying
+    // acknowledgment number `ack`. It answers a probe only when the probe to that
+    // endpoint left from that port and the segment acknowledges its random initial
+    // sequence number; a segment that names an outstanding probe but not its sequence
+    // is counted as forged and changes nothing. Returns whether it answered a probe.
     bool on_reply(const net::ip_addr& address, uint16_t src_port, uint16_t dst_port,
-                  reply_kind kind, clock::time_point now);
+                  reply_kind kind, uint32_t ack, clock::time_point now);
 
     // Verdict changes since the last call (after replies and timeouts), one per backend.
-    std::vector<transition> take_transitions(clock::time_point now);
+    // `lost_replies` is the data plane's count of probe replies it dropped (its own
+    // overload): a probe that timed out while that count grew may have been answered,
+    // so it counts neither way (inconclusive) and is sent again.
+    std::vector<transition> take_transitions(clock::time_point now, uint64_t lost_replies = 0);
 
     // Every target back to unknown with fresh counts (see config_manager::forget_health).
     void forget_verdicts();
 
     size_t targets() const { return m_targets.size(); }
     uint64_t probes_sent() const { return m_sent; }
-    uint64_t probes_deferred() const { return m_deferred; } // held back by the rate limit
+    uint64_t probes_deferred() const { return m_deferred; }  // held back by the rate limit
+    uint64_t forged_replies() const { return m_forged; }     // right endpoint, wrong sequence
+    uint64_t inconclusive() const { return m_inconclusive; } // timeouts in our own overload
 
 private:
     using endpoint = std::pair<net::ip_addr, uint16_t>;
@@ -92,6 +101,8 @@ private:
         uint32_t failures = 0;  // consecutive
         clock::time_point next_probe{};
         std::optional<uint16_t> outstanding_port;
+        uint32_t outstanding_seq = 0;
+        uint64_t lost_at_send = 0;    // the data plane's lost replies when it left
         clock::time_point deadline{}; // of the outstanding probe
     };
     void record(target& t, bool success, const char* reason);
@@ -101,8 +112,13 @@ private:
     std::set<std::pair<clock::time_point, endpoint>> m_schedule; // next probe of each target
     std::set<std::pair<clock::time_point, endpoint>> m_timeouts; // outstanding probes
     std::vector<transition> m_transitions;
+    uint32_t next_isn();
     uint16_t m_next_port = 0;
-    uint32_t m_seq = 0x1a2b3c4d;
+    uint64_t m_isn_state = 0;    // xorshift64*, reseeded from the system's entropy
+    uint32_t m_isn_left = 0;     // numbers until the next reseed
+    uint64_t m_lost_replies = 0; // the latest count take_transitions was given
+    uint64_t m_forged = 0;
+    uint64_t m_inconclusive = 0;
     uint64_t m_sent = 0;
     uint64_t m_deferred = 0;
     double m_rate;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 namespace evenflow::control {
 
 std::string_view to_string(admin_state s) {
@@ -41,6 +43,9 @@ std::string restart_required(const config::config& running, const config::config
     if (running.control.metrics != next.control.metrics) {
         fixed.emplace_back("control.metrics");
     }
+    if (running.control.socket_group != next.control.socket_group) {
+        fixed.emplace_back("control.socket_group");
+    }
     if (running.dataplane.workers != next.dataplane.workers) {
         fixed.emplace_back("dataplane.workers");
     }
@@ -57,7 +62,7 @@ std::string restart_required(const config::config& running, const config::config
         const auto& x = running.interfaces[i];
         const auto& y = next.interfaces[i];
         same_interfaces = x.name == y.name && x.device == y.device && x.address == y.address &&
-                          x.gateway == y.gateway;
+                          x.gateway == y.gateway && x.vlan == y.vlan;
     }
     if (!same_interfaces) {
         fixed.emplace_back("interfaces");
@@ -146,7 +151,47 @@ uint64_t config_manager::record(std::shared_ptr<const config::config> cfg, const
     while (m_history.size() > m_keep) {
         m_history.pop_front();
     }
+    note_running(std::chrono::steady_clock::now());
     return m_history.back().version;
+}
+
+void config_manager::note_running(std::chrono::steady_clock::time_point now) {
+    const config::config& cfg = running();
+    for (const config::service_config& svc : cfg.services) {
+        if (const config::pool_config* pool = cfg.find_pool(svc.pool)) {
+            for (const config::backend_config& b : pool->backends) {
+                if (uint32_t id = m_registry.find(svc.name, b.address, b.port)) {
+                    m_last_running[id] = now;
+                }
+            }
+        }
+    }
+}
+
+size_t config_manager::reclaim_ids(std::chrono::steady_clock::time_point now,
+                                   std::chrono::steady_clock::duration hold,
+                                   const std::function<bool(uint32_t)>& in_use) {
+    note_running(now);
+    std::set<backend_registry::key> named;
+    for (const history_entry& e : m_history) {
+        for (const config::service_config& svc : e.cfg->services) {
+            if (const config::pool_config* pool = e.cfg->find_pool(svc.pool)) {
+                for (const config::backend_config& b : pool->backends) {
+                    named.emplace(svc.name, b.address, b.port);
+                }
+            }
+        }
+    }
+    return m_registry.release_if([&](const backend_registry::key& k, uint32_t id) {
+        auto seen = m_last_running.find(id);
+        bool quiet = seen == m_last_running.end() || now - seen->second >= hold;
+        if (named.count(k) != 0 || !quiet || in_use(id) || m_admin.count(id) != 0) {
+            return false;
+        }
+        m_last_running.erase(id);
+        m_health.erase(id);
+        return true;
+    });
 }
 
 change_result config_manager::commit(std::shared_ptr<const config::config> cfg, const actor& who,

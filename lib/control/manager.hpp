@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -109,6 +110,15 @@ public:
     // change is stale.
     uint64_t states_generation() const { return m_states_generation; }
 
+    // Frees the ids of backends that no kept version names, that have been out of the
+    // running config for `hold` at least, and that `in_use(id)` says no flow holds
+    // (the workers' live flows per backend). Refused applies never took ids: this is
+    // for churn, where backends come and go faster than the id space allows. Returns
+    // how many were freed.
+    size_t reclaim_ids(std::chrono::steady_clock::time_point now,
+                       std::chrono::steady_clock::duration hold,
+                       const std::function<bool(uint32_t)>& in_use);
+
 private:
     change_result commit(std::shared_ptr<const config::config> cfg, const actor& who,
                          std::string origin);
@@ -122,6 +132,9 @@ private:
     std::map<uint32_t, admin_state> m_admin;
     std::map<uint32_t, health_verdict> m_health;
     uint64_t m_states_generation = 0;
+    // When each id was last in the running config (for reclaim_ids).
+    std::map<uint32_t, std::chrono::steady_clock::time_point> m_last_running;
+    void note_running(std::chrono::steady_clock::time_point now);
 };
 
 // Why `next` cannot be applied to a daemon running `running`, or "" when it can.

@@ -33,7 +33,14 @@ int connect_socket(const std::string& path, std::string* error) {
         *error = fmt::format("cannot create a socket: {}", std::strerror(errno));
         return -1;
     }
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    // A full listen backlog (someone floods the socket with connections) answers
+    // EAGAIN at once: try again for up to a second before giving up.
+    for (int tries = 0; rc != 0 && errno == EAGAIN && tries < 100; ++tries) {
+        poll(nullptr, 0, 10);
+        rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    }
+    if (rc != 0) {
         int err = errno;
         close(fd);
         if (err == ENOENT || err == ECONNREFUSED) {
@@ -142,7 +149,16 @@ std::optional<json> call(const std::string& socket_path, const json& request, st
         return std::nullopt;
     }
     std::optional<json> reply;
-    if (!write_line(fd, request.dump())) {
+    std::string line;
+    try {
+        line = request.dump();
+    } catch (const json::exception& e) {
+        // A string that is not UTF-8 cannot travel as JSON: say so, never abort.
+        *error = fmt::format("cannot send the request: {}", e.what());
+        close(fd);
+        return std::nullopt;
+    }
+    if (!write_line(fd, line)) {
         *error = fmt::format("cannot send to {}: {}", socket_path, std::strerror(errno));
     } else {
         line_reader reader(fd);

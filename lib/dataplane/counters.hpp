@@ -55,6 +55,10 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(resets_sent, counter, "RSTs sent toward clients (backend down/disabled, no backend).",       \
       false)                                                                                       \
     X(icmp_echo_replies, counter, "ICMP echo replies sent.", false)                                \
+    X(arp_replies, counter, "ARP requests for our addresses and VIPs answered.", false)            \
+    X(icmp_errors_translated, counter, "ICMP errors about a flow passed on, translated.", false)   \
+    X(probe_replies_lost, counter,                                                                 \
+      "Health-probe replies dropped on the way to the control thread.", false)                     \
     X(to_control, counter, "Packets handed to the control thread (ARP, probes, unresolved).",      \
       false)                                                                                       \
     X(from_control, counter, "Packets the control thread originated, transmitted here.", false)    \

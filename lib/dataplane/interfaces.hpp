@@ -22,6 +22,7 @@ struct interface_info {
     rte_ether_addr mac{};
     net::ip_prefix address;
     std::optional<net::ip_addr> gateway;
+    uint16_t vlan = 0;                              // 802.1Q tag of the port; 0: untagged
     port_role role = port_role::both;               // which side it faces
     steering_mode steering = steering_mode::single; // how packets reach their owner
 

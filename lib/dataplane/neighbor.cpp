@@ -42,38 +42,75 @@ const rte_ether_addr* neighbor_table::find(uint16_t iface, const net::ip_addr& i
     }
 }
 
-std::vector<rte_mbuf*> neighbor_resolver::learn(uint16_t iface, const net::ip_addr& ip,
-                                                const rte_ether_addr& mac, clock::time_point now) {
-    state& s = m_neighbors[{iface, ip}];
-    if (!s.resolved || s.failed || !rte_is_same_ether_addr(&s.mac, &mac)) {
+neighbor_resolver::state* neighbor_resolver::entry(uint16_t iface, const net::ip_addr& ip) {
+    auto it = m_neighbors.find({iface, ip});
+    if (it != m_neighbors.end()) {
+        return &it->second;
+    }
+    if (m_neighbors.size() >= max_neighbors) {
+        ++m_table_full;
+        return nullptr;
+    }
+    return &m_neighbors[{iface, ip}];
+}
+
+neighbor_resolver::learnt neighbor_resolver::learn(uint16_t iface, const net::ip_addr& ip,
+                                                   const rte_ether_addr& mac, bool reply,
+                                                   clock::time_point now) {
+    learnt out;
+    auto it = m_neighbors.find({iface, ip});
+    if (it == m_neighbors.end()) {
+        ++m_ignored; // never asked about: unsolicited
+        return out;
+    }
+    state& s = it->second;
+    const bool asked = s.tries > 0 || !s.waiting.empty();
+    if (!s.resolved && !(reply && asked)) {
+        ++m_ignored; // only the answer to our request resolves it
+        return out;
+    }
+    if (s.resolved && !rte_is_same_ether_addr(&s.mac, &mac)) {
+        if (now - s.changed_at < min_change_interval) {
+            ++m_ignored; // flapping: at most one change a second
+            return out;
+        }
+        out.mac_changed = true;
+        out.old_mac = s.mac;
+        s.changed_at = now;
+        ++m_mac_changes;
+    }
+    if (!s.resolved || s.failed || out.mac_changed) {
         m_changed = true;
     }
+    out.accepted = true;
     s.mac = mac;
     s.resolved = true;
     s.failed = false;
     s.tries = 0;
     s.resolved_at = now;
-    std::vector<rte_mbuf*> released(s.waiting.begin(), s.waiting.end());
+    out.released.assign(s.waiting.begin(), s.waiting.end());
+    m_waiting -= s.waiting.size();
     s.waiting.clear();
-    return released;
+    return out;
 }
 
-void neighbor_resolver::want(uint16_t iface, const net::ip_addr& ip) {
-    m_neighbors.try_emplace({iface, ip});
+bool neighbor_resolver::want(uint16_t iface, const net::ip_addr& ip) {
+    return entry(iface, ip) != nullptr;
 }
 
 bool neighbor_resolver::hold(uint16_t iface, const net::ip_addr& ip, rte_mbuf* packet) {
-    state& s = m_neighbors[{iface, ip}];
-    if (s.waiting.size() >= max_waiting_per_neighbor) {
+    state* s = entry(iface, ip);
+    if (s == nullptr || s->waiting.size() >= max_waiting_per_neighbor || m_waiting >= max_waiting) {
         ++m_dropped;
         return false;
     }
-    if (s.failed) {
+    if (s->failed) {
         // Someone still sends toward it: try again from scratch.
-        s.failed = false;
-        s.tries = 0;
+        s->failed = false;
+        s->tries = 0;
     }
-    s.waiting.push_back(packet);
+    s->waiting.push_back(packet);
+    ++m_waiting;
     return true;
 }
 
@@ -94,6 +131,7 @@ void neighbor_resolver::tick(clock::time_point now, std::vector<request>& to_sen
             s.failed = true;
             to_free.insert(to_free.end(), s.waiting.begin(), s.waiting.end());
             m_dropped += s.waiting.size();
+            m_waiting -= s.waiting.size();
             s.waiting.clear();
             continue;
         }

@@ -179,6 +179,7 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
     rte_eth_macaddr_get(port_id, &out.mac);
     out.set_address(ic.address);
     out.gateway = ic.gateway;
+    out.vlan = ic.vlan;
     return true;
 }
 

@@ -1,9 +1,12 @@
 #include "dataplane/slow_path.hpp"
 
+#include "net/bytes.hpp"
 #include "net/reply.hpp"
 
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+
+#include <arpa/inet.h>
 
 #include <algorithm>
 #include <cstring>
@@ -57,29 +60,22 @@ void slow_path::handle_arp(rte_mbuf* m) {
         return;
     }
     const interface_info& ifc = m_shared.interfaces[iface];
-    // Learn the sender when it is on this interface's subnet (replies and requests
-    // alike: a host that asks for us will be answered, and we will talk back).
+    // Requests for our addresses were answered by the worker; here is only what we
+    // may learn: replies to our requests, and news of neighbors we already know.
     if (ifc.address.contains(arp.sender_ip) && !arp.sender_ip.is_unspecified() &&
         arp.sender_ip != ifc.address.addr) {
         rte_ether_addr mac;
         std::memcpy(mac.addr_bytes, arp.sender_mac.data(), 6);
-        for (rte_mbuf* waiting :
-             m_resolver.learn(iface, arp.sender_ip, mac, std::chrono::steady_clock::now())) {
+        auto learnt = m_resolver.learn(iface, arp.sender_ip, mac, arp.op == net::arp_op_reply,
+                                       std::chrono::steady_clock::now());
+        if (learnt.mac_changed) {
+            m_events.push_back({iface, arp.sender_ip, learnt.old_mac, mac});
+        }
+        for (rte_mbuf* waiting : learnt.released) {
             auto* eth = rte_pktmbuf_mtod(waiting, rte_ether_hdr*);
             rte_ether_addr_copy(&mac, &eth->dst_addr);
             rte_ether_addr_copy(&ifc.mac, &eth->src_addr);
             inject(waiting, iface);
-        }
-    }
-    if (arp.op == net::arp_op_request && arp.target_ip != arp.sender_ip) {
-        const snapshot* snap = m_shared.snap.load();
-        bool ours =
-            arp.target_ip == ifc.address.addr || (snap != nullptr && snap->is_vip(arp.target_ip));
-        if (ours) {
-            rte_ether_addr requester;
-            std::memcpy(requester.addr_bytes, arp.sender_mac.data(), 6);
-            send_arp(iface, net::arp_op_reply, arp.target_ip, arp.sender_ip, &requester);
-            ++m_arp_replies;
         }
     }
     rte_pktmbuf_free(m);
@@ -100,13 +96,32 @@ void slow_path::handle_unresolved(rte_mbuf* m) {
     m_resolve_now = true; // ask at once: the first SYN of a flow is waiting
 }
 
-void slow_path::handle_local_tcp(rte_mbuf* m) {
+void slow_path::handle_probe_reply(rte_mbuf* m) {
     uint16_t iface = m->port;
     std::span<uint8_t> frame{rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m)};
     net::packet_meta meta;
     if (iface >= m_shared.interfaces.size() ||
-        net::parse_frame(frame, meta) != net::drop_reason::none || !m_local_tcp ||
-        !m_local_tcp(meta)) {
+        net::parse_frame(frame, meta) != net::drop_reason::none ||
+        meta.l4_proto != net::ipproto_tcp) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // A probe left from the address of the interface its backend is reached by; its
+    // answer comes back there, to that address, or it is not an answer.
+    std::optional<egress> out = route(m_shared.interfaces, meta.key.src);
+    if (!out || out->iface != iface || meta.key.dst != m_shared.interfaces[iface].address.addr) {
+        ++m_forged_probe_replies;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    uint32_t ack = ntohl(net::load32(frame.data() + meta.l4_offset + 8));
+    if (!m_probe_reply || !m_probe_reply(meta, ack)) {
+        rte_pktmbuf_free(m); // no probe of ours (the handler counts forgeries)
+        return;
+    }
+    // A SYN-ACK to a probe is answered with RST: the backend frees its half-open
+    // connection at once.
+    if ((meta.tcp_flags & net::tcp_flag::rst) != 0) {
         rte_pktmbuf_free(m);
         return;
     }
@@ -150,24 +165,41 @@ void slow_path::send_tcp_syn(const net::ip_addr& dst, uint16_t dst_port, uint16_
 }
 
 unsigned slow_path::drain() {
-    rte_mbuf* pkts[64];
-    unsigned n =
-        rte_ring_sc_dequeue_burst(m_shared.to_control, reinterpret_cast<void**>(pkts), 64, nullptr);
-    for (unsigned i = 0; i < n; ++i) {
-        switch (control_reason(pkts[i]->hash.usr)) {
-        case control_reason::arp:
-            handle_arp(pkts[i]);
-            break;
-        case control_reason::unresolved:
-            handle_unresolved(pkts[i]);
-            break;
-        case control_reason::local_tcp:
-            handle_local_tcp(pkts[i]);
-            break;
-        default:
-            rte_pktmbuf_free(pkts[i]);
-            break;
+    // Probe replies first, then ARP, then packets waiting for a next hop, each with
+    // its own cap per call: whatever floods one ring, the others keep moving.
+    static constexpr unsigned cap[] = {256, 512, 512}; // by control_reason
+    static constexpr control_reason order[] = {control_reason::probe, control_reason::arp,
+                                               control_reason::unresolved};
+    unsigned total = 0;
+    for (control_reason reason : order) {
+        rte_ring* ring = m_shared.to_control[size_t(reason)];
+        unsigned taken = 0;
+        while (ring != nullptr && taken < cap[size_t(reason)]) {
+            rte_mbuf* pkts[64];
+            unsigned n =
+                rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), 64, nullptr);
+            for (unsigned i = 0; i < n; ++i) {
+                switch (reason) {
+                case control_reason::arp:
+                    handle_arp(pkts[i]);
+                    break;
+                case control_reason::unresolved:
+                    handle_unresolved(pkts[i]);
+                    break;
+                case control_reason::probe:
+                    handle_probe_reply(pkts[i]);
+                    break;
+                case control_reason::count_:
+                    rte_pktmbuf_free(pkts[i]);
+                    break;
+                }
+            }
+            taken += n;
+            if (n < 64) {
+                break;
+            }
         }
+        total += taken;
     }
     if (m_resolve_now) {
         tick(std::chrono::steady_clock::now());
@@ -175,7 +207,7 @@ unsigned slow_path::drain() {
     if (m_resolver.changed()) {
         m_shared.neighbors.publish(m_resolver.build(), *m_shared.qsbr);
     }
-    return n;
+    return total;
 }
 
 void slow_path::tick(std::chrono::steady_clock::time_point now) {
@@ -196,13 +228,13 @@ void slow_path::want_neighbors(const config::config& cfg) {
     for (const config::pool_config& pool : cfg.pools) {
         for (const config::backend_config& b : pool.backends) {
             if (auto out = route(m_shared.interfaces, b.address); out && out->next_hop.is_v4()) {
-                m_resolver.want(out->iface, out->next_hop);
+                (void)m_resolver.want(out->iface, out->next_hop); // counted when full
             }
         }
     }
     for (const interface_info& i : m_shared.interfaces) {
         if (i.gateway && i.gateway->is_v4()) {
-            m_resolver.want(i.index, *i.gateway);
+            (void)m_resolver.want(i.index, *i.gateway);
         }
     }
     m_resolve_now = true;

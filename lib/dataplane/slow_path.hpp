@@ -12,16 +12,24 @@
 
 #include <chrono>
 #include <functional>
+#include <utility>
 #include <vector>
 
 namespace evenflow::dataplane {
 
 class slow_path {
 public:
-    // Called for TCP segments addressed to one of our interface addresses (health
-    // probe replies). Returns true when the segment should be answered with a RST
-    // (a SYN-ACK to a probe: close the half-open connection at once).
-    using local_tcp_handler = std::function<bool(const net::packet_meta&)>;
+    // Called for a SYN-ACK or RST that arrived on the interface its source is reached
+    // by, to our address there, at a probe port, with its acknowledgment number.
+    // Returns whether it answers an outstanding probe (a SYN-ACK that does is answered
+    // with RST).
+    using probe_reply_handler = std::function<bool(const net::packet_meta&, uint32_t ack)>;
+    // A neighbor's MAC changed (see neighbor_resolver::learn).
+    struct neighbor_event {
+        uint16_t iface;
+        net::ip_addr ip;
+        rte_ether_addr old_mac, new_mac;
+    };
 
     slow_path(dataplane_shared& shared, rte_mempool* pool, rte_ring* inject)
         : m_shared(shared), m_pool(pool), m_inject(inject) {}
@@ -34,7 +42,9 @@ public:
     // Sends a TCP SYN from the egress interface's address (a health probe), through
     // worker 0, holding it until the next hop resolves if need be.
     void send_tcp_syn(const net::ip_addr& dst, uint16_t dst_port, uint16_t src_port, uint32_t seq);
-    void on_local_tcp(local_tcp_handler handler) { m_local_tcp = std::move(handler); }
+    void on_probe_reply(probe_reply_handler handler) { m_probe_reply = std::move(handler); }
+    std::vector<neighbor_event> take_events() { return std::exchange(m_events, {}); }
+    uint64_t forged_probe_replies() const { return m_forged_probe_replies; }
 
     // Resolves backends' and gateways' next hops ahead of traffic.
     void want_neighbors(const config::config& cfg);
@@ -44,12 +54,11 @@ public:
     bool resolution_pending() const { return m_resolve_now; }
 
     const neighbor_resolver& resolver() const { return m_resolver; }
-    uint64_t arp_replies_sent() const { return m_arp_replies; }
 
 private:
     void handle_arp(rte_mbuf* m);
     void handle_unresolved(rte_mbuf* m);
-    void handle_local_tcp(rte_mbuf* m);
+    void handle_probe_reply(rte_mbuf* m);
     void send_arp(uint16_t iface, uint16_t op, const net::ip_addr& sender,
                   const net::ip_addr& target, const rte_ether_addr* target_mac);
     void inject(rte_mbuf* m, uint16_t iface);
@@ -59,9 +68,10 @@ private:
     rte_ring* m_inject;
     neighbor_resolver m_resolver;
     std::vector<net::ip_addr> m_announced_vips;
-    local_tcp_handler m_local_tcp;
+    probe_reply_handler m_probe_reply;
+    std::vector<neighbor_event> m_events;
+    uint64_t m_forged_probe_replies = 0; // wrong interface or address
     bool m_resolve_now = false;
-    uint64_t m_arp_replies = 0;
 };
 
 } // namespace evenflow::dataplane

@@ -1,16 +1,21 @@
 #include "dataplane/worker.hpp"
 
+#include "dataplane/flow_rules.hpp"
+
 #include "net/bytes.hpp"
 #include "net/checksum.hpp"
+#include "net/icmp.hpp"
 #include "net/nat.hpp"
 #include "net/reply.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <rte_prefetch.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace evenflow::dataplane {
@@ -20,43 +25,6 @@ using net::load16;
 using net::packet_meta;
 using net::store16;
 namespace tcp_flag = net::tcp_flag;
-
-namespace {
-
-std::span<uint8_t> frame_of(rte_mbuf* m) {
-    return {rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m)};
-}
-
-// The state a flow moves to on a segment with these flags, from `current`.
-flow::flow_state next_state(flow::flow_state current, uint8_t flags) {
-    if (flags & (tcp_flag::rst | tcp_flag::fin)) {
-        return flow::flow_state::closing;
-    }
-    if (current == flow::flow_state::syn && (flags & tcp_flag::ack) && !(flags & tcp_flag::syn)) {
-        return flow::flow_state::established;
-    }
-    return current;
-}
-
-// Whether a draining backend's drain_timeout has passed (clock compared modulo 2^32).
-bool drain_expired(const snapshot_backend& b, uint32_t now) {
-    return b.state == backend_state::draining && b.drain_deadline_ms != 0 &&
-           int32_t(now - uint32_t(b.drain_deadline_ms)) >= 0;
-}
-
-// The key under which a backend's replies to this client are found.
-net::flow_key backend_side_key(const net::ip_addr& backend, uint16_t backend_port_be,
-                               const net::flow_key& client_key) {
-    net::flow_key k;
-    k.src = backend;
-    k.src_port = backend_port_be;
-    k.dst = client_key.src;
-    k.dst_port = client_key.src_port;
-    k.proto = client_key.proto;
-    return k;
-}
-
-} // namespace
 
 worker_config worker_config::from(const config::dataplane_config& dataplane, uint32_t index) {
     worker_config wc;
@@ -152,6 +120,10 @@ void worker::poll_once(uint64_t now_ms64) {
             drop(injected[i], drop_reason::not_for_us);
             continue;
         }
+        if (!set_vlan(iface, injected[i])) {
+            drop(injected[i], drop_reason::tx_full);
+            continue;
+        }
         c.from_control.add();
         transmit(iface, injected[i]);
     }
@@ -230,6 +202,11 @@ void worker::process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, u
             }
             it.hash = net::flow_hash(k);
             m_flows->prefetch(it.hash);
+        } else if (check_owner && it.parsed == drop_reason::none &&
+                   (it.meta.l4_proto == net::ipproto_icmp ||
+                    it.meta.l4_proto == net::ipproto_icmpv6) &&
+                   hand_off(it)) {
+            continue;
         }
         ++kept;
     }
@@ -281,11 +258,26 @@ void worker::process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, u
 
 bool worker::hand_off(rx_item& item) {
     // The client is the source of a packet to a VIP and the destination of anything
-    // else (a backend's reply): its address and port choose the owner.
+    // else (a backend's reply): its address and port choose the owner. An ICMP error
+    // names its flow in the packet it quotes.
     const net::flow_key& k = item.meta.key;
-    const bool to_vip = item.svc != nullptr;
-    const net::ip_addr& client = to_vip ? k.src : k.dst;
-    const uint16_t client_port = to_vip ? k.src_port : k.dst_port;
+    net::ip_addr client;
+    uint16_t client_port = 0;
+    if (item.meta.l4_proto == net::ipproto_tcp) {
+        const bool to_vip = item.svc != nullptr;
+        client = to_vip ? k.src : k.dst;
+        client_port = to_vip ? k.src_port : k.dst_port;
+    } else {
+        net::icmp_quote quote;
+        const snapshot* snap = m_shared.snap.load();
+        if (snap == nullptr || !net::read_icmp_error(frame_of(item.mbuf), item.meta, quote)) {
+            return false; // echo, ARP and the like: any worker answers them
+        }
+        // To a VIP: it quotes the VIP's packet to the client; else our packet from it.
+        const bool to_vip = snap->is_vip(k.dst);
+        client = to_vip ? quote.key.dst : quote.key.src;
+        client_port = to_vip ? quote.key.dst_port : quote.key.src_port;
+    }
     uint16_t owner = m_shared.steering.owner(client, client_port);
     if (owner == m_cfg.index) {
         return false;
@@ -313,255 +305,54 @@ void worker::prefetch_new_flow(rx_item& item, const snapshot& snap) const {
     }
 }
 
-void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
-                    const neighbor_table* neigh, uint32_t now) {
-    rte_mbuf* m = item.mbuf;
-    packet_meta& meta = item.meta;
-    if (item.parsed != drop_reason::none) {
-        drop(m, item.parsed);
-        return;
-    }
-    if (m->nb_segs > 1) {
-        // Virtual devices here never chain buffers below the MTU; a chained frame
-        // would have its headers split, which the parser does not follow.
-        drop(m, drop_reason::chained_mbuf);
-        return;
-    }
-    switch (meta.l3) {
-    case net::l3_type::arp:
-        to_control(iface, m, control_reason::arp);
-        return;
-    case net::l3_type::ipv4:
-    case net::l3_type::ipv6:
+std::string_view to_string(control_reason r) {
+    switch (r) {
+    case control_reason::arp:
+        return "arp";
+    case control_reason::unresolved:
+        return "unresolved";
+    case control_reason::probe:
+        return "probe";
+    case control_reason::count_:
         break;
-    default:
-        drop(m, drop_reason::unsupported_ethertype);
-        return;
     }
-    if (meta.l4_proto == net::ipproto_tcp) {
-        if (meta.l3 == net::l3_type::ipv4 && meta.has_ip_options) {
-            // Source routes, record route and friends have no business through a
-            // balancer; rare enough in legitimate traffic that dropping is the norm.
-            drop(m, drop_reason::ip_options);
-            return;
-        }
-        if (item.svc != nullptr) {
-            handle_client_to_vip(iface, item, *item.svc, snap, neigh, now);
-        } else {
-            handle_backend_to_client(iface, item, snap, neigh, now);
-        }
-        return;
-    }
-    // ICMP: answer echo requests to VIPs and to our interface addresses.
-    if ((meta.l4_proto == net::ipproto_icmp || meta.l4_proto == net::ipproto_icmpv6) &&
-        (is_interface_address(m_shared.interfaces, meta.key.dst) || snap.is_vip(meta.key.dst)) &&
-        net::make_echo_reply(frame_of(m), meta)) {
-        m_stats.totals.icmp_echo_replies.add();
-        transmit(iface, m);
-        return;
-    }
-    drop(m, drop_reason::not_for_us);
+    return "?";
 }
 
-void worker::forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
-                         uint32_t now) {
-    net::flow_key reverse =
-        backend_side_key(forward_entry->value.nat_addr, forward_entry->value.nat_port, client_key);
-    m_flows->remove(forward_entry);
-    if (flow::flow_entry* r = m_flows->lookup(reverse, net::flow_hash(reverse), now)) {
-        m_flows->remove(r);
-    }
-}
-
-void worker::to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
-                        const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh) {
-    backend_counters& bc = m_stats.backends[backend_id];
-    bc.packets_to.add();
-    bc.bytes_to.add(rte_pktmbuf_pkt_len(m));
-    net::nat_rewrite(frame_of(m), meta, net::nat_side::destination, addr, port_be);
-    m_stats.totals.to_backend.add();
-    forward(m, meta, neigh);
-}
-
-void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_service& svc,
-                                  const snapshot& snap, const neighbor_table* neigh, uint32_t now) {
-    rte_mbuf* m = item.mbuf;
-    packet_meta& meta = item.meta;
-    worker_counters& c = m_stats.totals;
-    uint8_t flags = meta.tcp_flags;
-    bool opening = (flags & tcp_flag::syn) && !(flags & tcp_flag::ack);
-
-    flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
-    if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
-        if (opening && entry->value.state == flow::flow_state::closing) {
-            // The client reused its port for a new connection before the old
-            // one's entry expired: a new flow, balanced afresh.
-            forget_flow(entry, meta.key, now);
-            entry = nullptr;
-        }
-    }
-    if (entry != nullptr && entry->value.direction == flow::flow_direction::client_to_backend) {
-        const snapshot_backend* b = snap.find_backend(entry->value.backend_id);
-        // Rule for pinned flows: a backend removed from the config keeps its
-        // established flows until they end; one that is down or disabled, or
-        // draining past its drain_timeout, has its flows reset so clients
-        // reconnect at once instead of hanging.
-        if (b != nullptr && ((b->state == backend_state::down && !svc.keep_pinned_flows) ||
-                             b->state == backend_state::disabled || drain_expired(*b, now))) {
-            m_stats.backends[entry->value.backend_id].resets.add();
-            forget_flow(entry, meta.key, now);
-            send_reset(iface, m, meta);
-            return;
-        }
-        m_flows->refresh(entry, next_state(entry->value.state, flags), now);
-        to_backend(m, meta, entry->value.backend_id, entry->value.nat_addr, entry->value.nat_port,
-                   neigh);
-        return;
-    }
-
-    // No flow: pick with Maglev. A SYN starts a flow; anything else is a flow we
-    // have no state for (another worker's, or from before a restart) and gets the
-    // same answer as long as the backend set is unchanged.
-    uint32_t backend_id = svc.pick(svc.flow_hash(meta.key));
-    const snapshot_backend* b = snap.find_backend(backend_id);
-    if (b == nullptr) {
-        if (opening) {
-            c.drops[size_t(drop_reason::no_backend)].add();
-            send_reset(iface, m, meta);
-            return;
-        }
-        drop(m, drop_reason::no_backend);
-        return;
-    }
-    flow::flow_value forward_value{};
-    forward_value.nat_addr = b->address;
-    forward_value.nat_port = b->port_be;
-    forward_value.backend_id = backend_id;
-    forward_value.state =
-        opening ? flow::flow_state::syn : next_state(flow::flow_state::established, flags);
-    forward_value.direction = flow::flow_direction::client_to_backend;
-    if (m_flows->insert(meta.key, item.hash, forward_value, now) != nullptr) {
-        flow::flow_value reverse_value = forward_value;
-        reverse_value.nat_addr = svc.vip;
-        reverse_value.nat_port = svc.port_be;
-        reverse_value.direction = flow::flow_direction::backend_to_client;
-        net::flow_key reverse = backend_side_key(b->address, b->port_be, meta.key);
-        // Pass 2 hashed this key already for a SYN (same snapshot, same pick).
-        uint32_t reverse_hash =
-            item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
-        m_flows->insert(reverse, reverse_hash, reverse_value, now);
+bool worker::within_budget(control_reason reason) {
+    // Only slow-path packets pay for this (a TSC read and some arithmetic).
+    budget& b = m_budgets[size_t(reason)];
+    const double rate = control_budget_per_s[size_t(reason)];
+    const uint64_t now = rte_get_tsc_cycles();
+    if (b.last_tsc == 0) {
+        b.tokens = rate / 10;
     } else {
-        c.drops[size_t(drop_reason::flow_table_full)].add();
+        b.tokens = std::min(rate / 10,
+                            b.tokens + double(now - b.last_tsc) * rate / double(rte_get_tsc_hz()));
     }
-    if (opening) {
-        c.new_flows.add();
-        m_stats.backends[backend_id].new_flows.add();
-    } else {
-        c.stateless_forward.add();
+    b.last_tsc = now;
+    if (b.tokens < 1) {
+        return false;
     }
-    to_backend(m, meta, backend_id, b->address, b->port_be, neigh);
-}
-
-void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snapshot& snap,
-                                      const neighbor_table* neigh, uint32_t now) {
-    rte_mbuf* m = item.mbuf;
-    packet_meta& meta = item.meta;
-    worker_counters& c = m_stats.totals;
-
-    flow::flow_entry* entry = m_flows->lookup(meta.key, item.hash, now);
-    if (entry != nullptr && entry->value.direction == flow::flow_direction::backend_to_client) {
-        m_flows->refresh(entry, next_state(entry->value.state, meta.tcp_flags), now);
-        backend_counters& bc = m_stats.backends[entry->value.backend_id];
-        bc.packets_from.add();
-        bc.bytes_from.add(rte_pktmbuf_pkt_len(m));
-        net::nat_rewrite(frame_of(m), meta, net::nat_side::source, entry->value.nat_addr,
-                         entry->value.nat_port);
-        c.to_client.add();
-        forward(m, meta, neigh);
-        return;
-    }
-    if (is_interface_address(m_shared.interfaces, meta.key.dst)) {
-        to_control(iface, m, control_reason::local_tcp);
-        return;
-    }
-    // A reply whose flow entry no worker has (a restart, an expired entry): the
-    // snapshot tells which VIP it must carry (see service_of_reply).
-    if (const snapshot_service* owner = snap.service_of_reply(meta.key.src, meta.key.src_port,
-                                                              meta.key.dst, meta.key.dst_port)) {
-        c.reverse_stateless.add();
-        net::nat_rewrite(frame_of(m), meta, net::nat_side::source, owner->vip, owner->port_be);
-        c.to_client.add();
-        forward(m, meta, neigh);
-        return;
-    }
-    drop(m, drop_reason::not_for_us);
-}
-
-void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh) {
-    uint8_t* ip = rte_pktmbuf_mtod(m, uint8_t*) + meta.l3_offset;
-    // We are a router hop for these packets: decrement TTL / hop limit.
-    if (meta.l3 == net::l3_type::ipv4) {
-        if (ip[8] <= 1) {
-            drop(m, drop_reason::ttl_exceeded);
-            return;
-        }
-        uint16_t old_word = load16(ip + 8);
-        ip[8] = uint8_t(ip[8] - 1);
-        store16(ip + 10, net::checksum_update16(load16(ip + 10), old_word, load16(ip + 8)));
-    } else {
-        if (ip[7] <= 1) {
-            drop(m, drop_reason::ttl_exceeded);
-            return;
-        }
-        ip[7] = uint8_t(ip[7] - 1);
-    }
-
-    std::optional<egress> out = route(m_shared.interfaces, meta.key.dst);
-    if (!out) {
-        drop(m, drop_reason::not_for_us);
-        return;
-    }
-    const rte_ether_addr* mac = next_hop_mac(neigh, out->iface, out->next_hop);
-    if (mac == nullptr) {
-        to_control(out->iface, m, control_reason::unresolved);
-        return;
-    }
-    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    rte_ether_addr_copy(mac, &eth->dst_addr);
-    rte_ether_addr_copy(&m_shared.interfaces[out->iface].mac, &eth->src_addr);
-    transmit(out->iface, m);
-}
-
-const rte_ether_addr* worker::next_hop_mac(const neighbor_table* neigh, uint16_t iface,
-                                           const net::ip_addr& ip) {
-    if (neigh == nullptr) {
-        return nullptr;
-    }
-    next_hop_memo& memo = m_next_hops[(ip.bytes[15] ^ iface) % m_next_hops.size()];
-    if (memo.iface != iface || memo.ip != ip) {
-        memo.mac = neigh->find(iface, ip);
-        memo.ip = ip;
-        memo.iface = iface;
-    }
-    return memo.mac;
-}
-
-void worker::send_reset(uint16_t iface, rte_mbuf* m, const packet_meta& meta) {
-    size_t length = net::make_tcp_reset(frame_of(m), meta);
-    if (length == 0) {
-        rte_pktmbuf_free(m);
-        return;
-    }
-    rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_data_len(m) - length));
-    m_stats.totals.resets_sent.add();
-    transmit(iface, m);
+    b.tokens -= 1;
+    return true;
 }
 
 void worker::to_control(uint16_t iface, rte_mbuf* m, control_reason reason) {
+    drop_reason lost = drop_reason::none;
     m->port = iface;
-    m->hash.usr = uint32_t(reason);
-    if (rte_ring_mp_enqueue(m_shared.to_control, m) != 0) {
-        drop(m, drop_reason::control_ring_full);
+    if (!within_budget(reason)) {
+        lost = drop_reason::control_budget;
+    } else if (rte_ring_mp_enqueue(m_shared.to_control[size_t(reason)], m) != 0) {
+        lost = drop_reason::control_ring_full;
+    }
+    if (lost != drop_reason::none) {
+        if (reason == control_reason::probe) {
+            // A probe reply lost here is our overload, not the backend's failure:
+            // the health checker does not count a probe that may have been lost so.
+            m_stats.totals.probe_replies_lost.add();
+        }
+        drop(m, lost);
         return;
     }
     m_stats.totals.to_control.add();

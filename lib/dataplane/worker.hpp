@@ -26,13 +26,23 @@ namespace evenflow::dataplane {
 
 inline constexpr uint16_t burst_size = 32;
 
-// Why a packet was handed to the control thread; carried in mbuf->hash.usr, with
-// mbuf->port set to the interface index it arrived on (or must leave by).
-enum class control_reason : uint32_t {
-    arp = 1,        // ARP request or reply: answer, learn
-    unresolved = 2, // forwarded packet whose next hop has no MAC yet: hold, resolve
-    local_tcp = 3,  // TCP to an interface address: health-probe replies
+// Why a packet is handed to the control thread; each reason has its own ring and
+// its own budget per worker, so a flood of one kind (an ARP storm, packets to
+// unresolved next hops) cannot starve another (health-probe replies). mbuf->port
+// holds the interface index it arrived on (or must leave by).
+enum class control_reason : uint8_t {
+    arp,        // ARP replies and requests not for us: learning (requests for us are
+                // answered by the worker itself)
+    unresolved, // a forwarded packet whose next hop has no MAC yet: hold, resolve
+    probe,      // a SYN-ACK or RST to a probe port of ours: a health-probe reply
+    count_
 };
+std::string_view to_string(control_reason r);
+
+// Packets per second a worker may hand to the control thread, by reason, with a
+// burst of a tenth of that. Above it they are dropped and counted (drop reason
+// control_budget): the control thread's work stays bounded whatever arrives.
+inline constexpr double control_budget_per_s[] = {2'000, 10'000, 50'000};
 
 // State every worker and the control thread share. Immutable after start-up except
 // for the published objects and the stop flag.
@@ -45,8 +55,9 @@ struct dataplane_shared {
     published<snapshot> snap;            // dataplane: ro, ctlplane: rw
     published<neighbor_table> neighbors; // dataplane: ro, ctlplane: rw
     qsbr_domain* qsbr = nullptr;         // readers: the workers, by index
-    rte_ring* to_control = nullptr;      // MP/SC: workers -> control thread
-    std::atomic<bool> stop{false};       // ctlplane: rw, dataplane: ro
+    // MP/SC: workers -> control thread, one ring per control_reason.
+    std::array<rte_ring*, size_t(control_reason::count_)> to_control{};
+    std::atomic<bool> stop{false}; // ctlplane: rw, dataplane: ro
     static_assert(std::atomic<bool>::is_always_lock_free);
 };
 
@@ -127,7 +138,19 @@ private:
     void forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
                      uint32_t now);
     void send_reset(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);
+    // L2 and L3 checks every packet passes first: for our MAC (or broadcast,
+    // multicast), the interface's VLAN tag or none, an IPv4 header checksum that holds.
+    bool admitted(uint16_t iface, rx_item& item);
+    void handle_arp(uint16_t iface, rx_item& item, const snapshot& snap);
+    void handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
+                     const neighbor_table* neigh, uint32_t now);
+    // TCP to one of our interface addresses: health-probe replies go to the control
+    // thread, anything else is dropped.
+    void handle_local_tcp(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);
     void to_control(uint16_t iface, rte_mbuf* m, control_reason reason);
+    // Adds or removes the 802.1Q tag the egress interface wants; false when the
+    // buffer has no room for it.
+    bool set_vlan(uint16_t iface, rte_mbuf* m);
     void transmit(uint16_t iface, rte_mbuf* m);
     void drop(rte_mbuf* m, net::drop_reason reason);
     void flush();
@@ -162,6 +185,14 @@ private:
                                        const net::ip_addr& ip);
     size_t m_sweep_cursor = 0;
     std::vector<uint64_t> m_sweep_active; // per backend id, for the sweep in progress
+
+    // Token buckets of the control budgets, in packets, refilled from the TSC.
+    struct budget {
+        double tokens = 0;
+        uint64_t last_tsc = 0;
+    };
+    std::array<budget, size_t(control_reason::count_)> m_budgets{};
+    bool within_budget(control_reason reason);
 };
 
 } // namespace evenflow::dataplane

@@ -188,6 +188,7 @@ bool flow_table::deadline_passed(uint32_t deadline, uint32_t now) const {
 uint32_t flow_table::deadline_for(flow_state state, uint32_t now) const {
     switch (state) {
     case flow_state::syn:
+    case flow_state::unverified:
         return now + m_timeouts.syn;
     case flow_state::established:
         return now + m_timeouts.established;
@@ -298,7 +299,8 @@ flow_entry* flow_table::lookup(const net::flow_key& key, uint32_t hash, uint32_t
 }
 
 flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const flow_value& value,
-                               uint32_t now_ms, insert_outcome* outcome) {
+                               uint32_t now_ms, insert_outcome* outcome,
+                               const net::flow_key* keep) {
     const uint32_t sig = signature_of(hash);
     const size_t cand[2] = {sig & m_bucket_mask,
                             other_bucket(sig, sig & m_bucket_mask, m_bucket_mask)};
@@ -370,8 +372,9 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
         }
     }
     if (slot < 0) {
-        // 5. Replace the live syn/closing flow nearest its deadline: a half-open or
-        //    closing flow is the cheapest to lose, established ones are never evicted.
+        // 5. Replace the live syn/unverified/closing flow nearest its deadline: a
+        //    half-open, unverified or closing flow is the cheapest to lose; established
+        //    ones are never evicted.
         int32_t best_left = 0;
         for (int c = 0; c < ncand; ++c) {
             const bucket& b = m_buckets[cand[c]];
@@ -379,6 +382,9 @@ flow_entry* flow_table::insert(const net::flow_key& key, uint32_t hash, const fl
                 const size_t i = cand[c] * ways + w;
                 if (is_pinned(i)) {
                     continue; // established: never evicted
+                }
+                if (keep != nullptr && b.sig[w] != 0 && m_entries[i].key == *keep) {
+                    continue;
                 }
                 const int32_t left = int32_t(b.deadline[w] - now_ms);
                 if (slot < 0 || left < best_left) {

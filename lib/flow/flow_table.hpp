@@ -11,7 +11,15 @@
 
 namespace evenflow::flow {
 
-enum class flow_state : uint8_t { syn, established, closing };
+// A flow is pinned (never evicted) only once the backend's side of it has been seen:
+// a SYN, or a mid-flow packet for which no entry existed (a restart, another host's
+// flow, or a forged ACK), gives an evictable entry until the backend answers.
+enum class flow_state : uint8_t {
+    syn,         // the client's SYN: evictable, syn timeout
+    unverified,  // a mid-flow packet made the entry: evictable, syn timeout
+    established, // the backend has answered: pinned, established timeout
+    closing,     // FIN or RST seen: evictable, closing timeout
+};
 
 enum class flow_direction : uint8_t { client_to_backend, backend_to_client };
 
@@ -85,8 +93,11 @@ public:
     // A key has two candidate buckets (see flow_table.cpp); "its bucket" means both,
     // and an insert may move one other entry to that entry's other bucket, so entry
     // pointers are valid only until the next insert or remove.
+    // `keep`, when given, is never chosen as the victim: a flow's reverse entry must
+    // not evict the forward entry inserted just before it.
     flow_entry* insert(const net::flow_key& key, uint32_t hash, const flow_value& value,
-                       uint32_t now_ms, insert_outcome* outcome = nullptr);
+                       uint32_t now_ms, insert_outcome* outcome = nullptr,
+                       const net::flow_key* keep = nullptr);
 
     // Sets the state and pushes the deadline out by that state's timeout.
     void refresh(flow_entry* entry, flow_state state, uint32_t now_ms);

@@ -80,6 +80,18 @@ std::string_view to_string(drop_reason reason) {
         return "control_ring_full";
     case drop_reason::handoff_full:
         return "handoff_full";
+    case drop_reason::control_budget:
+        return "control_budget";
+    case drop_reason::not_our_mac:
+        return "not_our_mac";
+    case drop_reason::vlan_mismatch:
+        return "vlan_mismatch";
+    case drop_reason::reply_on_client_side:
+        return "reply_on_client_side";
+    case drop_reason::not_a_probe_reply:
+        return "not_a_probe_reply";
+    case drop_reason::icmp_no_flow:
+        return "icmp_no_flow";
     case drop_reason::count_:
         break;
     }

@@ -34,16 +34,22 @@ enum class drop_reason : uint8_t {
     truncated_icmp,          // ICMP/ICMPv6 shorter than its 8-byte header
     unsupported_l4,          // neither TCP nor ICMP
     // Verdicts of the worker rather than the parser, counted in the same array.
-    not_for_us,        // destination is neither a VIP, a flow nor our address
-    no_backend,        // service has no backend up
-    flow_table_full,   // informational: forwarded statelessly, not dropped
-    no_neighbor,       // next hop unresolved and its wait queue full
-    tx_full,           // TX ring did not accept the packet
-    ttl_exceeded,      // TTL/hop limit would reach zero
-    ip_options,        // IPv4 options on a packet to forward: dropped, as Katran does
-    chained_mbuf,      // frame split over several buffers: headers may straddle them
-    control_ring_full, // slow path (ARP, unresolved next hop) backed up
-    handoff_full,      // the ring to the worker that owns the connection was full
+    not_for_us,           // destination is neither a VIP, a flow nor our address
+    no_backend,           // service has no backend up
+    flow_table_full,      // informational: forwarded statelessly, not dropped
+    no_neighbor,          // next hop unresolved and its wait queue full
+    tx_full,              // TX ring did not accept the packet
+    ttl_exceeded,         // TTL/hop limit would reach zero
+    ip_options,           // IPv4 options on a packet to forward: dropped, as Katran does
+    chained_mbuf,         // frame split over several buffers: headers may straddle them
+    control_ring_full,    // slow path (ARP, unresolved next hop, probe replies) backed up
+    handoff_full,         // the ring to the worker that owns the connection was full
+    control_budget,       // over the worker's budget for that kind of slow-path packet
+    not_our_mac,          // unicast frame for another MAC (a promiscuous port)
+    vlan_mismatch,        // a tag the interface does not carry, or none where it does
+    reply_on_client_side, // a backend's source arriving on a client-facing port
+    not_a_probe_reply,    // TCP to our address that answers no probe of ours
+    icmp_no_flow,         // an ICMP error about a flow no entry knows
     count_
 };
 

@@ -231,4 +231,21 @@ bool read_arp(std::span<const uint8_t> frame, const packet_meta& meta, arp_field
     return true;
 }
 
+bool make_arp_reply(std::span<uint8_t> frame, const packet_meta& meta, const mac_addr& our_mac) {
+    arp_fields arp;
+    if (!read_arp(frame, meta, arp) || arp.op != arp_op_request) {
+        return false;
+    }
+    uint8_t* p = frame.data();
+    std::memcpy(p, arp.sender_mac.data(), 6); // back to the requester
+    std::memcpy(p + 6, our_mac.data(), 6);
+    uint8_t* a = p + meta.l3_offset;
+    store16(a + 6, htons(arp_op_reply));
+    std::memcpy(a + 8, our_mac.data(), 6);
+    store32(a + 14, arp.target_ip.v4_be());
+    std::memcpy(a + 18, arp.sender_mac.data(), 6);
+    store32(a + 24, arp.sender_ip.v4_be());
+    return true;
+}
+
 } // namespace evenflow::net

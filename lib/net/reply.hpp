@@ -43,6 +43,20 @@ struct arp_fields {
 };
 bool read_arp(std::span<const uint8_t> frame, const packet_meta& meta, arp_fields& out);
 
+// Turns a parsed ARP request into our reply, in place: the requested address is
+// ours at `our_mac`; the frame goes back to the requester. Any 802.1Q tag stays.
+// False, changing nothing, when the frame is not an Ethernet/IPv4 ARP request.
+bool make_arp_reply(std::span<uint8_t> frame, const packet_meta& meta, const mac_addr& our_mac);
+
+// Health probes leave from the balancer's interface address with a source port in
+// this range; replies to it are told apart from everything else by the port.
+inline constexpr uint16_t first_probe_port = 61000;
+inline constexpr uint16_t probe_ports = 4000;
+inline bool is_probe_port(uint16_t port_host_order) {
+    return port_host_order >= first_probe_port &&
+           port_host_order < uint32_t(first_probe_port) + probe_ports;
+}
+
 inline constexpr size_t tcp_syn_frame_length = 14 + 20 + 20;
 
 // Writes an Ethernet/IPv4/TCP SYN (no options) into `out`: a health probe.

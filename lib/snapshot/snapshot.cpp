@@ -27,16 +27,27 @@ std::string_view to_string(backend_state s) {
 
 uint32_t backend_registry::id_for(const std::string& service, const net::ip_addr& address,
                                   uint16_t port) {
-    auto key = std::make_tuple(service, address, port);
-    if (auto it = m_ids.find(key); it != m_ids.end()) {
+    auto k = std::make_tuple(service, address, port);
+    if (auto it = m_ids.find(k); it != m_ids.end()) {
         return it->second;
     }
-    if (m_next >= max_ids) {
+    uint32_t id = balance::no_backend;
+    if (!m_free.empty()) {
+        id = m_free.back();
+        m_free.pop_back();
+    } else if (m_next < max_ids) {
+        id = m_next++;
+    } else {
         return balance::no_backend;
     }
-    uint32_t id = m_next++;
-    m_ids.emplace(std::move(key), id);
+    m_ids.emplace(std::move(k), id);
     return id;
+}
+
+uint32_t backend_registry::find(const std::string& service, const net::ip_addr& address,
+                                uint16_t port) const {
+    auto it = m_ids.find(std::make_tuple(service, address, port));
+    return it == m_ids.end() ? balance::no_backend : it->second;
 }
 
 std::string snapshot_backend::key() const {
@@ -80,12 +91,14 @@ const snapshot_service* snapshot::find_service(const net::ip_addr& vip, uint16_t
 }
 
 bool snapshot::is_vip(const net::ip_addr& ip) const {
-    for (const snapshot_service& svc : services) {
-        if (svc.vip == ip) {
-            return true;
-        }
-    }
-    return false;
+    return std::binary_search(m_vips.begin(), m_vips.end(), ip);
+}
+
+bool snapshot::is_backend(const net::ip_addr& address, uint16_t port_be) const {
+    auto key = std::make_pair(address, port_be);
+    auto it = std::lower_bound(m_by_endpoint.begin(), m_by_endpoint.end(), key,
+                               [](const auto& e, const auto& k) { return e.first < k; });
+    return it != m_by_endpoint.end() && it->first == key;
 }
 
 const snapshot_service* snapshot::service_of_reply(const net::ip_addr& backend,
@@ -277,6 +290,11 @@ build_result snapshot_builder::finish() {
         snap.m_by_endpoint.push_back({{snap.backends[i].address, snap.backends[i].port_be}, i});
     }
     std::sort(snap.m_by_endpoint.begin(), snap.m_by_endpoint.end());
+    for (const snapshot_service& svc : snap.services) {
+        snap.m_vips.push_back(svc.vip);
+    }
+    std::sort(snap.m_vips.begin(), snap.m_vips.end());
+    snap.m_vips.erase(std::unique(snap.m_vips.begin(), snap.m_vips.end()), snap.m_vips.end());
     // Open-addressing service index at most half full, so probes stay short.
     size_t slots = std::bit_ceil(std::max<size_t>(8, snap.services.size() * 2));
     snap.m_service_slots.assign(slots, {});

@@ -33,19 +33,39 @@ inline bool takes_new_flows(backend_state s) {
     return s == backend_state::unknown || s == backend_state::up;
 }
 
-// Stable ids for (service, address, port). An id is never reused while the daemon
-// runs, so per-backend counters and pinned flows keep meaning across applies.
-// Control thread only.
+// Stable ids for (service, address, port), so per-backend counters and pinned flows
+// keep meaning across applies. An id is reused only once nothing refers to it (see
+// config_manager::reclaim_ids). Control thread only.
 class backend_registry {
 public:
     static constexpr uint32_t max_ids = 1u << 16; // ids 1..max_ids-1; 0 is "no backend"
+    using key = std::tuple<std::string, net::ip_addr, uint16_t>;
 
-    // The id for this backend, assigned on first sight; 0 when the id space is exhausted.
+    // The id for this backend, assigned on first sight (a freed id first); 0 when the
+    // id space is exhausted.
     uint32_t id_for(const std::string& service, const net::ip_addr& address, uint16_t port);
-    uint32_t assigned() const { return m_next - 1; }
+    // The id if assigned, else 0; never assigns.
+    uint32_t find(const std::string& service, const net::ip_addr& address, uint16_t port) const;
+    // Frees every id for which `unused(key, id)` holds; returns how many.
+    template <typename F>
+    size_t release_if(F&& unused) {
+        size_t n = 0;
+        for (auto it = m_ids.begin(); it != m_ids.end();) {
+            if (unused(it->first, it->second)) {
+                m_free.push_back(it->second);
+                it = m_ids.erase(it);
+                ++n;
+            } else {
+                ++it;
+            }
+        }
+        return n;
+    }
+    uint32_t assigned() const { return uint32_t(m_ids.size()); } // ids in use
 
 private:
-    std::map<std::tuple<std::string, net::ip_addr, uint16_t>, uint32_t> m_ids;
+    std::map<key, uint32_t> m_ids;
+    std::vector<uint32_t> m_free;
     uint32_t m_next = 1;
 };
 
@@ -121,8 +141,11 @@ struct snapshot {
         }
         return &backends[size_t(m_backend_by_id[id])];
     }
-    // Whether `ip` is a VIP of some service (the balancer answers ICMP echo for it).
+    // Whether `ip` is a VIP of some service (the balancer answers ARP and ICMP echo
+    // for it). A binary search: workers answer ARP with it.
     bool is_vip(const net::ip_addr& ip) const;
+    // Whether (address, port) is a backend of some service.
+    bool is_backend(const net::ip_addr& address, uint16_t port_be) const;
     // For a reply whose flow entry no worker has (a restart, a flow from before an
     // ECMP change): the service whose VIP it must carry. A backend of one service
     // answers for it; one shared by several services answers for the service whose
@@ -143,6 +166,7 @@ struct snapshot {
     std::vector<service_slot> m_service_slots; // open addressing, power-of-two size
     // Backend endpoint -> the backends (indexes) at that address and port, sorted.
     std::vector<std::pair<std::pair<net::ip_addr, uint16_t>, uint32_t>> m_by_endpoint;
+    std::vector<net::ip_addr> m_vips; // sorted, unique
 };
 
 struct build_result {

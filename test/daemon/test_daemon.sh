@@ -187,6 +187,22 @@ expect_contains "no daemon: what to do" "$(cat "$work/out")" "is evenflowd runni
 "$evenctl" check "$work/bad.toml" >/dev/null 2>&1; expect_eq "check bad: exit 1" "$?" "1"
 "$evenctl" check "$work/v2.toml" >/dev/null 2>&1; expect_eq "check good: exit 0" "$?" "0"
 
+# ---- hostile and careless socket clients: status keeps answering ----
+# (the control loop serves one request per client at a time, writes without blocking,
+# evicts the longest idle client at the connection cap, and reads at most 4 MiB a line)
+for case in flood-no-read idle big-line slow reconnect; do
+  out=$(python3 "$(dirname "$0")/hostile.py" "$sock" "$case" --seconds 3)
+  echo "#   $out"
+  figure "control socket under '$case': $(json '"status p50 %s ms, max %s ms, %s samples, %s errors" % (r["p50_ms"], r["max_ms"], r["samples"], r["errors"])' <<<"$out")"
+  check "hostile client '$case': status answered every time within 100 ms" \
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > 20 and r["max_ms"] <= 100 else 1)' "$out"
+done
+expect_contains "big line: told why it was closed" "$(python3 "$(dirname "$0")/hostile.py" "$sock" big-line --seconds 0.5)" "request too large"
+sock_stats=$(ctl --json status | json 'r["control_socket"]')
+echo "#   control socket: $sock_stats"
+check "idle connections beyond the cap were evicted, not refused" \
+  python3 -c 'import ast,sys; r=ast.literal_eval(sys.argv[1]); sys.exit(0 if r["evicted"] > 0 else 1)' "$sock_stats"
+
 # ---- a second daemon on the same socket refuses to start ----
 timeout 60 "$evenflowd" --config "$work/v1.toml" >"$work/second.log" 2>&1; rc=$?
 expect_eq "second daemon: exit 1" "$rc" "1"
@@ -212,7 +228,7 @@ expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=
 # ---- two workers on one CPU (--lcores): both run, both take part in RCU ----
 sed -e 's/"-l", "0-1"/"--lcores", "0@0,1@1,2@1"/' -e 's/^workers = \[1\]/workers = [1, 2]/' \
   -e "s/$prefix/$prefix-2/" "$work/v2.toml" >"$work/two.toml"
-sed -i "s/^metrics = .*/metrics = \"\"/" "$work/two.toml"
+sed -i "s/^metrics = .*/metrics = \"\"\nsocket_group = \"nogroup\"/" "$work/two.toml"
 start_daemon "$work/two.toml" "$work/two.log"
 two=$(ctl --json status)
 expect_eq "two workers: both reported" "$(json 'len(r["workers"])' <<<"$two")" "2"
@@ -224,6 +240,24 @@ sed 's/weight = 2 }/weight = 3 }/' "$work/two.toml" >"$work/two_b.toml"
 out=$(ctl apply "$work/two_b.toml" 2>&1); rc=$?
 expect_contains "two workers: new version" "$out" "running"
 expect_eq "two workers: an apply completes its grace period over both" "$rc" "0"
+
+# ---- roles (this daemon's socket belongs to group nogroup): the group reads, only
+# ---- root and [control] admins change state ----
+expect_eq "roles: the socket's group is nogroup" "$(stat -c %G "$sock")" "nogroup"
+chmod 644 "$work"/*.toml
+as_nobody() { setpriv --reuid=65534 --regid=65534 --groups=65534 "$evenctl" --socket "$sock" "$@" 2>&1; }
+out=$(as_nobody status); rc=$?
+expect_eq "roles: a group member reads status" "$rc" "0"
+out=$(as_nobody apply "$work/two.toml"); rc=$?
+expect_eq "roles: a group member's apply is refused (exit 1)" "$rc" "1"
+expect_contains "roles: the refusal names the uid" "$out" "uid 65534 may not apply"
+out=$(as_nobody drain web 10.20.0.11:8080); rc=$?
+expect_contains "roles: drain refused too" "$out" "uid 65534 may not drain"
+sed 's/^socket_group = .*/&\nadmins = [65534]/' "$work/two_b.toml" >"$work/two_admins.toml"
+chmod 644 "$work/two_admins.toml"
+ctl apply "$work/two_admins.toml" >/dev/null
+out=$(as_nobody drain web 10.20.0.11:8080); rc=$?
+expect_eq "roles: an admin uid drains" "$rc" "0"
 stop_daemon; rc=$?
 expect_eq "two workers: SIGTERM exit 0" "$rc" "0"
 finish

@@ -101,8 +101,10 @@ public:
         }
         qsbr = dataplane::qsbr_domain::create(worker_count);
         shared.qsbr = qsbr.get();
-        shared.to_control =
-            rte_ring_create(fmt::format("r{}_ctl", n).c_str(), 1024, 0, RING_F_SC_DEQ);
+        for (size_t i = 0; i < shared.to_control.size(); ++i) {
+            shared.to_control[i] =
+                rte_ring_create(fmt::format("r{}_ctl{}", n, i).c_str(), 16384, 0, RING_F_SC_DEQ);
+        }
 
         auto first = manager.start(cfg, control::actor{0, 0, "test"}, "start");
         REQUIRE(first.ok);
@@ -156,8 +158,10 @@ public:
             drain(ring);
             rte_ring_free(ring);
         }
-        drain(shared.to_control);
-        rte_ring_free(shared.to_control);
+        for (rte_ring* ring : shared.to_control) {
+            drain(ring);
+            rte_ring_free(ring);
+        }
     }
 
     mac lb_mac(uint16_t side) const { return to_mac(shared.interfaces[side].mac); }
@@ -234,6 +238,25 @@ public:
         }
     }
 
+    // Polls until every port's receive queues are empty (a bounded number of rounds).
+    void poll_until_idle() {
+        for (int round = 0; round < 100000; ++round) {
+            bool pending = false;
+            for (int side = 0; side < 2; ++side) {
+                for (rte_ring* ring : rxq[side]) {
+                    pending |= rte_ring_count(ring) != 0;
+                }
+            }
+            for (rte_ring* ring : shared.handoff) {
+                pending |= ring != nullptr && rte_ring_count(ring) != 0;
+            }
+            if (!pending) {
+                return;
+            }
+            poll();
+        }
+    }
+
     std::vector<bytes> received(uint16_t side) {
         std::vector<bytes> out;
         for (rte_ring* ring : txq[side]) {
@@ -251,7 +274,15 @@ public:
         }
         return out;
     }
-    std::vector<bytes> to_control() { return collect(shared.to_control); }
+    std::vector<bytes> to_control() {
+        std::vector<bytes> out;
+        for (rte_ring* ring : shared.to_control) {
+            for (bytes& b : collect(ring)) {
+                out.push_back(std::move(b));
+            }
+        }
+        return out;
+    }
 
     // One frame in, the frames that came out of each side.
     struct outcome {

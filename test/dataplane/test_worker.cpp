@@ -34,6 +34,18 @@ const snapshot_backend& chosen_backend(ring_rig& rig, const char* src, uint16_t 
     return *b;
 }
 
+// A backend's segment to the client (replies arrive on the backend side).
+bytes backend_packet(ring_rig& rig, const snapshot_backend& b, uint16_t client_port, uint8_t flags,
+                     uint32_t seq = 5000, uint32_t ack = 1001) {
+    int last = b.address.bytes[15];
+    return packet_builder()
+        .eth(backend_mac(last), rig.lb_mac(backend_side))
+        .ipv4(b.address.to_string(), client_ip)
+        .ttl(64)
+        .tcp(b.port, client_port, flags, seq, ack)
+        .build();
+}
+
 bytes client_packet(ring_rig& rig, uint16_t sport, uint8_t flags, uint32_t seq = 1000,
                     uint32_t ack = 0, const std::string& payload = "") {
     return packet_builder()
@@ -116,12 +128,11 @@ TEST_CASE("worker: ARP requests for the VIP and interface addresses are answered
         bytes request = packet_builder()
                             .eth(router_mac, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
                             .arp(1, router_mac, "10.10.0.1", mac{}, target)
+                            .pad_to(60)
                             .build();
         rig.send(client_side, request);
-        rig.poll();
-        CHECK(rig.received(client_side).empty()); // ARP is the control thread's
-        CHECK(rig.as_control([&] { return slow.drain(); }) == 1);
-        rig.poll(); // the worker transmits what the control thread injected
+        rig.poll(); // answered by the worker itself, in place: no control thread involved
+        CHECK(rig.to_control().empty());
         auto replies = rig.received(client_side);
         REQUIRE(replies.size() == 1);
         bytes expected = packet_builder()
@@ -140,7 +151,7 @@ TEST_CASE("worker: ARP requests for the VIP and interface addresses are answered
     rig.as_control([&] { return slow.drain(); });
     rig.poll();
     CHECK(rig.received(client_side).empty());
-    CHECK(slow.arp_replies_sent() == 2);
+    CHECK(rig.worker->stats().totals.arp_replies.get() == 2);
 }
 
 TEST_CASE("worker: an unresolved next hop is held, resolved by ARP, then sent") {
@@ -363,9 +374,11 @@ TEST_CASE("worker: health probes leave from the interface address; SYN-ACKs get 
     rig.become_reader();
     dataplane::slow_path slow(rig.shared, test_pool(), rig.worker->inject_ring());
     std::vector<net::packet_meta> seen;
-    slow.on_local_tcp([&](const net::packet_meta& meta) {
+    std::vector<uint32_t> acks;
+    slow.on_probe_reply([&](const net::packet_meta& meta, uint32_t ack) {
         seen.push_back(meta);
-        return (meta.tcp_flags & net::tcp_flag::syn) != 0;
+        acks.push_back(ack);
+        return true;
     });
 
     slow.send_tcp_syn(*net::ip_addr::parse("10.20.0.11"), 8080, 61000, 0x01020304);
@@ -395,12 +408,36 @@ TEST_CASE("worker: health probes leave from the interface address; SYN-ACKs get 
     REQUIRE(seen.size() == 1);
     CHECK(seen[0].key.src == *net::ip_addr::parse("10.20.0.11"));
     CHECK(ntohs(seen[0].key.dst_port) == 61000);
+    CHECK(acks[0] == 0x01020305);
     rig.poll();
     auto resets = rig.received(backend_side);
     REQUIRE(resets.size() == 1);
     CHECK(resets[0].at(14 + 20 + 13) == tcp_flags::rst);
     CHECK(get32(resets[0], 14 + 20 + 4) == 0x01020305);
     CHECK(ipv4_tcp_checksums_ok(resets[0]));
+
+    // Forgeries that never reach the health checker: a "reply" on the clients' side,
+    // one to another of our addresses, and TCP to us that is no probe reply at all.
+    rig.send(client_side, packet_builder()
+                              .eth(router_mac, rig.lb_mac(client_side))
+                              .ipv4("10.20.0.11", "10.10.0.2")
+                              .tcp(8080, 61000, tcp_flags::syn | tcp_flags::ack, 9000, 0x01020305)
+                              .build());
+    rig.send(backend_side, packet_builder()
+                               .eth(backend_mac(11), rig.lb_mac(backend_side))
+                               .ipv4("10.20.0.11", "10.10.0.2")
+                               .tcp(8080, 61001, tcp_flags::rst | tcp_flags::ack, 0, 7)
+                               .build());
+    rig.send(backend_side, packet_builder()
+                               .eth(backend_mac(11), rig.lb_mac(backend_side))
+                               .ipv4("10.20.0.11", "10.20.0.1")
+                               .tcp(8080, 61002, tcp_flags::syn, 0, 0)
+                               .build());
+    rig.poll();
+    rig.as_control([&] { return slow.drain(); });
+    CHECK(seen.size() == 1);
+    CHECK(slow.forged_probe_replies() == 2);
+    CHECK(rig.drops(drop_reason::not_a_probe_reply) == 1);
 }
 
 TEST_CASE("worker: a SYN that reuses the port of a closing flow starts a new flow") {
@@ -425,6 +462,8 @@ TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then 
     uint32_t id = chosen.id;
     std::string key = chosen.key();
     rig.exchange(client_side, client_packet(rig, 45000, tcp_flags::syn, 1000));
+    // The backend answers: the flow is established (pinned) from here on.
+    rig.exchange(backend_side, backend_packet(rig, chosen, 45000, tcp_flags::syn | tcp_flags::ack));
 
     auto drained = rig.manager.set_admin("web", key, control::admin_state::draining,
                                          control::actor{0, 0, "test"});

@@ -7,6 +7,7 @@
 #include "config/load.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -305,7 +306,7 @@ const std::vector<bad_case> bad_cases = {
     {"health_kind.toml",
      {R"~(16:19: error: pools[0].health.kind: unknown kind "http"; use "tcp" or "none")~"}},
     {"health_rise_zero.toml",
-     {R"~(16:19: error: pools[0].health.rise: rise 0 must be at least 1)~"}},
+     {R"~(16:19: error: pools[0].health.rise: rise 0 is out of range; use 1..100)~"}},
     {"health_timeout.toml",
      {R"~(16:53: error: pools[0].health.timeout: timeout 1s must be shorter than interval 1s)~"}},
     {"interfaces_empty.toml",
@@ -351,7 +352,8 @@ const std::vector<bad_case> bad_cases = {
      {R"~(22:12: error: services[0].protocol: protocol "udp" is not supported; evenflow balances "tcp" only)~"}},
     {"skew_action.toml",
      {R"~(24:10: error: skew.action: unknown action "panic"; use "alert" or "rollback")~"}},
-    {"skew_min_flows.toml", {R"~(24:13: error: skew.min_flows: min_flows 0 must be at least 1)~"}},
+    {"skew_min_flows.toml",
+     {R"~(24:13: error: skew.min_flows: min_flows 0 is out of range; use 1..1000000000)~"}},
     {"skew_threshold.toml",
      {R"~(24:13: error: skew.threshold: threshold 1 must be greater than 1.0; it is the observed/expected share that raises an alarm, e.g. 2.0)~"}},
     {"socket_relative.toml",
@@ -367,7 +369,7 @@ const std::vector<bad_case> bad_cases = {
     {"unknown_key_hint.toml",
      {R"~(14:42: error: pools[0].backends[1].wieght: unknown key "wieght"; did you mean "weight"?)~"}},
     {"unknown_key_no_hint.toml",
-     {R"~(24:1: error: control.colour: unknown key "colour"; allowed here: socket, metrics, metrics_backends)~"}},
+     {R"~(24:1: error: control.colour: unknown key "colour"; allowed here: socket, metrics, metrics_backends, admins, socket_group)~"}},
     {"unknown_table_hint.toml",
      {R"~(17:3: error: service: unknown key "service"; did you mean "services"?)~"}},
     {"weight_range.toml",
@@ -721,4 +723,68 @@ TEST_CASE("diff between two loaded files", "[config]") {
     REQUIRE(after.ok());
     CHECK(diff(*before.value, *after.value) ==
           std::vector<std::string>{"~ backend web 10.20.0.12:8080: weight 1 -> 0"});
+}
+
+TEST_CASE("every number has a bound, reported where it is written", "[config]") {
+    auto errors_of = [](const std::string& text) {
+        std::vector<std::string> out;
+        for (const auto& d : load_string(text, "bounds.toml").errors) {
+            out.push_back(d.to_string());
+        }
+        return out;
+    };
+    const std::string head = R"([dataplane]
+workers = [1]
+
+[[interfaces]]
+name = "client-side"
+device = "net_null0"
+address = "10.10.0.2/16"
+)";
+    auto one = [&](const std::string& tail) {
+        auto e = errors_of(head + tail);
+        REQUIRE(e.size() == 1);
+        return e[0];
+    };
+    // A prime table of 4,294,967,291 slots would be two 16 GiB tables.
+    CHECK(one("[[pools]]\nname = \"p\"\nbackends = [{ address = \"10.10.1.1\", port = 1 }]\n"
+              "[[services]]\nname = \"s\"\nvip = \"10.10.0.100\"\nport = 80\npool = \"p\"\n"
+              "table_size = 4294967291\n") ==
+          "bounds.toml:16:14: error: services[0].table_size: table_size 4294967291 is out of "
+          "range; use 1..1048573");
+    // A timeout that 32-bit milliseconds would cut ("1194h" became 57 s).
+    CHECK(one("[dataplane.timeouts]\nestablished = \"1194h\"\n") ==
+          "bounds.toml:9:15: error: dataplane.timeouts.established: \"1194h\" is longer than "
+          "24h, the most this setting takes");
+    CHECK(one("[skew]\nwindow = \"2h\"\n") ==
+          "bounds.toml:9:10: error: skew.window: \"2h\" is longer than 1h, the most this "
+          "setting takes");
+    // More services than the 16-bit service index can hold.
+    std::string many = "[[pools]]\nname = \"p\"\nbackends = []\n";
+    for (int i = 0; i < 16'385; ++i) {
+        many += fmt::format("[[services]]\nname = \"s{}\"\nvip = \"10.10.{}.{}\"\nport = 80\n"
+                            "pool = \"p\"\ntable_size = 101\n",
+                            i, 1 + i / 250, 1 + i % 250);
+    }
+    auto e = errors_of(head + many);
+    REQUIRE(!e.empty());
+    CHECK(e.back().find("16385 services; one host serves at most 16384") != std::string::npos);
+    // More backends than the id space, over all services.
+    std::string pools;
+    for (int p = 0; p < 7; ++p) {
+        pools += fmt::format("[[pools]]\nname = \"p{}\"\nbackends = [\n", p);
+        for (int b = 0; b < 10'000; ++b) {
+            int n = p * 10'000 + b;
+            pools += fmt::format("{{ address = \"10.{}.{}.{}\", port = 80 }},\n", 20 + n / 62500,
+                                 n / 250 % 250, 1 + n % 250);
+        }
+        pools += "]\nhealth = { kind = \"none\" }\n";
+        pools += fmt::format("[[services]]\nname = \"s{}\"\nvip = \"10.10.0.{}\"\nport = 80\n"
+                             "pool = \"p{}\"\ntable_size = 1000003\n",
+                             p, 100 + p, p);
+    }
+    e = errors_of(head + pools);
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].find("services up to here have 70000 backends in all; one host keeps track of "
+                    "at most 65535") != std::string::npos);
 }

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 using namespace evenflow;
 using evenflow::testing::backend_by_key;
@@ -62,6 +63,47 @@ TEST_CASE("manager: versions grow with every apply and rollback") {
     CHECK_FALSE(missing.ok);
     CHECK(missing.error == "version 99 is not kept (kept: 1..4); see evenctl history");
     CHECK(m.version() == 4);
+}
+
+TEST_CASE("manager: backend ids come back once nothing refers to them") {
+    using clock = std::chrono::steady_clock;
+    control::config_manager m(4); // four versions kept
+    control::actor who{0, 0, "test"};
+    auto config_with = [](int round) {
+        std::string backends;
+        for (int b = 0; b < 100; ++b) {
+            backends += fmt::format("  {{ address = \"10.20.{}.{}\", port = 8080 }},\n",
+                                    round % 250, b + 1);
+        }
+        std::string text = basic_config_text("", backends);
+        text.replace(text.find("10.20.0.1/24"), 12, "10.20.0.1/16");
+        return load_or_fail(text);
+    };
+    REQUIRE(m.start(config_with(0), who, "start").ok);
+    uint32_t first_id = m.registry().find("web", ip("10.20.0.1"), 8080);
+    REQUIRE(first_id != 0);
+    auto t = clock::now();
+    std::set<uint32_t> live_flow_ids = {first_id}; // a flow still pinned to round 0's first
+    size_t freed = 0;
+    // 800 rounds of 100 fresh backends: 80,000 ids without reuse, more than there are.
+    for (int round = 1; round <= 800; ++round) {
+        t += std::chrono::minutes(2);
+        freed += m.reclaim_ids(t, std::chrono::minutes(1),
+                               [&](uint32_t id) { return live_flow_ids.count(id) != 0; });
+        auto r = m.apply(config_with(round), who, fmt::format("round {}", round));
+        INFO("round " << round);
+        REQUIRE(r.ok);
+        REQUIRE(r.snap);
+    }
+    CHECK(freed > 70'000);
+    CHECK(m.registry().assigned() < 1'000);
+    // The id a live flow holds was never given away; the kept versions' ids are theirs.
+    CHECK(m.registry().find("web", ip("10.20.0.1"), 8080) == first_id);
+    // Once its flow is gone, the last of round 0 goes too, with the one version that
+    // fell out of the kept four since; the running config's backends stay.
+    CHECK(m.reclaim_ids(t, std::chrono::minutes(1), [](uint32_t) { return false; }) == 101);
+    CHECK(m.registry().find("web", ip("10.20.0.1"), 8080) == 0);
+    CHECK(m.registry().find("web", ip(fmt::format("10.20.{}.1", 800 % 250).c_str()), 8080) != 0);
 }
 
 TEST_CASE("manager: what only a restart can change is refused") {
@@ -267,8 +309,8 @@ TEST_CASE("health: rise and fall turn probe results into verdicts") {
     CHECK(p->port == 8080);
     CHECK(p->src_port >= control::health_checker::first_probe_port);
     // A reply from the wrong port answers nothing.
-    CHECK_FALSE(h.on_reply(ip("10.20.0.11"), 9999, p->src_port, kind::syn_ack, t));
-    CHECK(h.on_reply(ip("10.20.0.11"), 8080, p->src_port, kind::syn_ack, t));
+    CHECK_FALSE(h.on_reply(ip("10.20.0.11"), 9999, p->src_port, kind::syn_ack, p->seq + 1, t));
+    CHECK(h.on_reply(ip("10.20.0.11"), 8080, p->src_port, kind::syn_ack, p->seq + 1, t));
     auto changes = h.take_transitions(t);
     REQUIRE(changes.size() >= 1);
     CHECK(changes[0].backend == "10.20.0.11:8080");
@@ -280,7 +322,7 @@ TEST_CASE("health: rise and fall turn probe results into verdicts") {
         auto q = probe_for(id11);
         REQUIRE(q);
         if (i < 2) {
-            CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::rst, t));
+            CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::rst, q->seq + 1, t));
             for (const auto& c : h.take_transitions(t)) {
                 CHECK(c.backend != "10.20.0.11:8080");
             }
@@ -300,7 +342,7 @@ TEST_CASE("health: rise and fall turn probe results into verdicts") {
         t += std::chrono::seconds(1);
         auto q = probe_for(id11);
         REQUIRE(q);
-        CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::syn_ack, t));
+        CHECK(h.on_reply(ip("10.20.0.11"), 8080, q->src_port, kind::syn_ack, q->seq + 1, t));
         bool up = false;
         for (const auto& c : h.take_transitions(t)) {
             up |= c.backend == "10.20.0.11:8080" && c.to == control::health_verdict::up;
@@ -354,7 +396,7 @@ pool = "copy"
     REQUIRE(probes.size() == 3);
     const auto& p = probes[0];
     CHECK(h.on_reply(p.address, p.port, p.src_port, control::health_checker::reply_kind::syn_ack,
-                     t + std::chrono::seconds(1)));
+                     p.seq + 1, t + std::chrono::seconds(1)));
     auto ups = h.take_transitions(t + std::chrono::seconds(1));
     REQUIRE(ups.size() == 2);
     CHECK(ups[0].service != ups[1].service);
@@ -410,6 +452,65 @@ TEST_CASE("health: thousands of endpoints: spread, rate-limited, never out of pr
         total += burst.due(t + std::chrono::seconds(1) + std::chrono::milliseconds(ms)).size();
     }
     CHECK(total == 6000);
+}
+
+TEST_CASE("health: forged replies over the whole probe port range change nothing") {
+    using clock = control::health_checker::clock;
+    using kind = control::health_checker::reply_kind;
+    backend_registry registry;
+    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
+                                          "\"500ms\", rise = 1, fall = 1 }");
+    control::health_checker h;
+    clock::time_point t{};
+    h.sync(*snap, t);
+    t += std::chrono::seconds(1);
+    auto probes = h.due(t);
+    REQUIRE(probes.size() == 3);
+    // Initial sequence numbers are not guessable: all different, not a sequence.
+    CHECK(probes[0].seq != probes[1].seq);
+    CHECK(probes[1].seq - probes[0].seq != probes[2].seq - probes[1].seq);
+    // An attacker who knows the endpoints but not the sequence: SYN-ACKs and RSTs to
+    // every probe port, with guessed acknowledgment numbers.
+    uint32_t guess = 12345;
+    for (const auto& p : probes) {
+        for (uint32_t port = net::first_probe_port;
+             port < uint32_t(net::first_probe_port) + net::probe_ports; ++port) {
+            guess = guess * 1103515245u + 12345u;
+            uint32_t ack = guess == p.seq + 1 ? guess + 1 : guess;
+            CHECK_FALSE(h.on_reply(p.address, p.port, uint16_t(port), kind::syn_ack, ack, t));
+            CHECK_FALSE(h.on_reply(p.address, p.port, uint16_t(port), kind::rst, ack, t));
+        }
+    }
+    CHECK(h.forged_replies() == 3 * 2); // each outstanding probe's own port, both kinds
+    CHECK(h.take_transitions(t).empty());
+    // The real answers still count.
+    for (const auto& p : probes) {
+        CHECK(h.on_reply(p.address, p.port, p.src_port, kind::syn_ack, p.seq + 1, t));
+    }
+    CHECK(h.take_transitions(t).size() == 3);
+}
+
+TEST_CASE("health: a timeout while our data plane dropped probe replies is inconclusive") {
+    using clock = control::health_checker::clock;
+    backend_registry registry;
+    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
+                                          "\"500ms\", rise = 1, fall = 1 }");
+    control::health_checker h;
+    clock::time_point t{};
+    h.sync(*snap, t);
+    t += std::chrono::seconds(1);
+    REQUIRE(h.due(t).size() == 3);
+    // Replies were lost in our rings meanwhile: no verdict, probed again.
+    t += std::chrono::milliseconds(600);
+    CHECK(h.take_transitions(t, 17).empty());
+    CHECK(h.inconclusive() == 3);
+    t += std::chrono::milliseconds(400);
+    REQUIRE(h.due(t).size() == 3);
+    // No loss this time: the timeouts count (fall = 1: down).
+    t += std::chrono::milliseconds(600);
+    auto changes = h.take_transitions(t, 17);
+    REQUIRE(changes.size() == 3);
+    CHECK(changes[0].to == control::health_verdict::down);
 }
 
 // ---- lint and the shift guard ----

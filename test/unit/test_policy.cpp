@@ -208,3 +208,32 @@ TEST_CASE("commands: words become a request, or a usage error naming the argumen
     CHECK(control::usage_line(control::spec_of(control::command::apply)) ==
           "apply FILE [--accept-shift]");
 }
+
+TEST_CASE("commands: diff takes apply's file and changes nothing") {
+    const control::command_spec* diff = control::find_command("diff");
+    REQUIRE(diff != nullptr);
+    CHECK(diff->id == control::command::diff);
+    CHECK_FALSE(diff->changes_state);
+    CHECK(diff->needs_daemon);
+    REQUIRE(diff->args.size() == 1);
+    CHECK(diff->args[0].kind == control::value_kind::file);
+    CHECK(diff->args[0].key == control::spec_of(control::command::apply).args[0].key);
+    CHECK(control::usage_line(*diff) == "diff FILE");
+    auto request = control::parse_arguments(*diff, std::vector<std::string>{"v2.toml"});
+    CHECK(std::get<control::json>(request) ==
+          control::json{{"cmd", "diff"}, {"config", "v2.toml"}});
+    auto missing = control::parse_arguments(*diff, std::vector<std::string>{});
+    CHECK(std::get<std::string>(missing).find("missing FILE") != std::string::npos);
+    CHECK(std::get<std::string>(control::parse_arguments(
+                                    *diff, std::vector<std::string>{"v2.toml", "--accept-shift"}))
+              .find("unknown option --accept-shift") != std::string::npos);
+}
+
+TEST_CASE("commands: every positional says what it is, for evenctl COMMAND --help") {
+    for (const control::command_spec& spec : control::all_commands()) {
+        for (const control::positional& p : spec.args) {
+            INFO(spec.name << " " << p.metavar);
+            CHECK_FALSE(p.help.empty());
+        }
+    }
+}

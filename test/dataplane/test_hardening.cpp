@@ -1,0 +1,386 @@
+// The worker facing a hostile wire: floods that try to fill the flow table or the
+// control thread's rings, frames that are not ours, forged replies, and the ICMP
+// errors Path MTU Discovery needs. Exact bytes where packets come out; counters where
+// they must not.
+#include "dataplane/neighbor.hpp"
+#include "dataplane/slow_path.hpp"
+#include "rig.hpp"
+
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <random>
+
+using namespace evenflow;
+using namespace evenflow::testing;
+using net::drop_reason;
+
+namespace {
+
+constexpr const char* vip = "10.10.0.100";
+
+struct legit {
+    std::string client;
+    uint16_t port;
+    uint32_t backend = 0; // address the SYN went to (host order)
+};
+
+bytes to_vip(ring_rig& rig, const std::string& client, uint16_t port, uint8_t flags,
+             const std::string& payload = "") {
+    return packet_builder()
+        .eth(router_mac, rig.lb_mac(client_side))
+        .ipv4(client, vip)
+        .tcp(port, 80, flags, 1000, 1)
+        .payload(payload)
+        .build();
+}
+
+bytes from_backend(ring_rig& rig, uint32_t backend, const std::string& client, uint16_t port,
+                   uint8_t flags) {
+    int last = int(backend & 0xff);
+    return packet_builder()
+        .eth(backend_mac(last), rig.lb_mac(backend_side))
+        .ipv4(fmt::format("10.20.0.{}", last), client)
+        .tcp(8080, port, flags, 5000, 1001)
+        .build();
+}
+
+// Opens `n` connections with complete handshakes (the backend answers).
+std::vector<legit> open_connections(ring_rig& rig, const std::string& client, uint16_t first,
+                                    int n) {
+    std::vector<legit> out;
+    for (int i = 0; i < n; ++i) {
+        legit c{client, uint16_t(first + i)};
+        auto syn = rig.exchange(client_side, to_vip(rig, client, c.port, tcp_flags::syn));
+        REQUIRE(syn.backend.size() == 1);
+        c.backend = get32(syn.backend[0], 30);
+        auto synack = rig.exchange(backend_side, from_backend(rig, c.backend, client, c.port,
+                                                              tcp_flags::syn | tcp_flags::ack));
+        REQUIRE(synack.client.size() == 1);
+        out.push_back(c);
+    }
+    return out;
+}
+
+uint64_t stateless(ring_rig& rig) {
+    return rig.worker->stats().totals.stateless_forward.get();
+}
+
+} // namespace
+
+TEST_CASE("hardening: an ACK flood at 10x capacity leaves real flows pinned, the table usable") {
+    ring_rig rig(basic_config_text(), 4096);
+    rig.become_reader();
+    const size_t capacity = rig.worker->flows().capacity();
+    auto before = open_connections(rig, "198.51.100.7", 20000, 200);
+
+    // Random tuples, no SYN: each is forwarded to its Maglev pick (a restart or another
+    // host's flow would look the same), but its entry stays evictable.
+    std::mt19937 rng(7);
+    const size_t flood = capacity * 10;
+    size_t forwarded = 0;
+    for (size_t i = 0; i < flood; ++i) {
+        std::string src = fmt::format("203.0.113.{}", rng() % 250 + 1);
+        rig.send(client_side, to_vip(rig, src, uint16_t(1024 + rng() % 60000), tcp_flags::ack));
+        if (i % 1024 == 1023) {
+            rig.poll_until_idle();
+            forwarded += rig.received(backend_side).size();
+        }
+    }
+    rig.poll_until_idle();
+    forwarded += rig.received(backend_side).size();
+    CHECK(forwarded == flood); // each to its pick: the service keeps working
+    INFO("flood " << flood << " ACKs into a table of " << capacity);
+
+    // The real connections kept their entries: a config that moves many picks does not
+    // move them, and their packets are not forwarded statelessly.
+    auto moved = rig.manager.apply(
+        rig.load(basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 3 },\n"
+                                   "  { address = \"10.20.0.15\", port = 8080, weight = 3 },\n")),
+        control::actor{0, 0, "test"}, "apply");
+    REQUIRE(moved.snap);
+    rig.publish(std::move(moved.snap));
+    uint64_t stateless_before = stateless(rig);
+    for (const legit& c : before) {
+        auto out = rig.exchange(client_side, to_vip(rig, c.client, c.port, tcp_flags::ack, "data"));
+        REQUIRE(out.backend.size() == 1);
+        CHECK(get32(out.backend[0], 30) == c.backend);
+    }
+    CHECK(stateless(rig) == stateless_before);
+
+    // And new connections find room (they evict flood entries, not the other way round).
+    uint64_t failures = rig.worker->flows().stats().insert_failures;
+    auto after = open_connections(rig, "198.51.100.8", 30000, 200);
+    CHECK(rig.worker->flows().stats().insert_failures == failures);
+    uint64_t s = stateless(rig);
+    for (const legit& c : after) {
+        auto out = rig.exchange(client_side, to_vip(rig, c.client, c.port, tcp_flags::ack, "data"));
+        REQUIRE(out.backend.size() == 1);
+        CHECK(get32(out.backend[0], 30) == c.backend);
+    }
+    CHECK(stateless(rig) == s);
+}
+
+TEST_CASE("hardening: a spoofed SYN flood fills the table; established flows lose nothing") {
+    ring_rig rig(basic_config_text(), 4096);
+    rig.become_reader();
+    auto established = open_connections(rig, "198.51.100.7", 20000, 300);
+    std::mt19937 rng(11);
+    // Interleaved with the flood, real clients keep opening connections.
+    size_t completed = 0, tried = 0;
+    for (int round = 0; round < 40; ++round) {
+        for (int i = 0; i < 1000; ++i) {
+            std::string src = fmt::format("203.0.113.{}", rng() % 250 + 1);
+            rig.send(client_side, to_vip(rig, src, uint16_t(1024 + rng() % 60000), tcp_flags::syn));
+        }
+        rig.poll_until_idle();
+        rig.received(backend_side);
+        ++tried;
+        uint16_t port = uint16_t(40000 + round);
+        auto syn = rig.exchange(client_side, to_vip(rig, "198.51.100.9", port, tcp_flags::syn));
+        if (syn.backend.size() != 1) {
+            continue;
+        }
+        uint32_t backend = get32(syn.backend[0], 30);
+        auto synack = rig.exchange(backend_side, from_backend(rig, backend, "198.51.100.9", port,
+                                                              tcp_flags::syn | tcp_flags::ack));
+        auto ack =
+            rig.exchange(client_side, to_vip(rig, "198.51.100.9", port, tcp_flags::ack, "GET /"));
+        // The handshake completes whether or not the flood evicted its SYN's entry:
+        // the SYN-ACK finds the VIP, the ACK the same backend.
+        if (synack.client.size() == 1 && get32(synack.client[0], 26) == 0x0a0a0064 &&
+            ack.backend.size() == 1 && get32(ack.backend[0], 30) == backend) {
+            ++completed;
+        }
+    }
+    CHECK(rig.worker->flows().stats().evictions > 0); // the table was full
+    CHECK(completed == tried);
+    for (const legit& c : established) {
+        auto out = rig.exchange(client_side, to_vip(rig, c.client, c.port, tcp_flags::ack, "data"));
+        REQUIRE(out.backend.size() == 1);
+        CHECK(get32(out.backend[0], 30) == c.backend);
+        CHECK(out.client.empty()); // never reset
+    }
+}
+
+TEST_CASE("hardening: frames that are not ours are counted drops") {
+    std::string text = basic_config_text();
+    text.replace(text.find("address = \"10.10.0.2/24\""), 24,
+                 "address = \"10.10.0.2/24\"\nvlan = 100");
+    ring_rig rig(text);
+    rig.become_reader();
+    auto tagged = [&](uint16_t port, std::optional<uint16_t> vlan, const mac& dst) {
+        packet_builder b;
+        b.eth(router_mac, dst);
+        if (vlan) {
+            b.vlan(*vlan);
+        }
+        return b.ipv4("198.51.100.7", vip).ttl(64).tcp(port, 80, tcp_flags::syn, 1000, 0).build();
+    };
+    // Another host's MAC on a promiscuous port.
+    rig.exchange(client_side, tagged(50000, 100, {0x02, 0, 0, 0, 0x77, 0x77}));
+    CHECK(rig.drops(drop_reason::not_our_mac) == 1);
+    // Untagged, or the wrong tag, on a port that carries VLAN 100.
+    rig.exchange(client_side, tagged(50001, std::nullopt, rig.lb_mac(client_side)));
+    rig.exchange(client_side, tagged(50002, 101, rig.lb_mac(client_side)));
+    CHECK(rig.drops(drop_reason::vlan_mismatch) == 2);
+    // A bad IPv4 header checksum.
+    bytes bad = tagged(50003, 100, rig.lb_mac(client_side));
+    bad[18 + 10] ^= 0x55;
+    rig.exchange(client_side, bad);
+    CHECK(rig.drops(drop_reason::bad_ipv4_checksum) == 1);
+    // A backend's source on the clients' side is not a reply.
+    packet_builder spoof;
+    spoof.eth(router_mac, rig.lb_mac(client_side)).vlan(100);
+    auto out = rig.exchange(
+        client_side,
+        spoof.ipv4("10.20.0.11", "198.51.100.7").tcp(8080, 50004, tcp_flags::ack, 1, 1).build());
+    CHECK(out.client.empty());
+    CHECK(rig.drops(drop_reason::reply_on_client_side) == 1);
+
+    // The right tag goes through: the tag comes off toward the untagged backend side,
+    // and goes back on for the reply, exact bytes.
+    auto fwd = rig.exchange(client_side, tagged(50005, 100, rig.lb_mac(client_side)));
+    REQUIRE(fwd.backend.size() == 1);
+    uint32_t backend = get32(fwd.backend[0], 30);
+    int last = int(backend & 0xff);
+    CHECK(fwd.backend[0] == packet_builder()
+                                .eth(rig.lb_mac(backend_side), backend_mac(last))
+                                .ipv4("198.51.100.7", fmt::format("10.20.0.{}", last))
+                                .ttl(63)
+                                .tcp(50005, 8080, tcp_flags::syn, 1000, 0)
+                                .build());
+    auto back =
+        rig.exchange(backend_side, packet_builder()
+                                       .eth(backend_mac(last), rig.lb_mac(backend_side))
+                                       .ipv4(fmt::format("10.20.0.{}", last), "198.51.100.7")
+                                       .ttl(64)
+                                       .tcp(8080, 50005, tcp_flags::syn | tcp_flags::ack, 7, 1001)
+                                       .build());
+    REQUIRE(back.client.size() == 1);
+    CHECK(back.client[0] == packet_builder()
+                                .eth(rig.lb_mac(client_side), router_mac)
+                                .vlan(100)
+                                .ipv4(vip, "198.51.100.7")
+                                .ttl(63)
+                                .tcp(80, 50005, tcp_flags::syn | tcp_flags::ack, 7, 1001)
+                                .build());
+}
+
+TEST_CASE("hardening: ICMP fragmentation-needed reaches the flow's backend, and back") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    auto conns = open_connections(rig, "198.51.100.7", 42000, 1);
+    const legit& c = conns[0];
+    int last = int(c.backend & 0xff);
+    std::string backend = fmt::format("10.20.0.{}", last);
+    auto quote = [](const std::string& src, const std::string& dst, uint16_t sport,
+                    uint16_t dport) {
+        bytes f = packet_builder()
+                      .eth(router_mac, router_mac)
+                      .ipv4(src, dst)
+                      .ttl(60)
+                      .tcp(sport, dport, tcp_flags::ack, 5000, 1001)
+                      .payload_size(1400)
+                      .build();
+        return bytes(f.begin() + 14, f.begin() + 14 + 48);
+    };
+    auto icmp_error = [](const mac& src_mac, const mac& dst_mac, const std::string& src,
+                         const std::string& dst, uint8_t ttl, const bytes& q) {
+        return packet_builder()
+            .eth(src_mac, dst_mac)
+            .ipv4(src, dst)
+            .ttl(ttl)
+            .icmp(3, 4, 0, 1400)
+            .payload(q)
+            .build();
+    };
+    // A router on the clients' side cannot pass the VIP's 1500-byte segment on: the
+    // backend that sent it learns the path MTU.
+    auto in = rig.exchange(client_side, icmp_error(router_mac, rig.lb_mac(client_side), "192.0.2.1",
+                                                   vip, 64, quote(vip, c.client, 80, c.port)));
+    REQUIRE(in.backend.size() == 1);
+    CHECK(in.backend[0] == icmp_error(rig.lb_mac(backend_side), backend_mac(last), "192.0.2.1",
+                                      backend, 63, quote(backend, c.client, 8080, c.port)));
+    CHECK(verify_checksums(in.backend[0]) == "");
+    // A router on the backends' side about a client's segment: the client hears it
+    // from the VIP.
+    auto out = rig.exchange(backend_side,
+                            icmp_error(backend_mac(20), rig.lb_mac(backend_side), "10.20.0.20",
+                                       c.client, 64, quote(c.client, backend, c.port, 8080)));
+    REQUIRE(out.client.size() == 1);
+    CHECK(out.client[0] == icmp_error(rig.lb_mac(client_side), router_mac, vip, c.client, 63,
+                                      quote(c.client, vip, c.port, 80)));
+    CHECK(rig.worker->stats().totals.icmp_errors_translated.get() == 2);
+    // About a flow nobody has: dropped, counted.
+    rig.exchange(client_side, icmp_error(router_mac, rig.lb_mac(client_side), "192.0.2.1", vip, 64,
+                                         quote(vip, c.client, 80, 9)));
+    CHECK(rig.drops(drop_reason::icmp_no_flow) == 1);
+}
+
+TEST_CASE("hardening: slow-path floods cannot starve probe replies or ARP for the VIP") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const mac broadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    // An ARP storm (requests for other hosts), TCP to our own address, and packets to
+    // a next hop nobody resolves, far faster than the control thread drains...
+    for (int i = 0; i < 5000; ++i) {
+        rig.send(client_side,
+                 packet_builder()
+                     .eth(router_mac, broadcast)
+                     .arp(1, router_mac, "10.10.0.1", mac{}, fmt::format("10.10.0.{}", 3 + i % 90))
+                     .build());
+        rig.send(client_side, packet_builder()
+                                  .eth(router_mac, rig.lb_mac(client_side))
+                                  .ipv4(fmt::format("203.0.113.{}", 1 + i % 250), "10.10.0.2")
+                                  .tcp(uint16_t(1024 + i), 80, tcp_flags::syn, 1, 0)
+                                  .build());
+        if (i % 1000 == 999) {
+            rig.poll_until_idle(); // much faster than the control thread would drain
+        }
+    }
+    // ...while probe replies arrive, and a router asks for the VIP.
+    for (int i = 0; i < 100; ++i) {
+        rig.send(backend_side,
+                 packet_builder()
+                     .eth(backend_mac(11), rig.lb_mac(backend_side))
+                     .ipv4("10.20.0.11", "10.20.0.1")
+                     .tcp(8080, uint16_t(61000 + i), tcp_flags::syn | tcp_flags::ack, 9, 1)
+                     .build());
+    }
+    rig.send(client_side, packet_builder()
+                              .eth(router_mac, broadcast)
+                              .arp(1, router_mac, "10.10.0.1", mac{}, vip)
+                              .build());
+    rig.poll_until_idle();
+    // The VIP was answered by the worker at once.
+    bool vip_answered = false;
+    for (const bytes& f : rig.received(client_side)) {
+        vip_answered |= get16(f, 12) == 0x0806 && get16(f, 20) == 2 && get32(f, 28) == 0x0a0a0064;
+    }
+    CHECK(vip_answered);
+    // Every probe reply reached its own ring; the storm was cut to its budget.
+    CHECK(rte_ring_count(rig.shared.to_control[size_t(dataplane::control_reason::probe)]) == 100);
+    CHECK(rte_ring_count(rig.shared.to_control[size_t(dataplane::control_reason::arp)]) <= 250);
+    CHECK(rig.drops(drop_reason::control_budget) >= 4700);
+    CHECK(rig.drops(drop_reason::not_a_probe_reply) == 5000);
+    CHECK(rig.worker->stats().totals.probe_replies_lost.get() == 0);
+}
+
+TEST_CASE("hardening: ARP teaches only answers to our requests, and MACs change slowly") {
+    using clock = dataplane::neighbor_resolver::clock;
+    dataplane::neighbor_resolver r;
+    auto ip = [](const char* t) {
+        return *net::ip_addr::parse(t);
+    };
+    rte_ether_addr a{{2, 0, 0, 0, 0, 1}}, b{{2, 0, 0, 0, 0, 2}};
+    clock::time_point t = clock::time_point{} + std::chrono::hours(1);
+    // Unsolicited: ignored, and the table does not grow.
+    CHECK_FALSE(r.learn(1, ip("10.20.0.50"), a, true, t).accepted);
+    CHECK(r.list().empty());
+    // Asked for: the reply resolves it; a request from it before we asked does not.
+    REQUIRE(r.want(1, ip("10.20.0.11")));
+    CHECK_FALSE(r.learn(1, ip("10.20.0.11"), a, false, t).accepted);
+    std::vector<dataplane::neighbor_resolver::request> asks;
+    std::vector<rte_mbuf*> freed;
+    r.tick(t, asks, freed);
+    REQUIRE(asks.size() == 1);
+    CHECK(r.learn(1, ip("10.20.0.11"), a, true, t).accepted);
+    // A forged move to another MAC: accepted once (an event), then not within a second.
+    auto moved = r.learn(1, ip("10.20.0.11"), b, true, t + std::chrono::seconds(5));
+    CHECK(moved.accepted);
+    CHECK(moved.mac_changed);
+    CHECK_FALSE(
+        r.learn(1, ip("10.20.0.11"), a, true, t + std::chrono::milliseconds(5500)).accepted);
+    CHECK(r.learn(1, ip("10.20.0.11"), a, true, t + std::chrono::seconds(7)).mac_changed);
+    CHECK(r.mac_changes() == 2);
+    // Waiting packets are bounded per neighbor and in all.
+    rte_mempool* pool = test_pool();
+    std::vector<rte_mbuf*> held;
+    size_t refused = 0;
+    for (int n = 0; n < 400; ++n) {
+        for (int i = 0; i < 16; ++i) {
+            rte_mbuf* m = rte_pktmbuf_alloc(pool);
+            REQUIRE(m != nullptr);
+            if (r.hold(0, net::ip_addr::from_v4_be(htonl(0x0a0a0a00u + uint32_t(n))), m)) {
+                held.push_back(m);
+            } else {
+                rte_pktmbuf_free(m);
+                ++refused;
+            }
+        }
+    }
+    CHECK(held.size() == dataplane::neighbor_resolver::max_waiting);
+    CHECK(refused == 400 * 16 - dataplane::neighbor_resolver::max_waiting);
+    // Give up on them: every held packet comes back to be freed.
+    for (int i = 0; i < 10; ++i) {
+        asks.clear();
+        r.tick(t + std::chrono::seconds(10 + 2 * i), asks, freed);
+    }
+    CHECK(freed.size() == held.size());
+    for (rte_mbuf* m : freed) {
+        rte_pktmbuf_free(m);
+    }
+}
