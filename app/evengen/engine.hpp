@@ -58,7 +58,13 @@ private:
     void send_arp(size_t side, uint16_t op, const mac_addr& dst, uint32_t sender_ip,
                   uint32_t target_ip);
     // Builds one packet from the side's template (data or control size).
-    bool enqueue(size_t side, const tcp_fields& f, bool data);
+    // A flood packet (`flood`) is not part of the load: counted apart, dropped when
+    // the ring is full.
+    bool enqueue(size_t side, const tcp_fields& f, bool data, bool flood = false);
+    bool is_flood_source(const endpoint& e) const {
+        return m_opts.flood > 0 && (e.addr >> 16) == (m_opts.flood_base >> 16);
+    }
+    tcp_fields flood_syn();
     void flush(size_t side);
     bool add_port(const std::string& name, port_state& port, std::string* error);
     void rebuild_templates();
@@ -77,6 +83,7 @@ private:
     uint64_t m_last_rx_tsc = 0;
     uint64_t m_first_tx_tsc = 0;
     double m_ns_per_cycle = 0;
+    uint64_t m_flood_random = 0x9e3779b97f4a7c15ULL; // xorshift64 state
 };
 
 } // namespace evenflow::gen

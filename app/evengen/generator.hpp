@@ -30,6 +30,13 @@ struct options {
     unsigned window = 1024; // flat out: packets in flight at most (below the rings' size)
     bool reverse = true;    // established: backends send as much as clients
     unsigned lifecycle_data = 4;
+    // Lifecycle: SYNs from random sources in flood_base's /16 at this rate (packets/s)
+    // beside the connections; backends answer them with a SYN-ACK when flood_answer.
+    // Counted apart from the load (never loss), so the connections' completion is
+    // what a flood costs the legitimate clients.
+    double flood = 0;
+    uint32_t flood_base = 0xac1f0000; // 172.31.0.0
+    bool flood_answer = false;
     // After the warm-up, print "ready" on stdout and wait for a line on stdin before
     // the measured phase; after it, "done" and wait again before stopping the ports: a
     // harness reads the device's counters at both boundaries.

@@ -75,6 +75,9 @@ usage_case "unknown option --florps" --florps 3
 usage_case "--queues: expected a number from 1 to 16, got '0'" --queues 0
 usage_case "--queues: expected a number from 1 to 16, got '17'" --queues 17
 usage_case "--sync: needs stdout for its line" --sync --json -
+usage_case "--flood: a flood runs beside connections: use --mode lifecycle" --flood 1000
+usage_case "--flood-base: the flood's /16 must not be the clients'" --mode lifecycle \
+  --flood 1000 --flood-base 172.16.0.0
 # shellcheck disable=SC2046
 usage_case "link down after 10 s (is the peer running?)" --duration 1 -- $(eal_solo nopeer) $(memif client)
 
@@ -129,6 +132,20 @@ echo "#   evenflowd drops: $(json 'r["drops"]' <"$work/lb-stats.json")"
 lb_new=$(json 'r["totals"]["new_flows"]' <"$work/lb-stats.json")
 [[ $lb_new == 20000 ]] && pass "evenflowd counted the same 20000 new flows" ||
   fail "evenflowd counted $lb_new new flows, evengen sent 20000"
+
+# A SYN flood from random sources (172.31.0.0/16) beside connections, the backends
+# answering it: counted apart from the connections, which all complete (scripts/bench
+# raises the flood until they do not).
+if gen flood --mode lifecycle --flows 2000 --rate 2000 --duration 1 --flood 20000 \
+  --flood-answer; then
+  read -r done_ sent got < <(result flood '"%d %d %d" % (r["measured"]["lifecycles_completed"],
+    r["measured"]["flood"]["sent"], r["measured"]["flood"]["received"])')
+  [[ $done_ == 2000 && $sent -ge 15000 && $got -gt 0 ]] &&
+    pass "flood: 2000 of 2000 connections completed beside $sent flood SYNs sent, $got flood packets received" ||
+    fail "flood: $done_ of 2000 connections completed, flood $sent SYNs sent, $got received"
+else
+  fail "flood: $(tail -1 "$work/flood.log")"
+fi
 
 # Established flows, 1500-byte packets both ways.
 if gen big --mode established --flows 10000 --size 1518 --duration 1; then
