@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 namespace evenflow::gen {
 
@@ -84,6 +85,7 @@ private:
     uint64_t m_first_tx_tsc = 0;
     double m_ns_per_cycle = 0;
     uint64_t m_flood_random = 0x9e3779b97f4a7c15ULL; // xorshift64 state
+    std::unordered_set<uint32_t> m_answered;         // addresses whose ARP we answered
 };
 
 } // namespace evenflow::gen

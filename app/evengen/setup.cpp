@@ -173,6 +173,7 @@ void generator::on_arp(size_t side, const arp_message& arp) {
     if (arp.op == 1 && arp.sender_ip != arp.target_ip && arp.target_ip != m_opts.lb_client &&
         arp.target_ip != m_opts.lb_backend && arp.target_ip != m_opts.addr.vip.addr) {
         send_arp(side, 2, arp.sender_mac, arp.target_ip, arp.sender_ip);
+        m_answered.insert(arp.target_ip);
     }
 }
 
@@ -206,6 +207,29 @@ bool generator::resolve(std::string* error) {
             flush(side_backend);
             next_ask = now + hz / 5;
         }
+        receive(side_client, now);
+        receive(side_backend, now);
+        flush(side_client);
+        flush(side_backend);
+    }
+    // A balancer that learns only from answers to its own requests (evenflowd) asks for
+    // the gateway and the backends on its own schedule: until it has, the first packets
+    // wait in its slow path or are dropped. Wait for its requests, up to 3 s (a device
+    // that learned from ours never asks).
+    auto all_asked = [&] {
+        if (m_answered.count(m_opts.gateway) == 0) {
+            return false;
+        }
+        for (const endpoint& b : m_opts.addr.backends) {
+            if (m_answered.count(b.addr) == 0) {
+                return false;
+            }
+        }
+        return true;
+    };
+    const uint64_t asked_deadline = rte_get_tsc_cycles() + 3 * hz;
+    while (!all_asked() && rte_get_tsc_cycles() < asked_deadline && !g_interrupted) {
+        uint64_t now = rte_get_tsc_cycles();
         receive(side_client, now);
         receive(side_backend, now);
         flush(side_client);
