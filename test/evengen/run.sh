@@ -134,15 +134,16 @@ lb_new=$(json 'r["totals"]["new_flows"]' <"$work/lb-stats.json")
   fail "evenflowd counted $lb_new new flows, evengen sent 20000"
 
 # A SYN flood from random sources (172.31.0.0/16) beside connections, the backends
-# answering it: counted apart from the connections, which all complete (scripts/bench
-# raises the flood until they do not).
-if gen flood --mode lifecycle --flows 2000 --rate 2000 --duration 1 --flood 20000 \
-  --flood-answer; then
-  read -r done_ sent got < <(result flood '"%d %d %d" % (r["measured"]["lifecycles_completed"],
-    r["measured"]["flood"]["sent"], r["measured"]["flood"]["received"])')
-  [[ $done_ == 2000 && $sent -ge 15000 && $got -gt 0 ]] &&
-    pass "flood: 2000 of 2000 connections completed beside $sent flood SYNs sent, $got flood packets received" ||
-    fail "flood: $done_ of 2000 connections completed, flood $sent SYNs sent, $got received"
+# answering it: counted apart from the connections, of which at least 99% complete (the
+# bench's criterion; scripts/bench raises the flood until they do not).
+gen flood --mode lifecycle --flows 2000 --rate 2000 --duration 1 --flood 20000 --flood-answer
+if [[ -s $work/flood.json ]]; then
+  read -r done_ sent got errors < <(result flood '"%d %d %d %d" % (
+    r["measured"]["lifecycles_completed"], r["measured"]["flood"]["sent"],
+    r["measured"]["flood"]["received"], r["measured"]["errors"]["total"])')
+  [[ $done_ -ge 1980 && $errors == 0 && $sent -ge 15000 && $got -gt 0 ]] &&
+    pass "flood: $done_ of 2000 connections completed beside $sent flood SYNs sent, $got flood packets received, 0 errors" ||
+    fail "flood: $done_ of 2000 connections completed, $errors errors, flood $sent SYNs sent, $got received"
 else
   fail "flood: $(tail -1 "$work/flood.log")"
 fi
