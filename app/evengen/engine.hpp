@@ -5,6 +5,7 @@
 
 #include "generator.hpp"
 #include "pacing.hpp"
+#include "queues.hpp"
 
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 namespace evenflow::gen {
 
@@ -29,6 +31,7 @@ struct port_state {
     mac_addr mac{};
     mac_addr peer{}; // the balancer's MAC on this link
     bool peer_known = false;
+    uint16_t rx_queues = 1; // polled in turn; packets leave by queue 0
     rte_mbuf* tx[burst * 8];
     uint16_t tx_count = 0;
 };
@@ -50,12 +53,19 @@ private:
     template <class Next>
     void pump(Next&& next, double seconds, double rate);
     void receive(size_t side, uint64_t now);
+    void receive_queue(size_t side, uint16_t queue, uint64_t now);
     void on_tcp(size_t side, const received_tcp& pkt, uint64_t now);
     void on_arp(size_t side, const arp_message& arp);
     void send_arp(size_t side, uint16_t op, const mac_addr& dst, uint32_t sender_ip,
                   uint32_t target_ip);
     // Builds one packet from the side's template (data or control size).
-    bool enqueue(size_t side, const tcp_fields& f, bool data);
+    // A flood packet (`flood`) is not part of the load: counted apart, dropped when
+    // the ring is full.
+    bool enqueue(size_t side, const tcp_fields& f, bool data, bool flood = false);
+    bool is_flood_source(const endpoint& e) const {
+        return m_opts.flood > 0 && (e.addr >> 16) == (m_opts.flood_base >> 16);
+    }
+    tcp_fields flood_syn();
     void flush(size_t side);
     bool add_port(const std::string& name, port_state& port, std::string* error);
     void rebuild_templates();
@@ -74,6 +84,8 @@ private:
     uint64_t m_last_rx_tsc = 0;
     uint64_t m_first_tx_tsc = 0;
     double m_ns_per_cycle = 0;
+    uint64_t m_flood_random = 0x9e3779b97f4a7c15ULL; // xorshift64 state
+    std::unordered_set<uint32_t> m_answered;         // addresses whose ARP we answered
 };
 
 } // namespace evenflow::gen

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace evenflow::gen {
@@ -47,7 +48,25 @@ tcp_fields generator::reverse_fields(uint64_t flow, uint32_t seq, uint8_t flags)
     return f;
 }
 
-bool generator::enqueue(size_t side, const tcp_fields& f, bool data) {
+tcp_fields generator::flood_syn() {
+    // xorshift64: a source address in the flood /16 and a port, a fresh pair each time
+    // (repeats only as often as chance makes them).
+    uint64_t x = m_flood_random;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    m_flood_random = x;
+    tcp_fields f;
+    f.src = {(m_opts.flood_base & 0xffff0000) | uint32_t(x & 0xffff),
+             uint16_t(1024 + (x >> 16) % 64512)};
+    f.dst = m_opts.addr.vip;
+    f.seq = uint32_t(x >> 32);
+    f.ack = 0;
+    f.flags = tcp_flags::syn;
+    return f;
+}
+
+bool generator::enqueue(size_t side, const tcp_fields& f, bool data, bool flood) {
     rte_mbuf* m = rte_pktmbuf_alloc(m_pool);
     if (m == nullptr) {
         return false;
@@ -57,10 +76,15 @@ bool generator::enqueue(size_t side, const tcp_fields& f, bool data) {
     tcp_fields stamped = f;
     stamped.timestamp = rte_rdtsc();
     t.write(bytes, stamped);
-    m->hash.usr = 1; // part of the load: counted when sent, expected back
+    m->hash.usr = flood ? 2 : 1; // 1: part of the load, counted when sent, expected back
     port_state& p = m_ports[side];
     if (p.tx_count == std::size(p.tx)) {
         flush(side);
+        if (flood && p.tx_count == std::size(p.tx)) {
+            ++m_phase->count.flood_deficit;
+            rte_pktmbuf_free(m);
+            return false;
+        }
         if (p.tx_count == std::size(p.tx)) {
             ++m_phase->count.tx_busy; // the ring and our queue are full: not sent
             rte_pktmbuf_free(m);
@@ -77,14 +101,16 @@ void generator::flush(size_t side) {
         return;
     }
     // Read the marks before the PMD owns the buffers: ARP is not part of the load.
-    bool counted[burst * 8];
+    uint32_t mark[burst * 8];
     for (uint16_t i = 0; i < p.tx_count; ++i) {
-        counted[i] = p.tx[i]->hash.usr != 0;
+        mark[i] = p.tx[i]->hash.usr;
     }
     uint16_t sent = rte_eth_tx_burst(p.id, 0, p.tx, p.tx_count);
     counters& c = m_phase->count;
     for (uint16_t i = 0; i < sent; ++i) {
-        c.tx[side == side_client ? 0 : 1] += counted[i];
+        c.tx[side == side_client ? 0 : 1] += mark[i] == 1;
+        c.flood_sent += mark[i] == 2 && side == side_client;
+        c.flood_answers += mark[i] == 2 && side == side_backend;
     }
     if (m_first_tx_tsc == 0 && sent > 0) {
         m_first_tx_tsc = rte_rdtsc();
@@ -96,13 +122,19 @@ void generator::flush(size_t side) {
 }
 
 void generator::receive(size_t side, uint64_t now) {
+    // One burst from each queue: a device with several workers sends from all of them.
+    for (uint16_t q = 0; q < m_ports[side].rx_queues; ++q) {
+        receive_queue(side, q, now);
+    }
+}
+
+void generator::receive_queue(size_t side, uint16_t queue, uint64_t now) {
     port_state& p = m_ports[side];
     rte_mbuf* pkts[burst];
-    uint16_t n = rte_eth_rx_burst(p.id, 0, pkts, burst);
+    uint16_t n = rte_eth_rx_burst(p.id, queue, pkts, burst);
     if (n == 0) {
         return;
     }
-    m_last_rx_tsc = now;
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) {
             rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
@@ -114,11 +146,13 @@ void generator::receive(size_t side, uint64_t now) {
         bool checksums_ok = false;
         switch (read_frame(frame, pkt, checksums_ok)) {
         case frame_kind::arp:
+            m_last_rx_tsc = now;
             if (std::optional<arp_message> arp = read_arp(frame)) {
                 on_arp(side, *arp);
             }
             break;
         case frame_kind::malformed:
+            m_last_rx_tsc = now;
             ++m_phase->count.rx[side == side_backend ? 0 : 1];
             ++m_phase->count.malformed;
             break;
@@ -137,6 +171,21 @@ void generator::on_tcp(size_t side, const received_tcp& pkt, uint64_t now) {
     counters& c = m_phase->count;
     // What arrives on the backend side was sent by a client, and vice versa.
     direction dir = side == side_backend ? direction::forward : direction::reverse;
+    if (is_flood_source(dir == direction::forward ? pkt.src : pkt.dst)) {
+        // Not the load: neither a sign of life for the drain nor a flow to check.
+        ++c.flood_received;
+        if (dir == direction::forward && m_opts.flood_answer) {
+            tcp_fields f;
+            f.src = pkt.dst;
+            f.dst = pkt.src;
+            f.seq = 0;
+            f.ack = pkt.seq + 1;
+            f.flags = tcp_flags::syn | tcp_flags::ack;
+            enqueue(side_backend, f, false, true);
+        }
+        return;
+    }
+    m_last_rx_tsc = now;
     ++c.rx[size_t(dir)];
     if (pkt.timestamp) {
         uint64_t cycles = (now - *pkt.timestamp) & 0xffffffffffffULL;
@@ -235,6 +284,9 @@ void generator::pump(Next&& next, double seconds, double rate) {
     const bool lifecycles = m_opts.mode == traffic::lifecycle;
     const uint64_t per_send = lifecycles ? m_opts.lifecycle_data + 6 : 1;
     pacer pace(rate, hz, start, m_opts.window, per_send, burst);
+    // The flood keeps its own schedule, never waits for answers.
+    const bool flooding = lifecycles && m_opts.flood > 0;
+    pacer flood_pace(m_opts.flood, hz, start, UINT64_MAX / 2, 1, burst);
     uint64_t abandoned = 0; // lifecycles presumed dead when the device went quiet
     while (!g_interrupted) {
         uint64_t now = rte_get_tsc_cycles();
@@ -260,6 +312,13 @@ void generator::pump(Next&& next, double seconds, double rate) {
             sending = false;
             quiet_since = now;
             continue;
+        }
+        if (flooding) { // before the load, which may wait for its window
+            uint64_t flood_budget = flood_pace.budget(now, 0);
+            for (uint64_t i = 0; i < flood_budget; ++i) {
+                flood_pace.sent();
+                enqueue(side_client, flood_syn(), false, true);
+            }
         }
         if (m_ports[side_client].tx_count >= burst ||
             (m_port_count > 1 && m_ports[side_backend].tx_count >= burst)) {
@@ -292,6 +351,7 @@ void generator::pump(Next&& next, double seconds, double rate) {
     flush(side_client);
     flush(side_backend);
     c.rate_deficit += pace.deficit();
+    c.flood_deficit += flood_pace.deficit();
     uint64_t last = std::max(m_last_rx_tsc, m_first_tx_tsc);
     m_phase->seconds += m_first_tx_tsc == 0 ? 0 : double(last - m_first_tx_tsc) / double(hz);
 }
@@ -377,6 +437,7 @@ void generator::measure(run_result& result) {
             side = side_client;
             data = false;
             f = syn_fields(flow++);
+            ++m_phase->count.lifecycles_started;
             return true;
         };
         pump(next, m_opts.duration_s, m_opts.rate);
@@ -429,6 +490,22 @@ uint64_t generator::write_pcap() {
     return scratch.count.tx_busy == 0 ? scratch.count.tx[0] : 0;
 }
 
+namespace {
+
+// --sync: says `word` on stdout, waits for a line on stdin.
+bool handshake(const char* word, std::string* error) {
+    std::printf("%s\n", word);
+    std::fflush(stdout);
+    char line[64];
+    if (std::fgets(line, sizeof line, stdin) == nullptr) {
+        *error = fmt::format("--sync: stdin closed after \"{}\"", word);
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
 std::optional<run_result> run(const options& opts, std::string* error) {
     generator gen(opts);
     if (!gen.set_up(error)) {
@@ -443,7 +520,16 @@ std::optional<run_result> run(const options& opts, std::string* error) {
         return std::nullopt;
     }
     gen.warm_up(result);
+    if (opts.sync && !g_interrupted && !handshake("ready", error)) {
+        return std::nullopt;
+    }
     gen.measure(result);
+    // The harness reads the device's counters, and may stop it, while the links are up:
+    // a memif device whose peer left may reset its port counters (testpmd's statistics
+    // come from them).
+    if (opts.sync && !g_interrupted && !handshake("done", error)) {
+        return std::nullopt;
+    }
     if (g_interrupted) {
         *error = "interrupted";
         return std::nullopt;

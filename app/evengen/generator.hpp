@@ -17,6 +17,7 @@ struct options {
     traffic mode = traffic::established;
     std::string client_port = "net_memif0";  // faces the balancer's client side
     std::string backend_port = "net_memif1"; // where the backends live
+    uint16_t queues = 1;                     // queue pairs per port (the device's workers)
     addressing addr;
     uint32_t gateway = 0x0a0a0001;    // 10.10.0.1: the router the balancer sends clients to
     uint32_t lb_client = 0x0a0a0002;  // 10.10.0.2: the balancer's client-side address
@@ -29,6 +30,17 @@ struct options {
     unsigned window = 1024; // flat out: packets in flight at most (below the rings' size)
     bool reverse = true;    // established: backends send as much as clients
     unsigned lifecycle_data = 4;
+    // Lifecycle: SYNs from random sources in flood_base's /16 at this rate (packets/s)
+    // beside the connections; backends answer them with a SYN-ACK when flood_answer.
+    // Counted apart from the load (never loss), so the connections' completion is
+    // what a flood costs the legitimate clients.
+    double flood = 0;
+    uint32_t flood_base = 0xac1f0000; // 172.31.0.0
+    bool flood_answer = false;
+    // After the warm-up, print "ready" on stdout and wait for a line on stdin before
+    // the measured phase; after it, "done" and wait again before stopping the ports: a
+    // harness reads the device's counters at both boundaries.
+    bool sync = false;
     std::string pcap_path;     // write the client side's workload here instead of sending
     uint64_t pcap_packets = 0; // 0: one round over the flows
     mac_addr pcap_dst_mac{0x02, 0, 0, 0, 0, 0x01};

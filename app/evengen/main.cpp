@@ -4,6 +4,7 @@
 //   evengen [OPTIONS] [-- EAL_ARGS...]
 #include "cli.hpp"
 #include "generator.hpp"
+#include "queues.hpp"
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -85,7 +86,8 @@ struct command_line {
 // The values as typed; each is converted (and its error worded) below.
 struct typed_values {
     std::string mode, flows, size, rate, duration, window, lifecycle_data, vip, backends,
-        client_base, gateway, lb_client, lb_backend, pcap_packets, dst_mac;
+        client_base, gateway, lb_client, lb_backend, pcap_packets, dst_mac, queues, flood,
+        flood_base;
 };
 
 command_line parse(int argc, char** argv) {
@@ -119,6 +121,14 @@ command_line parse(int argc, char** argv) {
         ->description("established: clients only, backends do not send")
         ->group(traffic);
     value("--lifecycle-data", v.lifecycle_data, "N", "data packets per lifecycle (4)", traffic);
+    value("--flood", v.flood, "PPS",
+          "lifecycle: also SYNs from random sources at PPS, counted apart from the "
+          "connections (0)",
+          traffic);
+    value("--flood-base", v.flood_base, "ADDR", "the flood's sources: a /16 (172.31.0.0)", traffic);
+    app.add_flag("--flood-answer", o.flood_answer,
+                 "the backends answer the flood's SYNs with a SYN-ACK, as real ones do")
+        ->group(traffic);
     const char* addresses = "Addresses";
     value("--vip", v.vip, "ADDR:PORT", "the service (10.10.0.100:80)", addresses);
     value("--backends", v.backends, "A:P,...", "the pool's backends (10.20.0.11-14:8080)",
@@ -138,6 +148,10 @@ command_line parse(int argc, char** argv) {
           ports);
     value("--backend-port", o.backend_port, "NAME", "DPDK port on the backend side (net_memif1)",
           ports);
+    value("--queues", v.queues, "N",
+          "queue pairs per port, 1 .. 16: one per worker of the device; sends on queue 0, "
+          "receives on all (1)",
+          ports);
     app.add_flag("--reflect", o.reflect,
                  "the device under test swaps the 5-tuple and sends it back on the other port "
                  "(dpdk-testpmd --forward-mode=5tswap)")
@@ -149,6 +163,11 @@ command_line parse(int argc, char** argv) {
     value("--pcap-packets", v.pcap_packets, "N", "established: packets to write (one per flow)",
           output);
     value("--dst-mac", v.dst_mac, "MAC", "destination MAC in the pcap (02:00:00:00:00:01)", output);
+    app.add_flag("--sync", o.sync,
+                 "after the warm-up print \"ready\" on stdout and wait for a line on stdin "
+                 "before the measured phase; after it print \"done\" and wait for a line before "
+                 "leaving the links (a harness reads the device's counters at both points)")
+        ->group(output);
 
     std::vector<std::string> words = evenflow::cli::split_at_double_dash(argc, argv, &cl.eal);
     if (auto code = evenflow::cli::parse(app, words, "evengen --help")) {
@@ -228,12 +247,30 @@ command_line parse(int argc, char** argv) {
     if (given("--pcap-packets")) {
         o.pcap_packets = number<uint64_t>("--pcap-packets", v.pcap_packets, 1, uint64_t(1) << 32);
     }
+    if (given("--flood")) {
+        o.flood = number<double>("--flood", v.flood, 0, 1e9);
+    }
+    if (given("--flood-base")) {
+        o.flood_base = address("--flood-base", v.flood_base);
+    }
+    if (given("--queues")) {
+        o.queues = number<uint16_t>("--queues", v.queues, 1, gen::max_queues);
+    }
     if (given("--dst-mac")) {
         o.pcap_dst_mac = parse_mac(v.dst_mac);
     }
     if (o.reflect && o.mode == gen::traffic::lifecycle) {
         usage_error("--reflect: a 5-tuple swapper cannot answer a lifecycle; use established "
                     "or syn");
+    }
+    if ((o.flood > 0 || o.flood_answer) && o.mode != gen::traffic::lifecycle) {
+        usage_error("--flood: a flood runs beside connections: use --mode lifecycle");
+    }
+    if (o.flood > 0 && (o.flood_base >> 16) == (o.addr.client_base >> 16)) {
+        usage_error("--flood-base: the flood's /16 must not be the clients' (--client-base)");
+    }
+    if (o.sync && (cl.json_path == "-" || !o.pcap_path.empty())) {
+        usage_error("--sync: needs stdout for its line (not --json -) and a device (not --pcap)");
     }
     if (cl.eal.empty()) {
         cl.eal = {"-l",
@@ -285,6 +322,16 @@ json phase_json(const gen::options& o, const gen::phase_result& p) {
     j["new_flows_per_s"] = double(new_flows) / secs;
     j["lifecycles_completed"] = c.lifecycles_completed;
     j["lifecycles_per_s"] = double(c.lifecycles_completed) / secs;
+    j["lifecycles_started"] = c.lifecycles_started;
+    if (o.flood > 0) {
+        j["flood"] = {{"offered_per_s", o.flood},
+                      {"sent", c.flood_sent},
+                      {"sent_per_s", double(c.flood_sent) / secs},
+                      {"answers_sent", c.flood_answers},
+                      {"received", c.flood_received},
+                      {"deficit", c.flood_deficit},
+                      {"answered", o.flood_answer}};
+    }
     j["errors"] = {{"total", c.errors()},
                    {"bad_checksum", c.bad_checksum},
                    {"malformed", c.malformed},

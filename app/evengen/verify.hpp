@@ -102,6 +102,11 @@ struct counters {
     uint64_t ttl_not_decremented = 0;  // a router hop must decrement TTL
     uint64_t duplicate_syn = 0;        // a new flow's SYN arrived twice
     uint64_t lifecycles_completed = 0; // SYN ... FIN/ACK ... last ACK, end to end
+    uint64_t lifecycles_started = 0;   // SYNs of connections sent
+    uint64_t flood_sent = 0;           // --flood: SYNs sent
+    uint64_t flood_answers = 0;        // --flood-answer: the backends' SYN-ACKs sent
+    uint64_t flood_received = 0;       // --flood: flood SYNs at a backend, SYN-ACKs back
+    uint64_t flood_deficit = 0;        // --flood: SYNs not sent on schedule (evengen busy)
     std::vector<uint64_t> new_flows_per_backend;
 
     uint64_t errors() const {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # evengen tier: the generator's pcap output checked by an independent reader, its
 # command-line errors, and full TCP lifecycles and 1500-byte packets through a real
-# evenflowd on memif, every packet checked by evengen.
+# evenflowd on memif, every packet checked by evengen; then evenflowd with two workers
+# (hand-off between them), evengen on both memif queue pairs, and --sync's pause.
 # Usage: run.sh BUILD_DIR
 set -uo pipefail
 
@@ -71,6 +72,12 @@ usage_case "--vip: '10.10.0.100' is not ADDR:PORT" --vip 10.10.0.100
 usage_case "--backends: '10.20.0.11:99999' is not ADDR:PORT" --backends 10.20.0.11:99999
 usage_case "a 5-tuple swapper cannot answer a lifecycle" --reflect --mode lifecycle
 usage_case "unknown option --florps" --florps 3
+usage_case "--queues: expected a number from 1 to 16, got '0'" --queues 0
+usage_case "--queues: expected a number from 1 to 16, got '17'" --queues 17
+usage_case "--sync: needs stdout for its line" --sync --json -
+usage_case "--flood: a flood runs beside connections: use --mode lifecycle" --flood 1000
+usage_case "--flood-base: the flood's /16 must not be the clients'" --mode lifecycle \
+  --flood 1000 --flood-base 172.16.0.0
 # shellcheck disable=SC2046
 usage_case "link down after 10 s (is the peer running?)" --duration 1 -- $(eal_solo nopeer) $(memif client)
 
@@ -126,6 +133,21 @@ lb_new=$(json 'r["totals"]["new_flows"]' <"$work/lb-stats.json")
 [[ $lb_new == 20000 ]] && pass "evenflowd counted the same 20000 new flows" ||
   fail "evenflowd counted $lb_new new flows, evengen sent 20000"
 
+# A SYN flood from random sources (172.31.0.0/16) beside connections, the backends
+# answering it: counted apart from the connections, of which at least 99% complete (the
+# bench's criterion; scripts/bench raises the flood until they do not).
+gen flood --mode lifecycle --flows 2000 --rate 2000 --duration 1 --flood 20000 --flood-answer
+if [[ -s $work/flood.json ]]; then
+  read -r done_ sent got errors < <(result flood '"%d %d %d %d" % (
+    r["measured"]["lifecycles_completed"], r["measured"]["flood"]["sent"],
+    r["measured"]["flood"]["received"], r["measured"]["errors"]["total"])')
+  [[ $done_ -ge 1980 && $errors == 0 && $sent -ge 15000 && $got -gt 0 ]] &&
+    pass "flood: $done_ of 2000 connections completed beside $sent flood SYNs sent, $got flood packets received, 0 errors" ||
+    fail "flood: $done_ of 2000 connections completed, $errors errors, flood $sent SYNs sent, $got received"
+else
+  fail "flood: $(tail -1 "$work/flood.log")"
+fi
+
 # Established flows, 1500-byte packets both ways.
 if gen big --mode established --flows 10000 --size 1518 --duration 1; then
   pass "1518-byte packets, 10000 flows both ways: intact, in order, sticky"
@@ -139,13 +161,97 @@ if [[ -s $work/big.json ]]; then
     fail "1518-byte: $landed flows never landed, both directions: $got"
 fi
 
-# A rated run: the offered rate is what gets through, with nothing lost.
+# A rated run: the offered rate is what gets through, with nothing lost. When the
+# machine takes evengen's core away (other jobs on a 2-core VM), the sends it missed are
+# written off (rate_deficit) rather than caught up in a burst: sent plus written off
+# keeps to the schedule, and what was sent all arrives.
 if gen rated --mode established --flows 5000 --rate 200000 --duration 1; then
-  mpps=$(result rated '"%.3f" % r["measured"]["mpps"]')
-  python3 -c "import sys; sys.exit(0 if abs($mpps - 0.2) < 0.02 else 1)" &&
-    pass "rated: 0.2 Mpps offered, $mpps Mpps received, nothing lost" ||
-    fail "rated: 0.2 Mpps offered, $mpps Mpps received"
+  read -r mpps sched < <(result rated '"%.3f %.3f" % (r["measured"]["mpps"],
+    (r["measured"]["sent"]["forward"] + r["measured"]["sent"]["reverse"]
+     + r["measured"]["rate_deficit"]) / 200000)')
+  deficit=$(result rated 'r["measured"]["rate_deficit"]')
+  python3 -c "import sys; sys.exit(0 if 0.97 <= $sched <= 1.01 else 1)" &&
+    pass "rated: 0.2 Mpps offered, $mpps Mpps received, nothing lost, schedule kept ($sched; $deficit sends written off)" ||
+    fail "rated: 0.2 Mpps offered for 1 s, sent + written off = $sched of the schedule, $mpps Mpps received"
 else
   fail "rated: $(tail -1 "$work/rated.log")"
 fi
+
+# --sync: after the warm-up evengen says "ready" and waits; the device's counters read
+# in that pause hold the warm-up and nothing of the measured phase; after it, "done"
+# and it waits again with the links up: the counters then hold all of it.
+ctl stats --json >"$work/sync-before.json"
+coproc SYNC {
+  # shellcheck disable=SC2046
+  exec "$evengen" --mode established --flows 2000 --duration 0.5 --sync \
+    --json "$work/sync.json" -- -l 0 --no-huge -m 512 --no-pci --log-level='*:warning' \
+    --file-prefix "$prefix-gen" $(memif client) 2>"$work/sync.log"
+}
+line=
+read -r -t 30 line <&"${SYNC[0]}"
+if [[ $line == ready ]]; then
+  ctl stats --json >"$work/sync-pause.json"
+  sleep 0.3
+  ctl stats --json >"$work/sync-pause2.json"
+  echo go >&"${SYNC[1]}"
+  line=
+  read -r -t 30 line <&"${SYNC[0]}"
+  ctl stats --json >"$work/sync-after.json"
+  alive=$(kill -0 "$SYNC_PID" 2>/dev/null && echo yes)
+  echo go >&"${SYNC[1]}"
+  wait "$SYNC_PID"
+  rc=$?
+  # TCP the balancer forwarded, either way (ARP is not counted there).
+  fwd() { json 'r["totals"]["to_backend"] + r["totals"]["to_client"]' <"$work/$1.json"; }
+  warm=$(($(fwd sync-pause) - $(fwd sync-before)))
+  idle=$(($(fwd sync-pause2) - $(fwd sync-pause)))
+  measured=$(($(fwd sync-after) - $(fwd sync-pause2)))
+  sent=$(result sync 'r["warmup"]["sent"]["forward"]')
+  msent=$(result sync 'r["measured"]["sent"]["forward"] + r["measured"]["sent"]["reverse"]')
+  [[ $rc == 0 && $line == done && $alive == yes && $idle == 0 && $warm == "$sent" &&
+    $measured == "$msent" ]] &&
+    pass "--sync: warm-up ($sent packets) before \"ready\", nothing during the pause, $msent between the go line and \"done\"" ||
+    fail "--sync: exit $rc, second line [$line], waiting: ${alive:-no}; balancer forwarded $warm in the warm-up (evengen sent $sent), $idle in the pause, $measured before \"done\" (evengen sent $msent)"
+else
+  fail "--sync: no \"ready\" line within 30 s: $(tail -2 "$work/sync.log")"
+  kill "$SYNC_PID" 2>/dev/null
+fi
+stop_daemon || fail "evenflowd (one worker) did not stop cleanly"
+
+# Two workers on one CPU (lcores 1 and 2 on CPU 1): memif gives evenflowd no RSS, so
+# both ports hand off; evengen configures both queue pairs, sends on queue 0 (worker 0
+# receives everything) and receives from both workers.
+# shellcheck disable=SC2046
+{
+  config_head --lcores 0@0,1@1,2@1 --gateway 10.10.0.1 "$prefix-lb2" "$sock" "" 262144 "1, 2" \
+    net_memif0 net_memif1 "--log-level=*:warning" $(memif server)
+  config_pool web '{ kind = "none" }' -- \
+    10.20.0.11:8080:1 10.20.0.12:8080:1 10.20.0.13:8080:2 10.20.0.14:8080:1
+  config_service web 10.10.0.100 80 web
+} >"$work/evenflowd-2w.toml"
+start_daemon "$work/evenflowd-2w.toml" || finish
+steering=$(ctl status --json | json '",".join(p["steering"] for p in r["ports"])')
+expect_eq "two workers on memif: both ports hand off" "$steering" "handoff,handoff"
+if gen two-workers --mode established --flows 20000 --duration 1 --queues 2; then
+  pass "--queues 2, two workers: every packet back, intact, in order, on its flow's backend"
+else
+  fail "--queues 2, two workers: $(tail -1 "$work/two-workers.log")"
+fi
+if gen two-workers-syn --mode syn --flows 20000 --duration 1 --queues 2 --client-base 172.20.0.0; then
+  pass "--queues 2, two workers, new flows: every SYN reached a backend"
+else
+  fail "--queues 2, two workers, new flows: $(tail -1 "$work/two-workers-syn.log")"
+fi
+ctl stats --json >"$work/lb2-stats.json"
+# shellcheck disable=SC2016
+read -r w0_rx w1_rx out in w0_in w1_in < <(json '" ".join(str(x) for x in [
+  r["workers"][0]["rx_packets"], r["workers"][1]["rx_packets"],
+  r["totals"]["handoff_out"], r["totals"]["handoff_in"],
+  r["workers"][0]["handoff_in"], r["workers"][1]["handoff_in"]])' <"$work/lb2-stats.json")
+# evengen sends on queue 0 only: worker 0 receives all, hands the other worker's
+# connections over (about half), and both workers' output reached evengen (no loss).
+[[ $w1_rx == 0 && $w0_rx -gt 0 && $out == "$in" && $out -gt $((w0_rx / 3)) && $w1_in == "$out" && $w0_in == 0 ]] &&
+  pass "hand-off: worker 0 received $w0_rx, handed $out to worker 1 (all arrived)" ||
+  fail "hand-off: worker rx $w0_rx/$w1_rx, handoff out $out in $in (received from the other: $w0_in/$w1_in)"
+stop_daemon || fail "evenflowd (two workers) did not stop cleanly"
 finish

@@ -1,6 +1,8 @@
 // evengen's pure parts: the frames it sends (against the independent test builder),
-// how it reads frames back, flow addressing, latency percentiles, per-flow checks.
+// how it reads frames back, flow addressing, latency percentiles, per-flow checks,
+// pacing and the queues it configures.
 #include "pacing.hpp"
+#include "queues.hpp"
 #include "verify.hpp"
 #include "workload.hpp"
 
@@ -264,4 +266,33 @@ TEST_CASE("pacing: a fixed rate follows the schedule and writes off what it fell
         pace.sent();
     }
     CHECK(pace.budget(1'020'500, 0) == 0);
+}
+
+TEST_CASE("queues: as many pairs as the device has workers, or a clear refusal") {
+    std::string error;
+    std::optional<queue_plan> one = plan_queues(1, 8, 8, &error);
+    REQUIRE(one);
+    CHECK(one->rx == 1);
+    CHECK(one->tx == 1);
+    // Two workers: both queue pairs, so that the device's second ring exists and the
+    // second worker's packets are received.
+    std::optional<queue_plan> two = plan_queues(2, 8, 8, &error);
+    REQUIRE(two);
+    CHECK(two->rx == 2);
+    CHECK(two->tx == 2);
+    // The pcap writer cannot receive: one TX queue, nothing to poll.
+    std::optional<queue_plan> pcap = plan_queues(1, 0, 1, &error);
+    REQUIRE(pcap);
+    CHECK(pcap->rx == 0);
+    CHECK(pcap->tx == 1);
+
+    CHECK_FALSE(plan_queues(2, 0, 1, &error));
+    CHECK(error == "the port cannot receive, so it has no queues to poll");
+    CHECK_FALSE(plan_queues(4, 2, 8, &error));
+    CHECK(error == "4 queue pairs wanted, the port has 2 RX and 8 TX queues");
+    CHECK_FALSE(plan_queues(4, 8, 2, &error));
+    CHECK(error == "4 queue pairs wanted, the port has 8 RX and 2 TX queues");
+    CHECK_FALSE(plan_queues(0, 8, 8, &error));
+    CHECK(error == "between 1 and 16 queues");
+    CHECK_FALSE(plan_queues(17, 64, 64, &error));
 }
