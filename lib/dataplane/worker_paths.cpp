@@ -427,6 +427,24 @@ void worker::handle_backend_to_client(uint16_t iface, rx_item& item, const snaps
     drop(m, drop_reason::not_for_us);
 }
 
+// Inlined into its two callers: it is most of the per-packet egress path.
+__attribute__((always_inline)) inline void worker::send_via(const egress& out, rte_mbuf* m,
+                                                            const neighbor_table* neigh) {
+    const rte_ether_addr* mac = next_hop_mac(neigh, out.iface, out.next_hop);
+    if (mac == nullptr) {
+        to_control(out.iface, m, control_reason::unresolved);
+        return;
+    }
+    if (!set_vlan(out.iface, m)) {
+        drop(m, drop_reason::tx_full);
+        return;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    rte_ether_addr_copy(mac, &eth->dst_addr);
+    rte_ether_addr_copy(&m_shared.interfaces[out.iface].mac, &eth->src_addr);
+    transmit(out.iface, m);
+}
+
 void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh) {
     uint8_t* ip = rte_pktmbuf_mtod(m, uint8_t*) + meta.l3_offset;
     // We are a router hop for these packets: decrement TTL / hop limit.
@@ -452,22 +470,6 @@ void worker::forward(rte_mbuf* m, packet_meta& meta, const neighbor_table* neigh
         return;
     }
     send_via(*out, m, neigh);
-}
-
-void worker::send_via(const egress& out, rte_mbuf* m, const neighbor_table* neigh) {
-    const rte_ether_addr* mac = next_hop_mac(neigh, out.iface, out.next_hop);
-    if (mac == nullptr) {
-        to_control(out.iface, m, control_reason::unresolved);
-        return;
-    }
-    if (!set_vlan(out.iface, m)) {
-        drop(m, drop_reason::tx_full);
-        return;
-    }
-    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    rte_ether_addr_copy(mac, &eth->dst_addr);
-    rte_ether_addr_copy(&m_shared.interfaces[out.iface].mac, &eth->src_addr);
-    transmit(out.iface, m);
 }
 
 bool worker::set_vlan(uint16_t iface, rte_mbuf* m) {
