@@ -107,6 +107,16 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
     reply["pid"] = getpid();
     reply["config"] = m_options.config_path;
+    // Where the running version came from at start, and whether it is the file's now.
+    reply["state"] = {{"start", m_start_origin.from},
+                      {"version", m_start_origin.version},
+                      {"reason", m_start_origin.reason},
+                      {"dir", m_state.is_open() ? m_state.dir() : ""},
+                      {"saved", m_state_error.empty()}};
+    if (!m_state_error.empty()) {
+        reply["state"]["save_error"] = m_state_error;
+    }
+    reply["file"] = file_status();
     const snapshot* snap = m_shared.snap.load();
     reply["services"] = snap->services.size();
     reply["backends"] = snap->backends.size();

@@ -209,14 +209,17 @@ bool evenflowd::start() {
     m_shared.qsbr = m_qsbr.get();
 
     // The first snapshot is published before any worker runs.
-    control::change_result first =
-        m_manager.start(cfg, control::actor{uint32_t(getuid()), int32_t(getpid()), "startup"},
-                        fmt::format("start {}", m_options.config_path));
+    // The saved version (state_dir) or the file's; what runs is saved at once, with the
+    // file's hash, so that a crash from here on resumes it.
+    control::change_result first = first_version(cfg);
     if (!first.ok) {
         log_event("error", "start_refused", {{"reason", first.error}});
         return false;
     }
-    m_skew.reconfigure(cfg.skew);
+    if (std::string error; !save_state(nullptr, &error)) {
+        log_event("warning", "state_not_saved", {{"reason", error}});
+    }
+    m_skew.reconfigure(m_manager.running().skew);
     publish(std::move(first.snap));
     m_shared.neighbors.publish(dataplane::neighbor_table::build({}), *m_qsbr);
 
@@ -260,8 +263,9 @@ bool evenflowd::start() {
                 sample_backends());
     log_event("info", "started",
               {{"version", std::to_string(m_manager.version())},
+               {"from", m_start_origin.from},
                {"workers", std::to_string(m_workers.size())},
-               {"services", std::to_string(cfg.services.size())},
+               {"services", std::to_string(m_manager.running().services.size())},
                {"socket", m_server.path()},
                {"pid", std::to_string(getpid())}});
     return true;

@@ -40,6 +40,9 @@ struct control_config {
     // who can open the socket (its group: socket_group) may read.
     std::vector<uint32_t> admins;
     std::string socket_group; // "" = root's group
+    // Where committed versions, admin states and history are kept for crash recovery
+    // (lib/control/state_store.hpp); "" keeps nothing.
+    std::string state_dir = "/var/lib/evenflow";
 };
 
 struct flow_timeouts {
@@ -115,6 +118,7 @@ struct skew_config {
 
 struct config {
     std::string source_path; // the file it was read from, for messages
+    std::string source_text; // the TOML it was read from: what state_dir keeps of a version
     eal_config eal;
     control_config control;
     dataplane_config dataplane;

@@ -116,7 +116,21 @@ void loader::read_eal(const toml::table& table) {
 
 void loader::read_control(const toml::table& table) {
     const std::string path = "control";
-    check_keys(table, path, {"socket", "metrics", "metrics_backends", "admins", "socket_group"});
+    check_keys(table, path,
+               {"socket", "metrics", "metrics_backends", "admins", "socket_group", "state_dir"});
+    if (auto* n = member(table, "state_dir", path)) {
+        auto key = child(path, "state_dir");
+        if (auto dir = get_string(*n, key)) {
+            if (!dir->empty() && dir->front() != '/') {
+                error(*n, key,
+                      fmt::format("\"{}\" is not an absolute path; write e.g. "
+                                  "\"/var/lib/evenflow\", or \"\" to keep no state",
+                                  *dir));
+            } else {
+                m_config.control.state_dir = *dir;
+            }
+        }
+    }
     if (auto* n = member(table, "admins", path)) {
         auto key = child(path, "admins");
         if (auto* array = get_array(*n, key)) {
@@ -394,7 +408,11 @@ load_result load_string(std::string_view toml_text, std::string path_for_message
                                            "invalid TOML: " + lower_first(e.description())});
         return result;
     }
-    return loader(std::move(path_for_messages)).run(root);
+    load_result result = loader(std::move(path_for_messages)).run(root);
+    if (result.value) {
+        result.value->source_text = std::string(toml_text);
+    }
+    return result;
 }
 
 load_result load_file(const std::string& path) {

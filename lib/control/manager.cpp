@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 namespace evenflow::control {
@@ -45,6 +46,9 @@ std::string restart_required(const config::config& running, const config::config
     }
     if (running.control.socket_group != next.control.socket_group) {
         fixed.emplace_back("control.socket_group");
+    }
+    if (running.control.state_dir != next.control.state_dir) {
+        fixed.emplace_back("control.state_dir");
     }
     if (running.dataplane.workers != next.dataplane.workers) {
         fixed.emplace_back("dataplane.workers");
@@ -219,6 +223,61 @@ change_result config_manager::commit(std::shared_ptr<const config::config> cfg, 
 change_result config_manager::start(const config::config& cfg, const actor& who,
                                     std::string origin) {
     return commit(std::make_shared<const config::config>(cfg), who, std::move(origin));
+}
+
+change_result config_manager::resume(std::vector<history_entry> entries, uint64_t next_version,
+                                     const std::vector<named_admin>& admin,
+                                     std::vector<std::string>* skipped) {
+    change_result out;
+    while (entries.size() > m_keep) {
+        entries.erase(entries.begin());
+    }
+    if (entries.empty()) {
+        out.error = "no version to resume";
+        return out;
+    }
+    m_history.assign(std::make_move_iterator(entries.begin()),
+                     std::make_move_iterator(entries.end()));
+    m_next_version = std::max(next_version, m_history.back().version + 1);
+    for (const auto& [service, backend, state] : admin) {
+        std::string error;
+        if (!set_admin_state(service, backend, state, &error)) {
+            skipped->push_back(
+                fmt::format("{} {} {}: {}", service, backend, to_string(state), error));
+        }
+    }
+    build_result built = rebuild();
+    if (!built.value) {
+        m_history.clear();
+        m_admin.clear();
+        m_next_version = 1;
+        out.error = built.error;
+        return out;
+    }
+    note_running(std::chrono::steady_clock::now());
+    out.ok = true;
+    out.version = version();
+    out.snap = std::move(built.value);
+    return out;
+}
+
+std::vector<config_manager::named_admin>
+config_manager::admin_states(const config::config& cfg) const {
+    std::vector<named_admin> out;
+    for (const config::service_config& svc : cfg.services) {
+        const config::pool_config* pool = cfg.find_pool(svc.pool);
+        if (pool == nullptr) {
+            continue;
+        }
+        for (const config::backend_config& b : pool->backends) {
+            uint32_t id = m_registry.find(svc.name, b.address, b.port);
+            if (id != balance::no_backend && admin_of(id) != admin_state::enabled) {
+                out.emplace_back(svc.name, config::format_endpoint(b.address, b.port),
+                                 admin_of(id));
+            }
+        }
+    }
+    return out;
 }
 
 change_result config_manager::apply(const config::config& next, const actor& who,

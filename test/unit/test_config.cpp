@@ -369,7 +369,7 @@ const std::vector<bad_case> bad_cases = {
     {"unknown_key_hint.toml",
      {R"~(14:42: error: pools[0].backends[1].wieght: unknown key "wieght"; did you mean "weight"?)~"}},
     {"unknown_key_no_hint.toml",
-     {R"~(24:1: error: control.colour: unknown key "colour"; allowed here: socket, metrics, metrics_backends, admins, socket_group)~"}},
+     {R"~(24:1: error: control.colour: unknown key "colour"; allowed here: socket, metrics, metrics_backends, admins, socket_group, state_dir)~"}},
     {"unknown_table_hint.toml",
      {R"~(17:3: error: service: unknown key "service"; did you mean "services"?)~"}},
     {"weight_range.toml",
