@@ -350,8 +350,16 @@ int render_diff(const json& r, bool as_json) {
 
 // Replies of the daemon, rendered for a human, by command.
 using renderer = void (*)(const json&);
+void render_host(const json& r) {
+    std::printf("host %s: %s\n", r.value("drained", false) ? "drained" : "announcing",
+                r.value("message", std::string()).c_str());
+}
+
 renderer renderer_for(const evenflow::control::command_spec& spec) {
     using evenflow::control::command;
+    if (spec.id == command::drain_host || spec.id == command::undrain_host) {
+        return render_host;
+    }
     if (spec.changes_state) {
         return render_change;
     }

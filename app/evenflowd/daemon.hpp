@@ -10,6 +10,7 @@
 //   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
 #pragma once
 
+#include "bgp.hpp"
 #include "config/load.hpp"
 #include "control/commands.hpp"
 #include "control/guard.hpp"
@@ -81,6 +82,8 @@ private:
     answer_t cmd_disable(const control::json& request, const request_context& ctx);
     answer_t cmd_stats(const control::json& request, const request_context& ctx);
     answer_t cmd_skew(const control::json& request, const request_context& ctx);
+    answer_t cmd_drain_host(const control::json& request, const request_context& ctx);
+    answer_t cmd_undrain_host(const control::json& request, const request_context& ctx);
     answer_t admin_command(const control::json& request, const request_context& ctx,
                            control::admin_state state);
     using handler = answer_t (evenflowd::*)(const control::json&, const request_context&);
@@ -162,6 +165,11 @@ private:
     // mtime and size and the running version.
     control::json file_status();
 
+    // ---- daemon.cpp: [bgp] announcements (speaker: bgp.cpp, policy: control/announce.hpp)
+    // Liveness from the loop counters, the announcements, a drain-host's answer.
+    void bgp_tick(std::chrono::steady_clock::time_point now);
+    uint64_t active_flows() const;
+
     // ---- observe.cpp
     void stats_tick();
     std::string render_metrics();
@@ -200,6 +208,16 @@ private:
     std::deque<std::function<void()>> m_followups;
     control::loop_watch m_loop;
     control::state_store m_state;
+    std::unique_ptr<bgp_speaker> m_bgp;
+    control::liveness m_liveness;
+    bool m_host_drained = false;
+    struct host_drain {
+        control_server::ticket ticket;
+        std::chrono::steady_clock::time_point started, deadline;
+    };
+    std::optional<host_drain> m_host_drain; // a drain-host --timeout waiting for flows
+    std::string m_wedge_file;               // test hook: EVENFLOW_TEST_WEDGE_FILE
+    std::chrono::steady_clock::time_point m_next_wedge_check;
     std::string m_file_hash; // text_hash of the config file as last read (start, SIGHUP)
     struct start_origin {
         std::string from = "file"; // "resumed" (state_dir) or "file"

@@ -50,6 +50,21 @@ std::string restart_required(const config::config& running, const config::config
     if (running.control.state_dir != next.control.state_dir) {
         fixed.emplace_back("control.state_dir");
     }
+    {
+        const auto& x = running.bgp;
+        const auto& y = next.bgp;
+        bool same = x.enabled == y.enabled && x.local_as == y.local_as &&
+                    x.router_id == y.router_id && x.next_hop == y.next_hop &&
+                    x.peers.size() == y.peers.size() && x.hold_time == y.hold_time &&
+                    x.detection == y.detection && x.convergence == y.convergence &&
+                    x.drain_timeout == y.drain_timeout && x.speaker == y.speaker && x.bfd == y.bfd;
+        for (size_t i = 0; same && i < x.peers.size(); ++i) {
+            same = x.peers[i].address == y.peers[i].address && x.peers[i].as == y.peers[i].as;
+        }
+        if (!same) {
+            fixed.emplace_back("bgp");
+        }
+    }
     if (running.dataplane.workers != next.dataplane.workers) {
         fixed.emplace_back("dataplane.workers");
     }

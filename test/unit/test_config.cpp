@@ -500,7 +500,7 @@ TEST_CASE("schema details", "[config]") {
         CHECK(texts(load_string("logging = true\n" + std::string(small_config), "t.toml").errors) ==
               std::vector<std::string>{
                   "t.toml:1:1: error: logging: unknown key \"logging\"; allowed here: eal, "
-                  "control, dataplane, interfaces, pools, services, skew"});
+                  "control, dataplane, interfaces, pools, services, skew, bgp"});
     }
     SECTION("metrics forms") {
         for (const char* good : {"localhost:9091", "0.0.0.0:9100", "[::1]:9091", ""}) {
