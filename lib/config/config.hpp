@@ -140,6 +140,9 @@ struct bgp_config {
     duration drain_timeout = 30s;
     std::string speaker = "/usr/sbin/bird"; // BIRD 2's daemon
     bool bfd = false;                       // BFD on the sessions (100 ms x 3)
+    // How backends' DNAT replies reach a live host: "ecmp" (their default route over
+    // every host) or "vrrp" (a gateway address that moves); "" warns in check.
+    std::string return_path;
 };
 
 struct config {

@@ -110,7 +110,7 @@ void loader::read_bgp(const toml::table& table) {
     bgp.enabled = true;
     check_keys(table, path,
                {"local_as", "router_id", "next_hop", "peers", "hold_time", "detection",
-                "convergence", "drain_timeout", "speaker", "bfd"});
+                "convergence", "drain_timeout", "speaker", "bfd", "return_path"});
     auto v4 = [&](const toml::node& n, const std::string& key) -> std::optional<net::ip_addr> {
         auto a = get_address(n, key);
         if (a && !a->is_v4()) {
@@ -173,6 +173,24 @@ void loader::read_bgp(const toml::table& table) {
         if (auto sp = get_string(*n, child(path, "speaker"))) {
             bgp.speaker = *sp;
         }
+    }
+    if (auto* n = member(table, "return_path", path)) {
+        auto key = child(path, "return_path");
+        if (auto rp = get_string(*n, key)) {
+            if (*rp == "ecmp" || *rp == "vrrp") {
+                bgp.return_path = *rp;
+            } else {
+                error(*n, key, fmt::format("\"{}\" is not \"ecmp\" or \"vrrp\"", *rp));
+            }
+        }
+    } else {
+        // DNAT (every service today): replies go to the backends' gateway; with one
+        // host as that gateway, losing it loses every connection.
+        warning(table, path,
+                "[bgp] with DNAT services: backends reply through their gateway, which must "
+                "not be one host; set return_path = \"ecmp\" (backends' default route over "
+                "every host) or \"vrrp\" (a moving gateway address) once it is so (README "
+                "\"Running several hosts\")");
     }
     if (auto* n = member(table, "bfd", path)) {
         if (auto* b = n->as_boolean()) {

@@ -71,6 +71,7 @@ hold_time = "3s"
 detection = "${detection}s"
 convergence = "1s"
 drain_timeout = "5s"
+return_path = "ecmp"
 BGP
 } >"$work/h1.toml"
 
@@ -96,6 +97,12 @@ step() { # WHAT present|absent BOUND_S: one check and one figure
   if [[ $t != never ]] && le "$t" "$3"; then pass "$1: route $2 after $t s (<= $3 s)"; else fail "$1: route $2 after $t s (bound $3 s)"; fi
   figure "$1: $t s"
 }
+
+checked=$("$evenctl" check "$work/h1.toml" 2>&1)
+if [[ $checked != *"must not be one host"* ]]; then pass "check: no return-path warning with return_path set"; else fail "check: return-path warning with return_path set" "$checked"; fi
+sed '/^return_path/d' "$work/h1.toml" >"$work/no-rp.toml"
+checked=$("$evenctl" check "$work/no-rp.toml" 2>&1)
+expect_contains "check: [bgp] without return_path warns about DNAT replies" "$checked" "must not be one host"
 
 daemon_in=(env EVENFLOW_TEST_WEDGE_FILE="$work/wedge" ip netns exec "$ns_h")
 start_daemon "$work/h1.toml" || finish
