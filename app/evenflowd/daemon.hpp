@@ -8,6 +8,8 @@
 //   changes.cpp         the one path by which configs and states reach the workers:
 //                       apply_config, rollbacks, admin states, health verdicts
 //   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
+//   bgp.cpp             [bgp]: the BIRD child and its liveness watchdog (bgp.hpp); the
+//                       loop's bgp_tick and the SIGTERM drain are in daemon.cpp
 #pragma once
 
 #include "bgp.hpp"
