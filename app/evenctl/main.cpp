@@ -181,6 +181,35 @@ void render_status(const json& r) {
         }
         std::printf("; drift: %s\n", moved.empty() ? "none" : moved.c_str());
     }
+    // Where the running version came from at start (state_dir or the file), and
+    // whether the running config is still the file's.
+    if (r.contains("state") && r["state"].is_object()) {
+        const json& s = r["state"];
+        std::string dir = s.value("dir", "");
+        if (s.value("start", "") == "resumed") {
+            std::printf("started from state_dir %s: resumed version %llu\n", dir.c_str(),
+                        s.value("version", 0ull));
+        } else {
+            std::printf("started from the file as version %llu (%s)\n", s.value("version", 0ull),
+                        s.value("reason", "").c_str());
+        }
+        if (!s.value("saved", true)) {
+            std::printf("WARNING: the last change could not be saved in state_dir: %s\n",
+                        s.value("save_error", "").c_str());
+        }
+    }
+    if (r.contains("file") && r["file"].is_object()) {
+        const json& f = r["file"];
+        std::string path = f.value("path", "");
+        if (f.contains("error")) {
+            std::printf("config file: %s\n", f["error"].get<std::string>().c_str());
+        } else if (f.value("differs", false)) {
+            std::printf("running config differs from %s (%zu changes; evenctl diff %s)\n",
+                        path.c_str(), f.value("changes", size_t(0)), path.c_str());
+        } else {
+            std::printf("running config is %s\n", path.c_str());
+        }
+    }
     table t({"WORKER", "LCORE", "RX PKTS", "TX PKTS", "DROPPED", "FLOWS", "CAPACITY"});
     for (const auto& w : r["workers"]) {
         t.add({std::to_string(w["worker"].get<int>()), std::to_string(w["lcore"].get<int>()),
@@ -357,8 +386,16 @@ int render_diff(const json& r, bool as_json) {
 
 // Replies of the daemon, rendered for a human, by command.
 using renderer = void (*)(const json&);
+void render_host(const json& r) {
+    std::printf("host %s: %s\n", r.value("drained", false) ? "drained" : "announcing",
+                r.value("message", std::string()).c_str());
+}
+
 renderer renderer_for(const evenflow::control::command_spec& spec) {
     using evenflow::control::command;
+    if (spec.id == command::drain_host || spec.id == command::undrain_host) {
+        return render_host;
+    }
     if (spec.changes_state) {
         return render_change;
     }

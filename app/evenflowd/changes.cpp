@@ -9,6 +9,9 @@
 //      (event, version, origin, uid, pid, via, one apply_change line per change), and
 //      the client that asked gets its answer then.
 // Health verdicts that arrive while a build runs are batched into one rebuild after it.
+// Before a version, or an admin state, takes effect it is saved in [control] state_dir
+// (lib/control/state_store.hpp); at start the saved version is resumed when the file
+// is the one last read (first_version).
 #include "daemon.hpp"
 
 #include "config/diff.hpp"
@@ -17,6 +20,9 @@
 #include "control/log.hpp"
 
 #include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
 
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -221,6 +227,11 @@ bool evenflowd::prepare(change& c, bool* wait) {
             refuse(c, "restart", e.error, refusal_reply(e.error, m_manager.version()));
             return false;
         case control::apply_verdict::unchanged: {
+            if (e.cfg && note_file_text(e.cfg->source_text, c.who.via == "sighup")) {
+                if (std::string error; !save_state(nullptr, &error)) {
+                    log_event("warning", "state_not_saved", {{"reason", error}});
+                }
+            }
             json reply = control::ok_reply();
             reply["version"] = m_manager.version();
             reply["changed"] = false;
@@ -264,6 +275,12 @@ bool evenflowd::prepare(change& c, bool* wait) {
     }
     case change_kind::admin: {
         std::string error;
+        c.admin_before = control::admin_state::enabled;
+        for (const auto& [service, backend, state] : m_manager.admin_states(m_manager.running())) {
+            if (service == c.service && backend == c.backend) {
+                c.admin_before = state;
+            }
+        }
         if (!m_manager.set_admin_state(c.service, c.backend, c.admin, &error)) {
             answer(c, control::error_reply(error, true));
             return false;
@@ -333,6 +350,31 @@ void evenflowd::finish_change(change& c) {
         log_event("warning", "build_failed", {{"reason", built.error}, {"origin", c.origin}});
         answer(c, refusal_reply(built.error, m_manager.version()));
         return;
+    }
+    // Durable before it takes effect: a crash after this point resumes it.
+    if (c.what != change_kind::states) {
+        control::history_entry pending;
+        if (c.new_version) {
+            pending.version = m_manager.next_version();
+            pending.at = std::chrono::system_clock::now();
+            pending.who = c.who;
+            pending.origin = c.origin;
+            pending.diff = c.diff;
+            pending.cfg = c.cfg;
+            note_file_text(c.cfg->source_text, c.who.via == "sighup");
+        }
+        if (std::string error; !save_state(c.new_version ? &pending : nullptr, &error)) {
+            if (c.what == change_kind::admin) {
+                std::string ignored;
+                m_manager.set_admin_state(c.service, c.backend, c.admin_before, &ignored);
+            }
+            ++m_refused["state"];
+            log_event("warning", "change_not_saved",
+                      {{"reason", error}, {"origin", c.origin}, {"via", c.who.via}});
+            answer(c, refusal_reply("refused: cannot save it in state_dir: " + error,
+                                    m_manager.version()));
+            return;
+        }
     }
     uint64_t version = m_manager.version();
     if (c.new_version) {
@@ -483,6 +525,155 @@ void evenflowd::maybe_roll_back(const std::string& why) {
     request_rollback(std::nullopt,
                      control::actor{uint32_t(getuid()), int32_t(getpid()), "skew-guard"}, why,
                      std::nullopt);
+}
+
+} // namespace evenflow::daemon
+
+namespace evenflow::daemon {
+
+bool evenflowd::note_file_text(const std::string& text, bool from_file) {
+    std::string hash = control::text_hash(text);
+    if (hash == m_file_hash) {
+        return false;
+    }
+    if (!from_file) {
+        // `evenctl apply FILE` (systemctl reload) of the file's own text counts as
+        // having read the file.
+        std::ifstream in(m_options.config_path, std::ios::binary);
+        std::ostringstream file;
+        file << in.rdbuf();
+        if (!in || control::text_hash(file.str()) != hash) {
+            return false;
+        }
+    }
+    m_file_hash = hash;
+    return true;
+}
+
+bool evenflowd::save_state(const control::history_entry* pending, std::string* error) {
+    if (!m_state.is_open()) {
+        return true;
+    }
+    if (!m_state.save(control::capture_state(m_manager, m_file_hash, pending), error)) {
+        m_state_error = *error;
+        return false;
+    }
+    m_state_error.clear();
+    return true;
+}
+
+control::change_result evenflowd::first_version(const config::config& file_cfg) {
+    control::actor who{uint32_t(getuid()), int32_t(getpid()), "startup"};
+    m_file_hash = control::text_hash(file_cfg.source_text);
+    const std::string& dir = file_cfg.control.state_dir;
+    std::string reason;
+    bool trouble = false; // a state that should have been usable and was not
+    if (dir.empty()) {
+        reason = "state_dir is \"\": no state is kept";
+    } else if (std::string error; !m_state.open(dir, &error)) {
+        reason = error;
+        trouble = true;
+    } else if (auto saved = m_state.load(&reason); !saved) {
+        trouble = reason.rfind("no state saved", 0) != 0;
+        m_manager.continue_numbering(m_state.highest_version_file() + 1);
+    } else {
+        m_manager.continue_numbering(saved->next_version);
+        if (saved->file_hash != m_file_hash) {
+            reason = fmt::format("{} changed since version {} was saved: the file is the "
+                                 "desired state",
+                                 m_options.config_path, saved->history.back().version);
+        } else {
+            std::vector<control::history_entry> entries;
+            for (control::saved_version& v : saved->history) {
+                std::string name = fmt::format("{}/v{}.toml", dir, v.version);
+                config::load_result loaded = config::load_string(v.text, name);
+                if (!loaded.ok()) {
+                    reason = fmt::format("saved version {} does not load: {}", v.version,
+                                         loaded.errors.empty() ? "" : loaded.errors[0].to_string());
+                    break;
+                }
+                control::history_entry e;
+                e.version = v.version;
+                e.at = std::chrono::system_clock::time_point(std::chrono::milliseconds(v.at_ms));
+                e.who = v.who;
+                e.origin = v.origin;
+                e.diff = v.diff;
+                e.accepted_shift = v.accepted_shift;
+                e.accepted_from = v.accepted_from;
+                e.rollback_of = v.rollback_of;
+                e.baseline = v.baseline;
+                e.cfg = std::make_shared<const config::config>(std::move(*loaded.value));
+                entries.push_back(std::move(e));
+            }
+            if (reason.empty()) {
+                reason = control::restart_required(file_cfg, *entries.back().cfg);
+            }
+            if (reason.empty()) {
+                std::vector<control::config_manager::named_admin> admin;
+                for (const control::saved_admin& a : saved->admin) {
+                    admin.emplace_back(a.service, a.backend, a.state);
+                }
+                std::vector<std::string> skipped;
+                control::change_result r =
+                    m_manager.resume(std::move(entries), saved->next_version, admin, &skipped);
+                if (r.ok) {
+                    m_start_origin = {"resumed", r.version,
+                                      fmt::format("resumed version {} from {}", r.version, dir)};
+                    log_event("info", "state_resumed",
+                              {{"version", std::to_string(r.version)},
+                               {"dir", dir},
+                               {"versions", std::to_string(m_manager.history().size())},
+                               {"admin_states", std::to_string(admin.size() - skipped.size())},
+                               {"file", m_options.config_path}});
+                    for (const std::string& s : skipped) {
+                        log_event("warning", "state_admin_skipped", {{"state", s}});
+                    }
+                    return r;
+                }
+                reason = r.error;
+            }
+            reason = "the saved state cannot be resumed: " + reason;
+            trouble = true;
+        }
+    }
+    control::change_result r =
+        m_manager.start(file_cfg, who, fmt::format("start {}", m_options.config_path));
+    if (r.ok) {
+        m_start_origin = {"file", r.version, reason};
+        log_event(trouble ? "warning" : "info", "state_not_resumed",
+                  {{"version", std::to_string(r.version)},
+                   {"file", m_options.config_path},
+                   {"dir", dir},
+                   {"reason", reason}});
+    }
+    return r;
+}
+
+json evenflowd::file_status() {
+    json out = {{"path", m_options.config_path}};
+    std::error_code ec;
+    auto mtime = std::filesystem::last_write_time(m_options.config_path, ec);
+    uintmax_t size = ec ? 0 : std::filesystem::file_size(m_options.config_path, ec);
+    if (ec) {
+        out["error"] = fmt::format("cannot read {}: {}", m_options.config_path, ec.message());
+        return out;
+    }
+    file_check& fc = m_file_check;
+    if (fc.valid && fc.mtime == mtime && fc.size == size && fc.version == m_manager.version()) {
+        return fc.result;
+    }
+    config::load_result loaded = config::load_file(m_options.config_path);
+    if (!loaded.ok()) {
+        out["error"] = fmt::format("{} does not load ({} errors)", m_options.config_path,
+                                   loaded.errors.size());
+    } else {
+        auto lines = config::diff(m_manager.running(), *loaded.value);
+        out["differs"] = !lines.empty();
+        out["changes"] = lines.size();
+        out["hash"] = control::text_hash(loaded.value->source_text);
+    }
+    fc = {mtime, size, m_manager.version(), true, out};
+    return out;
 }
 
 } // namespace evenflow::daemon

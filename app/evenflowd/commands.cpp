@@ -63,6 +63,10 @@ evenflowd::handler evenflowd::handler_for(control::command id) {
         return &evenflowd::cmd_stats;
     case command::skew:
         return &evenflowd::cmd_skew;
+    case command::drain_host:
+        return &evenflowd::cmd_drain_host;
+    case command::undrain_host:
+        return &evenflowd::cmd_undrain_host;
     case command::check: // evenctl answers these alone
     case command::top:
     case command::count_:
@@ -108,6 +112,23 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
     reply["pid"] = getpid();
     reply["config"] = m_options.config_path;
+    // Where the running version came from at start, and whether it is the file's now.
+    reply["state"] = {{"start", m_start_origin.from},
+                      {"version", m_start_origin.version},
+                      {"reason", m_start_origin.reason},
+                      {"dir", m_state.is_open() ? m_state.dir() : ""},
+                      {"saved", m_state_error.empty()}};
+    if (!m_state_error.empty()) {
+        reply["state"]["save_error"] = m_state_error;
+    }
+    reply["file"] = file_status();
+    reply["fingerprint"] = control::fingerprint(m_manager.running(), m_manager);
+    reply["host_drained"] = m_host_drained;
+    if (m_bgp) {
+        reply["bgp"] = m_bgp->status();
+        reply["bgp"]["stuck"] =
+            m_liveness.stuck(std::chrono::steady_clock::now(), m_manager.running().bgp.detection);
+    }
     const snapshot* snap = m_shared.snap.load();
     reply["services"] = snap->services.size();
     reply["backends"] = snap->backends.size();
@@ -428,6 +449,50 @@ evenflowd::answer_t evenflowd::admin_command(const json& request, const request_
     }
     request_admin(request["service"], request["backend"], state, ctx.who, ctx.ticket);
     return std::nullopt;
+}
+
+} // namespace evenflow::daemon
+
+namespace evenflow::daemon {
+
+evenflowd::answer_t evenflowd::cmd_drain_host(const json& request, const request_context& ctx) {
+    if (!m_bgp) {
+        return control::error_reply("drain-host needs [bgp]: this host announces nothing", true);
+    }
+    m_host_drained = true;
+    control::log_event(
+        "info", "host_drained",
+        {{"uid", std::to_string(ctx.who.uid)}, {"pid", std::to_string(ctx.who.pid)}});
+    bgp_tick(std::chrono::steady_clock::now()); // withdrawn before the answer
+    uint64_t timeout = 0;
+    if (request.contains("timeout") && request["timeout"].is_number_unsigned()) {
+        timeout = request["timeout"].get<uint64_t>();
+    }
+    if (timeout == 0 || active_flows() == 0) {
+        json reply = control::ok_reply();
+        reply["drained"] = true;
+        reply["flows_left"] = active_flows();
+        reply["message"] = fmt::format("VIPs withdrawn; {} flows active", active_flows());
+        return reply;
+    }
+    auto now = std::chrono::steady_clock::now();
+    m_host_drain = host_drain{ctx.ticket, now, now + std::chrono::seconds(timeout)};
+    return std::nullopt; // answered by bgp_tick
+}
+
+evenflowd::answer_t evenflowd::cmd_undrain_host(const json&, const request_context& ctx) {
+    if (!m_bgp) {
+        return control::error_reply("undrain-host needs [bgp]: this host announces nothing", true);
+    }
+    m_host_drained = false;
+    control::log_event(
+        "info", "host_undrained",
+        {{"uid", std::to_string(ctx.who.uid)}, {"pid", std::to_string(ctx.who.pid)}});
+    bgp_tick(std::chrono::steady_clock::now());
+    json reply = control::ok_reply();
+    reply["drained"] = false;
+    reply["message"] = "VIPs with a backend up are announced again";
+    return reply;
 }
 
 } // namespace evenflow::daemon

@@ -17,7 +17,9 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <unistd.h>
 
 namespace evenflow::daemon {
@@ -209,14 +211,17 @@ bool evenflowd::start() {
     m_shared.qsbr = m_qsbr.get();
 
     // The first snapshot is published before any worker runs.
-    control::change_result first =
-        m_manager.start(cfg, control::actor{uint32_t(getuid()), int32_t(getpid()), "startup"},
-                        fmt::format("start {}", m_options.config_path));
+    // The saved version (state_dir) or the file's; what runs is saved at once, with the
+    // file's hash, so that a crash from here on resumes it.
+    control::change_result first = first_version(cfg);
     if (!first.ok) {
         log_event("error", "start_refused", {{"reason", first.error}});
         return false;
     }
-    m_skew.reconfigure(cfg.skew);
+    if (std::string error; !save_state(nullptr, &error)) {
+        log_event("warning", "state_not_saved", {{"reason", error}});
+    }
+    m_skew.reconfigure(m_manager.running().skew);
     publish(std::move(first.snap));
     m_shared.neighbors.publish(dataplane::neighbor_table::build({}), *m_qsbr);
 
@@ -245,6 +250,26 @@ bool evenflowd::start() {
         }
     }
 
+    if (m_manager.running().bgp.enabled) {
+        // BIRD's files beside the control socket (/run/evenflow): they live as long as
+        // the daemon runs.
+        std::string run_dir = std::filesystem::path(m_server.path()).parent_path().string();
+        std::vector<net::ip_addr> vips;
+        for (const auto& w : control::decide_announcements(*m_shared.snap.load(), false, true)) {
+            vips.push_back(w.vip);
+        }
+        m_bgp = std::make_unique<bgp_speaker>();
+        if (std::string bgp_error;
+            !m_bgp->prepare(m_manager.running().bgp, vips, run_dir, &bgp_error)) {
+            log_event("error", "start_refused", {{"reason", bgp_error}});
+            return false;
+        }
+    }
+    if (const char* wedge = std::getenv("EVENFLOW_TEST_WEDGE_FILE")) {
+        m_wedge_file = wedge;
+        log_event("warning", "test_hook", {{"wedge_file", m_wedge_file}});
+    }
+
     for (size_t i = 0; i < m_workers.size(); ++i) {
         rte_eal_remote_launch(dataplane::worker::launch, m_workers[i].get(), m_worker_lcores[i]);
     }
@@ -260,8 +285,9 @@ bool evenflowd::start() {
                 sample_backends());
     log_event("info", "started",
               {{"version", std::to_string(m_manager.version())},
+               {"from", m_start_origin.from},
                {"workers", std::to_string(m_workers.size())},
-               {"services", std::to_string(cfg.services.size())},
+               {"services", std::to_string(m_manager.running().services.size())},
                {"socket", m_server.path()},
                {"pid", std::to_string(getpid())}});
     return true;
@@ -269,6 +295,10 @@ bool evenflowd::start() {
 
 void evenflowd::shutdown() {
     m_metrics.stop();
+    if (m_bgp) {
+        m_bgp->stop();
+        m_bgp.reset();
+    }
     if (m_workers_launched) {
         m_shared.stop.store(true);
         rte_eal_mp_wait_lcore();
@@ -319,7 +349,46 @@ void evenflowd::shutdown() {
 void evenflowd::loop() {
     m_next_stats_tick = std::chrono::steady_clock::now() + 1s;
     auto iteration_start = std::chrono::steady_clock::now();
-    while (!g_stop.load()) {
+    // SIGTERM with [bgp]: withdraw, wait [bgp] convergence for routers, then let
+    // connections drain (until this host forwards nothing for a second, or no flow is
+    // left, or [bgp] drain_timeout), then stop.
+    std::optional<std::chrono::steady_clock::time_point> stop_asked;
+    uint64_t last_forwarded = 0;
+    auto quiet_since = std::chrono::steady_clock::now();
+    for (;;) {
+        if (g_stop.load() && !stop_asked) {
+            if (!m_bgp) {
+                break;
+            }
+            stop_asked = std::chrono::steady_clock::now();
+            m_host_drained = true;
+            log_event(
+                "info", "stop_withdrawing",
+                {{"convergence", config::format_duration(m_manager.running().bgp.convergence)},
+                 {"drain_timeout", config::format_duration(m_manager.running().bgp.drain_timeout)},
+                 {"flows", std::to_string(active_flows())}});
+        }
+        if (stop_asked) {
+            const auto& bgp = m_manager.running().bgp;
+            auto t = std::chrono::steady_clock::now();
+            uint64_t forwarded = sum(worker_stats(), &dataplane::worker_counters::to_backend) +
+                                 sum(worker_stats(), &dataplane::worker_counters::to_client);
+            if (forwarded != last_forwarded) {
+                last_forwarded = forwarded;
+                quiet_since = t;
+            }
+            bool converged = t - *stop_asked >= bgp.convergence;
+            bool drained = active_flows() == 0 || t - quiet_since >= std::chrono::seconds(1);
+            if (converged && (drained || t - *stop_asked >= bgp.convergence + bgp.drain_timeout)) {
+                log_event("info", "stop_drained",
+                          {{"after_s",
+                            fmt::format("{:.2f}",
+                                        std::chrono::duration<double>(t - *stop_asked).count())},
+                           {"flows", std::to_string(active_flows())},
+                           {"why", drained ? "quiet" : "drain_timeout"}});
+                break;
+            }
+        }
         // Each step is timed: the slowest is in `evenctl status` (control_loop).
         auto step = [this, t = iteration_start](const char* name) mutable {
             auto end = std::chrono::steady_clock::now();
@@ -349,6 +418,10 @@ void evenflowd::loop() {
         }
         health_tick();
         step("health");
+        if (m_bgp) {
+            bgp_tick(now);
+            step("bgp");
+        }
         if (now >= m_next_stats_tick) {
             stats_tick();
             m_next_stats_tick = now + 1s;
@@ -370,6 +443,60 @@ void evenflowd::loop() {
         iteration_start = end;
     }
     log_event("info", "stopping", {{"version", std::to_string(m_manager.version())}});
+}
+
+} // namespace evenflow::daemon
+
+namespace evenflow::daemon {
+
+uint64_t evenflowd::active_flows() const {
+    uint64_t n = 0;
+    for (const auto& w : m_workers) {
+        n += w->stats().totals.flows_active.get();
+    }
+    return n;
+}
+
+void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
+    if (!m_wedge_file.empty() && now >= m_next_wedge_check) {
+        // Test hook: the file holds a worker index to wedge; no file, none.
+        m_next_wedge_check = now + std::chrono::milliseconds(100);
+        uint32_t wedge = 0;
+        if (FILE* f = std::fopen(m_wedge_file.c_str(), "r")) {
+            unsigned index = 0;
+            if (std::fscanf(f, "%u", &index) == 1) {
+                wedge = index + 1;
+            }
+            std::fclose(f);
+        }
+        if (m_shared.wedge_worker.exchange(wedge) != wedge) {
+            log_event("warning", "test_wedge_worker", {{"worker", std::to_string(int(wedge) - 1)}});
+        }
+    }
+    std::vector<uint64_t> counters{m_loop.iterations()};
+    for (const auto& w : m_workers) {
+        counters.push_back(w->stats().totals.loops.get());
+    }
+    m_liveness.observe(counters, now);
+    const auto& bgp = m_manager.running().bgp;
+    bool live = m_liveness.live(now, bgp.detection);
+    m_bgp->tick(control::decide_announcements(*m_shared.snap.load(), live, m_host_drained), live,
+                m_liveness.oldest(), now);
+    if (m_host_drain) {
+        bool done = active_flows() == 0 || now >= m_host_drain->deadline;
+        if (done) {
+            json reply = control::ok_reply();
+            reply["drained"] = true;
+            reply["flows_left"] = active_flows();
+            reply["waited_s"] = std::chrono::duration<double>(now - m_host_drain->started).count();
+            reply["message"] =
+                fmt::format("VIPs withdrawn; {} after {:.1f} s",
+                            active_flows() == 0 ? "no flow left" : "timeout",
+                            std::chrono::duration<double>(now - m_host_drain->started).count());
+            m_server.reply(m_host_drain->ticket, reply);
+            m_host_drain.reset();
+        }
+    }
 }
 
 } // namespace evenflow::daemon

@@ -8,8 +8,11 @@
 //   changes.cpp         the one path by which configs and states reach the workers:
 //                       apply_config, rollbacks, admin states, health verdicts
 //   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
+//   bgp.cpp             [bgp]: the BIRD child and its liveness watchdog (bgp.hpp); the
+//                       loop's bgp_tick and the SIGTERM drain are in daemon.cpp
 #pragma once
 
+#include "bgp.hpp"
 #include "config/load.hpp"
 #include "control/commands.hpp"
 #include "control/guard.hpp"
@@ -19,6 +22,7 @@
 #include "control/policy.hpp"
 #include "control/protocol.hpp"
 #include "control/skew.hpp"
+#include "control/state_store.hpp"
 #include "control_server.hpp"
 #include "dataplane/neighbor.hpp"
 #include "dataplane/slow_path.hpp"
@@ -30,6 +34,7 @@
 
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
@@ -79,6 +84,8 @@ private:
     answer_t cmd_disable(const control::json& request, const request_context& ctx);
     answer_t cmd_stats(const control::json& request, const request_context& ctx);
     answer_t cmd_skew(const control::json& request, const request_context& ctx);
+    answer_t cmd_drain_host(const control::json& request, const request_context& ctx);
+    answer_t cmd_undrain_host(const control::json& request, const request_context& ctx);
     answer_t admin_command(const control::json& request, const request_context& ctx,
                            control::admin_state state);
     using handler = answer_t (evenflowd::*)(const control::json&, const request_context&);
@@ -105,6 +112,7 @@ private:
         // admin
         std::string service, backend;
         control::admin_state admin = control::admin_state::enabled;
+        control::admin_state admin_before = control::admin_state::enabled; // undone if not saved
         // the build
         std::shared_ptr<const config::config> cfg; // the config to build
         std::vector<std::string> diff;
@@ -147,6 +155,25 @@ private:
     // With [skew] action = "rollback": back to the previous version when an alarm
     // rises within `probation` of an apply.
     void maybe_roll_back(const std::string& why);
+    // ---- changes.cpp: the state directory (lib/control/state_store.hpp)
+    // The first version: the saved one when it may be resumed (state_dir holds it and
+    // the file is the one last read), else the file's. Says which, in the log.
+    control::change_result first_version(const config::config& file_cfg);
+    // Writes what runs, plus `pending` (about to be recorded), to state_dir before it
+    // takes effect. False with *error; true when no state is kept.
+    bool save_state(const control::history_entry* pending, std::string* error);
+    // A config text that is the file's (read by SIGHUP: `from_file`; or applied by
+    // evenctl with the file's very text) becomes the file's last-read hash. True when
+    // that hash changed.
+    bool note_file_text(const std::string& text, bool from_file);
+    // Whether the running config differs from the file (status), cached by the file's
+    // mtime and size and the running version.
+    control::json file_status();
+
+    // ---- daemon.cpp: [bgp] announcements (speaker: bgp.cpp, policy: control/announce.hpp)
+    // Liveness from the loop counters, the announcements, a drain-host's answer.
+    void bgp_tick(std::chrono::steady_clock::time_point now);
+    uint64_t active_flows() const;
 
     // ---- observe.cpp
     void stats_tick();
@@ -208,6 +235,31 @@ private:
     // Work that follows a publication, one item per loop iteration (changes.cpp).
     std::deque<std::function<void()>> m_followups;
     control::loop_watch m_loop;
+    control::state_store m_state;
+    std::unique_ptr<bgp_speaker> m_bgp;
+    control::liveness m_liveness;
+    bool m_host_drained = false;
+    struct host_drain {
+        control_server::ticket ticket;
+        std::chrono::steady_clock::time_point started, deadline;
+    };
+    std::optional<host_drain> m_host_drain; // a drain-host --timeout waiting for flows
+    std::string m_wedge_file;               // test hook: EVENFLOW_TEST_WEDGE_FILE
+    std::chrono::steady_clock::time_point m_next_wedge_check;
+    std::string m_file_hash; // text_hash of the config file as last read (start, SIGHUP)
+    struct start_origin {
+        std::string from = "file"; // "resumed" (state_dir) or "file"
+        uint64_t version = 0;
+        std::string reason;
+    } m_start_origin;
+    std::string m_state_error; // the last failed save, "" after a good one
+    struct file_check {
+        std::filesystem::file_time_type mtime{};
+        uintmax_t size = 0;
+        uint64_t version = 0;
+        bool valid = false;
+        control::json result;
+    } m_file_check;
     reclaimer m_reclaimer;                          // frees old snapshots off the control thread
     std::vector<control::backend_sample> m_samples; // the skew sampler's, for m_samples_of
     const snapshot* m_samples_of = nullptr;

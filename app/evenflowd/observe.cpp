@@ -175,6 +175,24 @@ std::string evenflowd::render_metrics() {
 
     out.help("evenflow_config_version", "gauge", "Running configuration version.");
     out.sample("evenflow_config_version", {}, double(m_manager.version()));
+    {
+        // The value is the fingerprint's first 13 hex digits (52 bits: exact in a
+        // double); the label has all of it. Hosts behind one ECMP group must agree.
+        std::string fp = control::fingerprint(m_manager.running(), m_manager);
+        out.help("evenflow_config_fingerprint", "gauge",
+                 "Hash of what maps a flow to its backend (services, backends, weights, "
+                 "admin states, table sizes; not health): equal on hosts that agree.");
+        out.sample("evenflow_config_fingerprint", {{"fingerprint", fp}},
+                   double(std::stoull(fp.substr(0, 13), nullptr, 16)));
+    }
+    if (m_bgp) {
+        out.help("evenflow_bgp_vip_announced", "gauge",
+                 "1 while this host announces the VIP over BGP ([bgp]).");
+        for (const auto& v : m_bgp->status()["vips"]) {
+            out.sample("evenflow_bgp_vip_announced", {{"vip", v["vip"].get<std::string>()}},
+                       v["announced"].get<bool>() ? 1.0 : 0.0);
+        }
+    }
     out.help("evenflow_config_applies_total", "counter", "Configurations applied.");
     out.sample("evenflow_config_applies_total", {}, double(m_applies));
     out.help("evenflow_config_apply_refused_total", "counter",

@@ -40,6 +40,9 @@ struct control_config {
     // who can open the socket (its group: socket_group) may read.
     std::vector<uint32_t> admins;
     std::string socket_group; // "" = root's group
+    // Where committed versions, admin states and history are kept for crash recovery
+    // (lib/control/state_store.hpp); "" keeps nothing.
+    std::string state_dir = "/var/lib/evenflow";
 };
 
 struct flow_timeouts {
@@ -133,8 +136,38 @@ struct skew_config {
     std::optional<double> max_share;
 };
 
+struct bgp_peer {
+    net::ip_addr address;
+    uint32_t as = 0;
+};
+
+// [bgp]: the VIPs are announced by a BGP speaker (BIRD 2) evenflowd runs and drives
+// (app/evenflowd/bgp.cpp, policy in lib/control/announce.hpp). Routers peer with
+// every host at these values (README "Running several hosts").
+struct bgp_config {
+    bool enabled = false; // the table is present
+    uint32_t local_as = 0;
+    net::ip_addr router_id;
+    net::ip_addr next_hop; // the data-plane address routers send VIP traffic to
+    std::vector<bgp_peer> peers;
+    duration hold_time = 3s;
+    // Liveness: the control loop or a worker that makes no progress for this long
+    // has its VIPs withdrawn (the speaker is stopped) until it recovers.
+    duration detection = 1s;
+    // SIGTERM: withdraw, wait `convergence` for routers, then up to `drain_timeout`
+    // for connections to finish, then close the ports.
+    duration convergence = 2s;
+    duration drain_timeout = 30s;
+    std::string speaker = "/usr/sbin/bird"; // BIRD 2's daemon
+    bool bfd = false;                       // BFD on the sessions (100 ms x 3)
+    // How backends' DNAT replies reach a live host: "ecmp" (their default route over
+    // every host) or "vrrp" (a gateway address that moves); "" warns in check.
+    std::string return_path;
+};
+
 struct config {
     std::string source_path; // the file it was read from, for messages
+    std::string source_text; // the TOML it was read from: what state_dir keeps of a version
     eal_config eal;
     control_config control;
     dataplane_config dataplane;
@@ -142,6 +175,7 @@ struct config {
     std::vector<pool_config> pools;
     std::vector<service_config> services;
     skew_config skew;
+    bgp_config bgp;
 
     const pool_config* find_pool(std::string_view name) const;
     const service_config* find_service(std::string_view name) const;

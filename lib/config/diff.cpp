@@ -215,6 +215,8 @@ void diff_settings(const config& before, const config& after, lines& out) {
     setting(out, "control.admins", list(before.control.admins), list(after.control.admins));
     setting(out, "control.socket_group", quoted(before.control.socket_group),
             quoted(after.control.socket_group));
+    setting(out, "control.state_dir", quoted(before.control.state_dir),
+            quoted(after.control.state_dir));
     setting(out, "eal.args", list(before.eal.args), list(after.eal.args));
 }
 

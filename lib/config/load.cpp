@@ -52,7 +52,7 @@ load_result loader::run(const toml::table& root) {
 
 void loader::read_root(const toml::table& root) {
     check_keys(root, "",
-               {"eal", "control", "dataplane", "interfaces", "pools", "services", "skew"});
+               {"eal", "control", "dataplane", "interfaces", "pools", "services", "skew", "bgp"});
     if (auto* n = member(root, "eal", "")) {
         if (auto* t = get_table(*n, "eal")) {
             read_eal(*t);
@@ -97,6 +97,108 @@ void loader::read_root(const toml::table& root) {
             read_skew(*t);
         }
     }
+    if (auto* n = root.get("bgp")) {
+        if (auto* t = get_table(*n, "bgp")) {
+            read_bgp(*t);
+        }
+    }
+}
+
+void loader::read_bgp(const toml::table& table) {
+    const std::string path = "bgp";
+    bgp_config& bgp = m_config.bgp;
+    bgp.enabled = true;
+    check_keys(table, path,
+               {"local_as", "router_id", "next_hop", "peers", "hold_time", "detection",
+                "convergence", "drain_timeout", "speaker", "bfd", "return_path"});
+    auto v4 = [&](const toml::node& n, const std::string& key) -> std::optional<net::ip_addr> {
+        auto a = get_address(n, key);
+        if (a && !a->is_v4()) {
+            error(n, key, "an IPv4 address is needed here, e.g. \"10.30.0.2\"");
+            return std::nullopt;
+        }
+        return a;
+    };
+    if (auto* n = member(table, "local_as", path, "local_as = 65001")) {
+        if (auto as =
+                get_uint(*n, child(path, "local_as"), "AS number", 1, bounds::uint32_max - 1)) {
+            bgp.local_as = *as;
+        }
+    }
+    if (auto* n = member(table, "router_id", path, "router_id = \"10.30.0.2\"")) {
+        if (auto a = v4(*n, child(path, "router_id"))) {
+            bgp.router_id = *a;
+        }
+    }
+    if (auto* n = member(table, "next_hop", path, "next_hop = \"10.30.0.2\"")) {
+        if (auto a = v4(*n, child(path, "next_hop"))) {
+            bgp.next_hop = *a;
+        }
+    }
+    if (auto* n =
+            member(table, "peers", path, "peers = [{ address = \"10.30.0.1\", as = 65000 }]")) {
+        auto key = child(path, "peers");
+        for_each_entry(*n, key, "an array of tables ({ address = ..., as = ... })",
+                       [&](const toml::table& t, const std::string& p) {
+                           check_keys(t, p, {"address", "as"});
+                           bgp_peer peer;
+                           if (auto* a = member(t, "address", p)) {
+                               if (auto addr = v4(*a, child(p, "address"))) {
+                                   peer.address = *addr;
+                               }
+                           }
+                           if (auto* a = member(t, "as", p)) {
+                               if (auto as = get_uint(*a, child(p, "as"), "AS number", 1,
+                                                      bounds::uint32_max - 1)) {
+                                   peer.as = *as;
+                               }
+                           }
+                           bgp.peers.push_back(peer);
+                       });
+        if (auto* a = n->as_array(); a != nullptr && a->empty()) {
+            error(*n, key, "no peers; list at least one router");
+        }
+    }
+    if (auto* n = read_duration(table, path, "hold_time", bgp.hold_time, false,
+                                bounds::max_short_duration)) {
+        if (bgp.hold_time < 3s) {
+            error(*n, child(path, "hold_time"), "BGP allows a hold time of 3s at least");
+        }
+    }
+    read_duration(table, path, "detection", bgp.detection, false, bounds::max_short_duration);
+    read_duration(table, path, "convergence", bgp.convergence, true, bounds::max_short_duration);
+    read_duration(table, path, "drain_timeout", bgp.drain_timeout, true,
+                  bounds::max_short_duration);
+    if (auto* n = member(table, "speaker", path)) {
+        if (auto sp = get_string(*n, child(path, "speaker"))) {
+            bgp.speaker = *sp;
+        }
+    }
+    if (auto* n = member(table, "return_path", path)) {
+        auto key = child(path, "return_path");
+        if (auto rp = get_string(*n, key)) {
+            if (*rp == "ecmp" || *rp == "vrrp") {
+                bgp.return_path = *rp;
+            } else {
+                error(*n, key, fmt::format("\"{}\" is not \"ecmp\" or \"vrrp\"", *rp));
+            }
+        }
+    } else {
+        // DNAT (every service today): replies go to the backends' gateway; with one
+        // host as that gateway, losing it loses every connection.
+        warning(table, path,
+                "[bgp] with DNAT services: backends reply through their gateway, which must "
+                "not be one host; set return_path = \"ecmp\" (backends' default route over "
+                "every host) or \"vrrp\" (a moving gateway address) once it is so (README "
+                "\"Running several hosts\")");
+    }
+    if (auto* n = member(table, "bfd", path)) {
+        if (auto* b = n->as_boolean()) {
+            bgp.bfd = b->get();
+        } else {
+            type_error(*n, child(path, "bfd"), "true or false");
+        }
+    }
 }
 
 void loader::read_eal(const toml::table& table) {
@@ -116,7 +218,21 @@ void loader::read_eal(const toml::table& table) {
 
 void loader::read_control(const toml::table& table) {
     const std::string path = "control";
-    check_keys(table, path, {"socket", "metrics", "metrics_backends", "admins", "socket_group"});
+    check_keys(table, path,
+               {"socket", "metrics", "metrics_backends", "admins", "socket_group", "state_dir"});
+    if (auto* n = member(table, "state_dir", path)) {
+        auto key = child(path, "state_dir");
+        if (auto dir = get_string(*n, key)) {
+            if (!dir->empty() && dir->front() != '/') {
+                error(*n, key,
+                      fmt::format("\"{}\" is not an absolute path; write e.g. "
+                                  "\"/var/lib/evenflow\", or \"\" to keep no state",
+                                  *dir));
+            } else {
+                m_config.control.state_dir = *dir;
+            }
+        }
+    }
     if (auto* n = member(table, "admins", path)) {
         auto key = child(path, "admins");
         if (auto* array = get_array(*n, key)) {
@@ -413,7 +529,11 @@ load_result load_string(std::string_view toml_text, std::string path_for_message
                                            "invalid TOML: " + lower_first(e.description())});
         return result;
     }
-    return loader(std::move(path_for_messages)).run(root);
+    load_result result = loader(std::move(path_for_messages)).run(root);
+    if (result.value) {
+        result.value->source_text = std::string(toml_text);
+    }
+    return result;
 }
 
 load_result load_file(const std::string& path) {

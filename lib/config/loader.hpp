@@ -70,6 +70,8 @@ private:
 
     void read_skew(const toml::table& table);
 
+    void read_bgp(const toml::table& table);
+
     // ---- checks across entries
 
     void check_services();

@@ -70,6 +70,19 @@ std::vector<command_spec> make_commands() {
                  true});
     c.push_back({command::stats, "stats", "data-plane counters and drops by reason"});
     c.push_back({command::skew, "skew", "active skew alarms"});
+    c.push_back({command::drain_host,
+                 "drain-host",
+                 "withdraw this host's VIPs ([bgp]); with --timeout, wait until its "
+                 "connections end (at most SECONDS)",
+                 {},
+                 {{"--timeout", "timeout", "SECONDS", "wait up to SECONDS for connections"}},
+                 true});
+    c.push_back({command::undrain_host,
+                 "undrain-host",
+                 "announce this host's VIPs again (those with a backend up)",
+                 {},
+                 {},
+                 true});
     c.push_back({command::top,
                  "top",
                  "live view of the distribution, every second (q quits)",

@@ -31,6 +31,8 @@ enum class command : uint8_t {
     disable,
     stats,
     skew,
+    drain_host,
+    undrain_host,
     top,
     count_
 };

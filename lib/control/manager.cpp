@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -46,6 +47,24 @@ std::string restart_required(const config::config& running, const config::config
     }
     if (running.control.socket_group != next.control.socket_group) {
         fixed.emplace_back("control.socket_group");
+    }
+    if (running.control.state_dir != next.control.state_dir) {
+        fixed.emplace_back("control.state_dir");
+    }
+    {
+        const auto& x = running.bgp;
+        const auto& y = next.bgp;
+        bool same = x.enabled == y.enabled && x.local_as == y.local_as &&
+                    x.router_id == y.router_id && x.next_hop == y.next_hop &&
+                    x.peers.size() == y.peers.size() && x.hold_time == y.hold_time &&
+                    x.detection == y.detection && x.convergence == y.convergence &&
+                    x.drain_timeout == y.drain_timeout && x.speaker == y.speaker && x.bfd == y.bfd;
+        for (size_t i = 0; same && i < x.peers.size(); ++i) {
+            same = x.peers[i].address == y.peers[i].address && x.peers[i].as == y.peers[i].as;
+        }
+        if (!same) {
+            fixed.emplace_back("bgp");
+        }
     }
     if (running.dataplane.workers != next.dataplane.workers) {
         fixed.emplace_back("dataplane.workers");
@@ -243,6 +262,12 @@ uint64_t config_manager::record(std::shared_ptr<const config::config> cfg, const
     m_history.push_back(std::move(entry));
     auto window = m_history.back().cfg->skew.baseline_window;
     m_history.back().baseline = walk_series(m_history, now, window).start_of_last;
+    trim_history(now);
+    note_running(std::chrono::steady_clock::now());
+    return m_history.back().version;
+}
+
+void config_manager::trim_history(std::chrono::system_clock::time_point now) {
     // Versions fall out of the kept history oldest first; the baseline's entries stay
     // (pinned) as long as the baseline refers to them.
     baseline_view view = baseline(now);
@@ -260,8 +285,6 @@ uint64_t config_manager::record(std::shared_ptr<const config::config> cfg, const
         m_history.pop_front();
     }
     m_pinned = std::move(pinned);
-    note_running(std::chrono::steady_clock::now());
-    return m_history.back().version;
 }
 
 void config_manager::note_running(std::chrono::steady_clock::time_point now) {
@@ -328,6 +351,64 @@ change_result config_manager::commit(std::shared_ptr<const config::config> cfg, 
 change_result config_manager::start(const config::config& cfg, const actor& who,
                                     std::string origin) {
     return commit(std::make_shared<const config::config>(cfg), who, std::move(origin));
+}
+
+change_result config_manager::resume(std::vector<history_entry> entries, uint64_t next_version,
+                                     const std::vector<named_admin>& admin,
+                                     std::vector<std::string>* skipped) {
+    change_result out;
+    if (entries.empty()) {
+        out.error = "no version to resume";
+        return out;
+    }
+    // Saved in version order, the baseline's pinned entries among them: the same trim
+    // as after an apply keeps what the series baseline still needs.
+    std::sort(entries.begin(), entries.end(),
+              [](const history_entry& a, const history_entry& b) { return a.version < b.version; });
+    m_pinned.clear();
+    m_history.assign(std::make_move_iterator(entries.begin()),
+                     std::make_move_iterator(entries.end()));
+    trim_history(std::chrono::system_clock::now());
+    m_next_version = std::max(next_version, m_history.back().version + 1);
+    for (const auto& [service, backend, state] : admin) {
+        std::string error;
+        if (!set_admin_state(service, backend, state, &error)) {
+            skipped->push_back(
+                fmt::format("{} {} {}: {}", service, backend, to_string(state), error));
+        }
+    }
+    build_result built = rebuild();
+    if (!built.value) {
+        m_history.clear();
+        m_admin.clear();
+        m_next_version = 1;
+        out.error = built.error;
+        return out;
+    }
+    note_running(std::chrono::steady_clock::now());
+    out.ok = true;
+    out.version = version();
+    out.snap = std::move(built.value);
+    return out;
+}
+
+std::vector<config_manager::named_admin>
+config_manager::admin_states(const config::config& cfg) const {
+    std::vector<named_admin> out;
+    for (const config::service_config& svc : cfg.services) {
+        const config::pool_config* pool = cfg.find_pool(svc.pool);
+        if (pool == nullptr) {
+            continue;
+        }
+        for (const config::backend_config& b : pool->backends) {
+            uint32_t id = m_registry.find(svc.name, b.address, b.port);
+            if (id != balance::no_backend && admin_of(id) != admin_state::enabled) {
+                out.emplace_back(svc.name, config::format_endpoint(b.address, b.port),
+                                 admin_of(id));
+            }
+        }
+    }
+    return out;
 }
 
 change_result config_manager::apply(const config::config& next, const actor& who,

@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "snapshot/snapshot.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace evenflow::control {
@@ -76,6 +78,16 @@ public:
     // The first config (version 1).
     change_result start(const config::config& cfg, const actor& who, std::string origin);
 
+    // Resumes saved versions (state_dir): `entries` oldest first, the last one runs;
+    // operator states by (service, "ADDR:PORT"). Those naming a backend the running
+    // config lacks are skipped and listed in *skipped.
+    using named_admin = std::tuple<std::string, std::string, admin_state>;
+    change_result resume(std::vector<history_entry> entries, uint64_t next_version,
+                         const std::vector<named_admin>& admin, std::vector<std::string>* skipped);
+    // Operator states (not `enabled`) of the backends of `cfg`, by name.
+    std::vector<named_admin> admin_states(const config::config& cfg) const;
+    size_t keep() const { return m_keep; }
+
     // A new version, unless it changes what only a restart can change (EAL, control
     // socket, interfaces, workers, flow table) or is identical to the running one.
     change_result apply(const config::config& next, const actor& who, std::string origin);
@@ -101,7 +113,10 @@ public:
     uint64_t version() const { return m_history.empty() ? 0 : m_history.back().version; }
     uint64_t generation() const { return m_generation; } // snapshots built so far
     const std::deque<history_entry>& history() const { return m_history; }
+    // Versions out of the kept history that the series baseline still refers to.
+    const std::vector<history_entry>& pinned() const { return m_pinned; }
     backend_registry& registry() { return m_registry; }
+    const backend_registry& registry() const { return m_registry; }
     admin_state admin_of(uint32_t backend_id) const;
     health_verdict health_of(uint32_t backend_id) const;
 
@@ -116,6 +131,12 @@ public:
     std::unique_ptr<snapshot_builder> builder_for(std::shared_ptr<const config::config> cfg,
                                                   uint64_t version, const snapshot* previous);
     uint64_t next_version() const { return m_next_version; }
+    // Numbers continue those of an earlier run (state_dir) when no version runs yet.
+    void continue_numbering(uint64_t next) {
+        if (m_history.empty()) {
+            m_next_version = std::max(m_next_version, next);
+        }
+    }
     // Makes `cfg` (built as next_version()) the running version. Returns it.
     uint64_t record(std::shared_ptr<const config::config> cfg, const actor& who, std::string origin,
                     std::vector<std::string> diff, record_flags flags = {});
@@ -173,6 +194,9 @@ private:
     // When each id was last in the running config (for reclaim_ids).
     std::map<uint32_t, std::chrono::steady_clock::time_point> m_last_running;
     void note_running(std::chrono::steady_clock::time_point now);
+    // Drops the oldest versions past `m_keep`, keeping (pinned) those the series
+    // baseline refers to.
+    void trim_history(std::chrono::system_clock::time_point now);
 };
 
 // Why `next` cannot be applied to a daemon running `running`, or "" when it can.

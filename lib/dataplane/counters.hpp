@@ -72,6 +72,7 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(flow_insert_failures, counter, "New flows that found no room (forwarded statelessly).",      \
       true)                                                                                        \
     X(flow_expired, counter, "Flow-table entries freed at their timeout.", false)                  \
+    X(loops, counter, "Poll loop iterations (liveness: [bgp] detection).", false)                  \
     X(busy_cycles, counter,                                                                        \
       "TSC cycles of poll iterations that received packets (over rx_packets: cycles/packet).",     \
       true)

@@ -11,6 +11,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ether.h>
+#include <rte_pause.h>
 #include <rte_prefetch.h>
 
 #include <fmt/format.h>
@@ -95,6 +96,12 @@ int worker::run() {
     m_shared.qsbr->register_reader(m_cfg.index);
     m_shared.qsbr->online(m_cfg.index);
     while (!m_shared.stop.load(std::memory_order_relaxed)) {
+        // Test hook (EVENFLOW_TEST_WEDGE_FILE): a wedged worker stops polling, as one
+        // stuck in a bug would; liveness must notice.
+        while (m_shared.wedge_worker.load(std::memory_order_relaxed) == m_cfg.index + 1 &&
+               !m_shared.stop.load(std::memory_order_relaxed)) {
+            rte_pause();
+        }
         poll_once(now_ms());
     }
     m_shared.qsbr->offline(m_cfg.index);
@@ -105,6 +112,7 @@ int worker::run() {
 void worker::poll_once(uint64_t now_ms64) {
     auto now = uint32_t(now_ms64);
     worker_counters& c = m_stats.totals;
+    c.loops.add();
     // Busy cycles are those of iterations that received something, as testpmd's
     // --record-core-cycles counts them: cycles per packet is then the cost of a
     // packet, whatever the offered rate.

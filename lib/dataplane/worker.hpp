@@ -58,6 +58,8 @@ struct dataplane_shared {
     // MP/SC: workers -> control thread, one ring per control_reason.
     std::array<rte_ring*, size_t(control_reason::count_)> to_control{};
     std::atomic<bool> stop{false}; // ctlplane: rw, dataplane: ro
+    // Test hook: worker N-1 spins without polling while this is N (0: none).
+    std::atomic<uint32_t> wedge_worker{0}; // ctlplane: rw, dataplane: ro
     static_assert(std::atomic<bool>::is_always_lock_free);
 };
 

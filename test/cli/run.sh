@@ -49,8 +49,8 @@ expect_contains "evengen --help: lists --lifecycle-data" "$out" "--lifecycle-dat
 # The commands, their positionals and options, as evenctl's own help lists them.
 run "$evenctl" --help
 mapfile -t commands < <(sed -n '/^Subcommands:/,/^$/p' <<<"$out" | awk 'NF && !/Subcommands:/ { print $1 }')
-expect_eq "evenctl --help lists 14 commands, diff among them" \
-  "${#commands[@]} $(printf '%s\n' "${commands[@]}" | grep -cx diff)" "14 1"
+expect_eq "evenctl --help lists 16 commands, diff among them" \
+  "${#commands[@]} $(printf '%s\n' "${commands[@]}" | grep -cx diff)" "16 1"
 declare -A usage
 while IFS= read -r line; do
   [[ $line == "usage: evenctl "* ]] && usage[$(awk '{ print $3 }' <<<"$line")]=${line#usage: evenctl }
@@ -182,7 +182,7 @@ complete_words() { # WORDS... (the last one is being completed) -> the candidate
     _evenctl
     ((${#COMPREPLY[@]})) && printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "' _ "$completion" "$@"
 }
-expect_eq "complete evenctl d" "$(complete_words evenctl d)" "diff disable drain "
+expect_eq "complete evenctl d" "$(complete_words evenctl d)" "diff disable drain drain-host "
 expect_eq "complete evenctl apply --" "$(complete_words evenctl apply --)" \
   "--accept-shift --help --json --socket --version "
 touch "$work/cand-one.toml" "$work/cand-two.toml"

@@ -9,7 +9,7 @@
 #               PREFIX SOCKET METRICS FLOW_CAPACITY WORKERS DEV0 DEV1 [EAL_ARG...]
 #       [eal]: file prefix PREFIX, -m MB (default 512), then the EAL_ARGs (the --vdev
 #       arguments that create DEV0 and DEV1, and any other); [control]: SOCKET and the
-#       METRICS address ("" for none); [dataplane]: WORKERS (the contents of the TOML
+#       METRICS address ("" for none), state_dir beside the socket (SOCKET's dir/state); [dataplane]: WORKERS (the contents of the TOML
 #       list, "1" or "1, 2"), FLOW_CAPACITY and --timeouts; [[interfaces]]: client-side
 #       on DEV0 (with --gateway), backend-side on DEV1.
 #   config_pool NAME HEALTH [KEY_LINE...] -- ADDR:PORT:WEIGHT...
@@ -52,6 +52,7 @@ config_head() {
 [control]
 socket = $(toml_str "$socket")
 metrics = $(toml_str "$metrics")
+state_dir = $(toml_str "${socket%/*}/state")
 
 [dataplane]
 workers = [$workers]

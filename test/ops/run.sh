@@ -45,9 +45,9 @@ metrics=(
   evenflow_worker_tx_bytes_total evenflow_worker_drops_total evenflow_worker_flows_active
   evenflow_worker_flow_capacity evenflow_worker_flow_evictions_total
   evenflow_worker_flow_insert_failures_total
-  evenflow_alarms_active
+  evenflow_alarms_active evenflow_config_fingerprint evenflow_bgp_vip_announced
 )
-labels=(service backend state direction worker reason trigger instance job)
+labels=(service backend state direction worker reason trigger instance job fingerprint vip)
 
 # ---- 1, 2: alert rules
 check "promtool check rules alerts.yml" promtool check rules "$conf/prometheus/alerts.yml"

@@ -379,7 +379,7 @@ const std::vector<bad_case> bad_cases = {
     {"unknown_key_hint.toml",
      {R"~(14:42: error: pools[0].backends[1].wieght: unknown key "wieght"; did you mean "weight"?)~"}},
     {"unknown_key_no_hint.toml",
-     {R"~(24:1: error: control.colour: unknown key "colour"; allowed here: socket, metrics, metrics_backends, admins, socket_group)~"}},
+     {R"~(24:1: error: control.colour: unknown key "colour"; allowed here: socket, metrics, metrics_backends, admins, socket_group, state_dir)~"}},
     {"unknown_table_hint.toml",
      {R"~(17:3: error: service: unknown key "service"; did you mean "services"?)~"}},
     {"weight_range.toml",
@@ -527,7 +527,7 @@ TEST_CASE("schema details", "[config]") {
         CHECK(texts(load_string("logging = true\n" + std::string(small_config), "t.toml").errors) ==
               std::vector<std::string>{
                   "t.toml:1:1: error: logging: unknown key \"logging\"; allowed here: eal, "
-                  "control, dataplane, interfaces, pools, services, skew"});
+                  "control, dataplane, interfaces, pools, services, skew, bgp"});
     }
     SECTION("metrics forms") {
         for (const char* good : {"localhost:9091", "0.0.0.0:9100", "[::1]:9091", ""}) {

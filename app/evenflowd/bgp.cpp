@@ -1,0 +1,320 @@
+#include "bgp.hpp"
+
+#include "control/log.hpp"
+#include "control/state_store.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace evenflow::daemon {
+
+using control::log_event;
+using namespace std::chrono_literals;
+
+namespace {
+
+int64_t monotonic_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+} // namespace
+
+bgp_speaker::~bgp_speaker() {
+    stop();
+}
+
+bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
+                          const std::string& run_dir, std::string* error) {
+    m_bgp = bgp;
+    m_conf = run_dir + "/bird.conf";
+    m_ctl = run_dir + "/bird.ctl";
+    m_log = run_dir + "/bird.log";
+    m_pidfile = run_dir + "/bird.pid";
+    if (access(bgp.speaker.c_str(), X_OK) != 0) {
+        *error = fmt::format("[bgp] speaker {} cannot be run: {} (Debian package bird2)",
+                             bgp.speaker, std::strerror(errno));
+        return false;
+    }
+    if (!control::write_file_atomic(m_conf, control::render_bird_config(bgp, vips, m_log), error)) {
+        return false;
+    }
+    m_vips = vips;
+    std::string check = fmt::format("{} -p -c {} 2>&1", bgp.speaker, m_conf);
+    if (FILE* p = popen(check.c_str(), "r")) {
+        char buf[512];
+        std::string out;
+        while (fgets(buf, sizeof buf, p) != nullptr) {
+            out += buf;
+        }
+        if (pclose(p) != 0) {
+            *error = fmt::format("BIRD refuses the configuration written in {}: {}", m_conf, out);
+            return false;
+        }
+    }
+    void* mem = mmap(nullptr, sizeof(shared_page), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        *error = fmt::format("mmap: {}", std::strerror(errno));
+        return false;
+    }
+    m_page = new (mem) shared_page;
+    m_page->detection_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(bgp.detection).count();
+    pid_t parent = getpid();
+    m_watchdog = fork();
+    if (m_watchdog < 0) {
+        *error = fmt::format("fork: {}", std::strerror(errno));
+        return false;
+    }
+    if (m_watchdog == 0) {
+        // The watchdog: a separate process, so that it runs while the daemon is
+        // stopped. It only reads the heartbeat and kills BIRD.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        prctl(PR_SET_NAME, "evenflow-wdog");
+        if (getppid() != parent) {
+            _exit(0);
+        }
+        for (;;) {
+            int64_t hb = m_page->heartbeat_ms.load();
+            int32_t bird = m_page->bird_pid.load();
+            if (hb > 0 && bird > 0 && monotonic_ms() - hb > m_page->detection_ms.load()) {
+                if (m_page->bird_pid.compare_exchange_strong(bird, 0)) {
+                    kill(bird, SIGKILL);
+                    m_page->kills.fetch_add(1);
+                }
+            }
+            usleep(20 * 1000);
+        }
+    }
+    return true;
+}
+
+bool bgp_speaker::start_bird(std::string* error) {
+    unlink(m_ctl.c_str());
+    std::vector<std::string> args{m_bgp.speaker, "-f", "-c", m_conf, "-s", m_ctl, "-P", m_pidfile};
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    pid_t pid = vfork();
+    if (pid < 0) {
+        *error = fmt::format("vfork: {}", std::strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        // Dies with the thread that started it (the control thread, i.e. the daemon).
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    m_bird_pid = pid;
+    m_page->bird_pid = pid;
+    m_applied.clear();
+    ++m_starts;
+    log_event("info", "bgp_speaker_started",
+              {{"pid", std::to_string(pid)}, {"config", m_conf}, {"socket", m_ctl}});
+    return true;
+}
+
+void bgp_speaker::reap() {
+    if (m_bird_pid <= 0) {
+        return;
+    }
+    int status = 0;
+    pid_t r = waitpid(m_bird_pid, &status, WNOHANG);
+    if (r == m_bird_pid) {
+        bool by_watchdog = m_page->bird_pid.load() == 0;
+        log_event("warning", "bgp_speaker_exited",
+                  {{"pid", std::to_string(m_bird_pid)},
+                   {"status", WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                                  : fmt::format("exit {}", WEXITSTATUS(status))},
+                   {"by", by_watchdog ? "watchdog (daemon not live: withdrawn)" : "itself"}});
+        m_bird_pid = -1;
+        m_page->bird_pid = 0;
+        m_applied.clear();
+    }
+}
+
+bool bgp_speaker::birdc(const std::string& command, std::string* reply) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", m_ctl.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(fd);
+        return false;
+    }
+    // BIRD's protocol: lines "NNNN-text" (more follow) and "NNNN text" (the last);
+    // the greeting is 0001, answers 0xxx are fine, 8xxx/9xxx errors.
+    auto read_answer = [&](std::string* last) {
+        std::string buf;
+        int64_t until = monotonic_ms() + 300;
+        for (;;) {
+            size_t nl;
+            while ((nl = buf.find('\n')) != std::string::npos) {
+                std::string line = buf.substr(0, nl);
+                buf.erase(0, nl + 1);
+                if (line.size() >= 5 && std::isdigit(static_cast<unsigned char>(line[0])) &&
+                    line[4] == ' ') {
+                    *last = line;
+                    return true;
+                }
+            }
+            int64_t left = until - monotonic_ms();
+            pollfd p{fd, POLLIN, 0};
+            if (left <= 0 || poll(&p, 1, int(left)) <= 0) {
+                return false;
+            }
+            char chunk[1024];
+            ssize_t n = read(fd, chunk, sizeof chunk);
+            if (n <= 0) {
+                return false;
+            }
+            buf.append(chunk, size_t(n));
+        }
+    };
+    std::string line;
+    bool ok = read_answer(&line);
+    std::string cmd = command + "\n";
+    ok = ok && write(fd, cmd.data(), cmd.size()) == ssize_t(cmd.size()) && read_answer(&line);
+    close(fd);
+    *reply = line;
+    return ok && line[0] == '0';
+}
+
+void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, bool live,
+                       std::chrono::steady_clock::time_point progress,
+                       std::chrono::steady_clock::time_point now) {
+    if (m_page == nullptr) {
+        return;
+    }
+    m_wanted = wanted;
+    m_live = live;
+    // steady_clock is CLOCK_MONOTONIC: the watchdog compares in the same clock.
+    m_page->heartbeat_ms = std::max<int64_t>(
+        1,
+        std::chrono::duration_cast<std::chrono::milliseconds>(progress.time_since_epoch()).count());
+    std::vector<net::ip_addr> vips;
+    for (const auto& w : wanted) {
+        vips.push_back(w.vip);
+    }
+    if (vips != m_vips) {
+        std::string error;
+        if (control::write_file_atomic(m_conf, control::render_bird_config(m_bgp, vips, m_log),
+                                       &error)) {
+            m_vips = vips;
+            std::string reply;
+            if (m_bird_pid > 0 && !birdc("configure", &reply)) {
+                log_event("warning", "bgp_reconfigure_failed", {{"reply", reply}});
+            }
+            m_applied.clear();
+        } else {
+            log_event("warning", "bgp_reconfigure_failed", {{"reason", error}});
+        }
+    }
+    reap();
+    if (m_bird_pid <= 0 && live && now >= m_next_start) {
+        std::string error;
+        if (!start_bird(&error)) {
+            log_event("warning", "bgp_speaker_start_failed", {{"reason", error}});
+        }
+        m_next_start = now + 1s;
+        m_next_reassert = now + 200ms; // its socket comes up first
+        return;
+    }
+    if (m_bird_pid <= 0) {
+        return;
+    }
+    bool reassert = now >= m_next_reassert;
+    for (const auto& w : wanted) {
+        auto it = m_applied.find(w.vip);
+        if (!reassert && it != m_applied.end() && it->second == w.announce) {
+            continue;
+        }
+        std::string reply;
+        std::string proto = control::bird_protocol(w.vip);
+        // "already enabled/disabled" is an 0xxx answer too.
+        if (birdc(fmt::format("{} {}", w.announce ? "enable" : "disable", proto), &reply)) {
+            if (it == m_applied.end() || it->second != w.announce) {
+                log_event("info", w.announce ? "vip_announced" : "vip_withdrawn",
+                          {{"vip", w.vip.to_string()}, {"why", w.why}});
+            }
+            m_applied[w.vip] = w.announce;
+        } else {
+            m_applied.erase(w.vip); // try again next time
+        }
+    }
+    if (reassert) {
+        m_next_reassert = now + 1s;
+    }
+}
+
+void bgp_speaker::withdraw_all() {
+    if (m_bird_pid <= 0) {
+        return;
+    }
+    for (auto& w : m_wanted) {
+        w.announce = false;
+        w.why = "stopping";
+    }
+    auto now = std::chrono::steady_clock::now();
+    tick(m_wanted, m_live, now, now);
+}
+
+void bgp_speaker::stop() {
+    if (m_bird_pid > 0) {
+        kill(m_bird_pid, SIGTERM);
+        for (int i = 0; i < 50 && waitpid(m_bird_pid, nullptr, WNOHANG) == 0; ++i) {
+            usleep(20 * 1000);
+        }
+        kill(m_bird_pid, SIGKILL);
+        waitpid(m_bird_pid, nullptr, 0);
+        m_bird_pid = -1;
+    }
+    if (m_watchdog > 0) {
+        kill(m_watchdog, SIGKILL);
+        waitpid(m_watchdog, nullptr, 0);
+        m_watchdog = -1;
+    }
+    if (m_page != nullptr) {
+        m_page->~shared_page();
+        munmap(m_page, sizeof(shared_page));
+        m_page = nullptr;
+    }
+}
+
+control::json bgp_speaker::status() const {
+    control::json vips = control::json::array();
+    for (const auto& w : m_wanted) {
+        auto it = m_applied.find(w.vip);
+        vips.push_back({{"vip", w.vip.to_string()},
+                        {"wanted", w.announce},
+                        {"announced", it != m_applied.end() && it->second},
+                        {"why", w.why}});
+    }
+    return {{"speaker", m_bgp.speaker},
+            {"pid", m_bird_pid},
+            {"starts", m_starts},
+            {"watchdog_kills", m_page != nullptr ? m_page->kills.load() : 0},
+            {"live", m_live},
+            {"vips", vips}};
+}
+
+} // namespace evenflow::daemon

@@ -1,0 +1,74 @@
+// The BGP speaker evenflowd drives ([bgp]): BIRD 2 as a child process that dies with
+// the daemon (PR_SET_PDEATHSIG), one static protocol per VIP enabled or disabled over
+// BIRD's control socket as lib/control/announce.hpp decides, and a watchdog process
+// that kills BIRD when the daemon stops making progress (SIGSTOP, a wedged worker):
+// the BGP session drops and routers withdraw at once. The daemon restarts BIRD when
+// it is live again.
+#pragma once
+
+#include "config/config.hpp"
+#include "control/announce.hpp"
+#include "control/protocol.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace evenflow::daemon {
+
+class bgp_speaker {
+public:
+    bgp_speaker() = default;
+    bgp_speaker(const bgp_speaker&) = delete;
+    bgp_speaker& operator=(const bgp_speaker&) = delete;
+    ~bgp_speaker();
+
+    // Before EAL init (one thread): writes BIRD's config in `run_dir`, checks it
+    // (bird -p) and forks the watchdog. False with *error.
+    bool prepare(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
+                 const std::string& run_dir, std::string* error);
+    // Every control-loop iteration: the heartbeat when live, BIRD (re)started when it
+    // is not running and the daemon is live, and the announcements brought in line.
+    // `progress`: when the daemon last made progress everywhere (the heartbeat the
+    // watchdog checks against [bgp] detection). A changed VIP set rewrites BIRD's
+    // configuration and reloads it.
+    void tick(const std::vector<control::vip_announcement>& wanted, bool live,
+              std::chrono::steady_clock::time_point progress,
+              std::chrono::steady_clock::time_point now);
+    // Withdraws everything now (SIGTERM, drain-host of all).
+    void withdraw_all();
+    // Stops BIRD and the watchdog.
+    void stop();
+    control::json status() const;
+    bool running() const { return m_bird_pid > 0; }
+
+private:
+    struct shared_page {
+        std::atomic<int64_t> heartbeat_ms{0}; // daemon: rw; watchdog: ro
+        std::atomic<int32_t> bird_pid{0};     // daemon: rw; watchdog: clears when it kills
+        std::atomic<int64_t> detection_ms{1000};
+        std::atomic<uint64_t> kills{0}; // watchdog: rw
+    };
+    bool start_bird(std::string* error);
+    void reap();
+    // One command on BIRD's socket; true when BIRD accepted it.
+    bool birdc(const std::string& command, std::string* reply);
+
+    config::bgp_config m_bgp;
+    std::string m_conf, m_ctl, m_log, m_pidfile;
+    shared_page* m_page = nullptr;
+    pid_t m_watchdog = -1;
+    pid_t m_bird_pid = -1;
+    std::map<net::ip_addr, bool> m_applied; // what BIRD was told, since it started
+    std::vector<control::vip_announcement> m_wanted;
+    std::chrono::steady_clock::time_point m_next_start{}, m_next_reassert{};
+    uint64_t m_starts = 0;
+    bool m_live = true;
+    std::vector<net::ip_addr> m_vips; // in BIRD's configuration
+};
+
+} // namespace evenflow::daemon
