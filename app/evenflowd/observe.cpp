@@ -188,7 +188,10 @@ std::string evenflowd::render_metrics() {
     if (m_bgp) {
         out.help("evenflow_bgp_vip_announced", "gauge",
                  "1 while this host announces the VIP over BGP ([bgp]).");
-        for (const auto& v : m_bgp->status()["vips"]) {
+        // Held in a variable: a range-for over status()["vips"] would iterate a
+        // temporary that is already destroyed (C++20 lifetime rules).
+        const control::json bgp = m_bgp->status();
+        for (const auto& v : bgp["vips"]) {
             out.sample("evenflow_bgp_vip_announced", {{"vip", v["vip"].get<std::string>()}},
                        v["announced"].get<bool>() ? 1.0 : 0.0);
         }

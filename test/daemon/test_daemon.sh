@@ -292,6 +292,8 @@ series_config() { # FILE WEIGHT_OF_10.20.0.11
 }
 for w in 1 2 6 18; do series_config "$work/series-$w.toml" "$w"; done
 cp "$work/series-1.toml" "$work/series.toml"
+# A fresh host: no state_dir from the daemons above, so its history starts at version 1.
+rm -rf "${sock%/*}/state"
 start_daemon "$work/series.toml" "$work/series.log" || finish
 me=$(id -u)
 fresh_status() { # status --json once its drift describes the running version and baseline
