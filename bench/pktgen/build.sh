@@ -5,7 +5,8 @@
 #   bench/pktgen/build.sh [DEST]
 #
 # Source: the unmodified release archive ../shared/vendor/Pktgen-DPDK-pktgen-24.07.1.tar.gz
-# (next to the repository; $PKTGEN_TARBALL overrides), checked against its sha256; where
+# (next to the repository, or next to the local checkout it was cloned from;
+# $PKTGEN_TARBALL overrides), checked against its sha256; where
 # it does not exist, the tag from upstream (git; $PKTGEN_UPSTREAM overrides the URL, e.g.
 # a mirror), checked against its commit. Then evenflow's patch for DPDK 22.11
 # (bench/pktgen/pktgen-dpdk22.11.patch; what it changes and why is at its top), meson
@@ -21,6 +22,14 @@ commit=1d1d9c705b43539cbd49d24a2e3ae07d14d8c605
 sha256=613938bc25c437ceb6e5f3d899c4f730bca7ffb602ed11b7b179b43b482683fe
 upstream=${PKTGEN_UPSTREAM:-https://github.com/pktgen/Pktgen-DPDK}
 tarball=${PKTGEN_TARBALL:-$root/../shared/vendor/Pktgen-DPDK-$tag.tar.gz}
+# A clone of a local checkout (a CI job's clean clone) looks beside the checkout it was
+# cloned from too.
+if [[ -z ${PKTGEN_TARBALL:-} && ! -f $tarball ]]; then
+  origin=$(git -C "$root" remote get-url origin 2>/dev/null || true)
+  if [[ -n $origin && -d $origin && -f $origin/../shared/vendor/Pktgen-DPDK-$tag.tar.gz ]]; then
+    tarball=$(cd "$origin/../shared/vendor" && pwd)/Pktgen-DPDK-$tag.tar.gz
+  fi
+fi
 patch_file=$here/pktgen-dpdk22.11.patch
 binary=$dest/build/app/pktgen
 

@@ -51,6 +51,7 @@ scale_case() { # NAME SERVICES BACKENDS
   local t0 t1 t_start
   t0=$(now)
   t_start=$t0
+  rm -rf "${sock%/*}/state" # each shape is a fresh host: its history starts at version 1
   if ! start_daemon "$dir/v1.toml" "$dir/evenflowd.log"; then
     fail "$name: evenflowd did not start"
     return
