@@ -197,7 +197,11 @@ shift_review review(const distribution& base, const distribution& running,
     for (const auto& [key, share] : after.share) {
         ++backends[key.first];
     }
-    for (const auto& [key, share] : after.share) {
+    for (const auto& entry : after.share) {
+        // Named copies, not structured bindings: the lambda below captures them, which
+        // clang 14 (the fuzzing build) refuses for bindings.
+        const auto& key = entry.first;
+        const double share = entry.second;
         // The reference: the baseline's share, or the running one for a backend added
         // since (a new backend is new capacity, not a shift onto an existing server).
         std::optional<double> ref = share_of(base, key);
