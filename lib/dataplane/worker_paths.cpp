@@ -293,13 +293,9 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
                           : tunnel ? next_state_one_way(flow::flow_state::syn, flags)
                                    : next_state(flow::flow_state::unverified, flags);
     forward_value.direction = flow::flow_direction::client_to_backend;
-    if (m_flows->insert(meta.key, item.hash, forward_value, now) != nullptr) {
-        if (tunnel) {
-            // The backend answers the client directly: no reply will look for us.
-            count_new_flow(opening, backend_id);
-            tunnel_to_backend(iface, m, meta, backend_id, b->address, neigh);
-            return;
-        }
+    if (m_flows->insert(meta.key, item.hash, forward_value, now) == nullptr) {
+        c.drops[size_t(drop_reason::flow_table_full)].add();
+    } else if (!tunnel) { // tunnel mode: the backend answers the client directly
         flow::flow_value reverse_value = forward_value;
         reverse_value.nat_addr = svc.vip;
         reverse_value.nat_port = svc.port_be;
@@ -309,8 +305,6 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
         uint32_t reverse_hash =
             item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
         m_flows->insert(reverse, reverse_hash, reverse_value, now, nullptr, &meta.key);
-    } else {
-        c.drops[size_t(drop_reason::flow_table_full)].add();
     }
     count_new_flow(opening, backend_id);
     if (tunnel) {
