@@ -122,7 +122,7 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
         reply["state"]["save_error"] = m_state_error;
     }
     reply["file"] = file_status();
-    reply["fingerprint"] = control::fingerprint(m_manager.running(), m_manager);
+    reply["fingerprint"] = fingerprint();
     reply["host_drained"] = m_host_drained;
     if (m_bgp) {
         reply["bgp"] = m_bgp->status();

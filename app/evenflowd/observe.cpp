@@ -2,6 +2,7 @@
 // the Prometheus exposition and DPDK telemetry endpoints, all read on the control
 // thread from the same counters (dataplane/counters.hpp) that evenctl reads.
 #include "daemon.hpp"
+#include "low_priority.hpp"
 
 #include "control/guard.hpp"
 #include "control/log.hpp"
@@ -16,8 +17,6 @@
 #include <condition_variable>
 #include <mutex>
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace evenflow::daemon {
@@ -156,17 +155,27 @@ const evenflowd::baseline_drift& evenflowd::drift() {
         (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version)) {
         return m_drift;
     }
-    // At the lowest priority: the thread inherits the control thread's CPU, and the
-    // control loop must not wait behind a status figure.
+    // At the lowest priority (low_priority.hpp): the control loop must not wait
+    // behind a status figure.
     m_drift_job =
         std::async(std::launch::async,
                    [running = m_manager.history().back().cfg, version = m_manager.version(),
                     base = view.entry->cfg, base_version = view.entry->version,
                     before = view.accepted_from != nullptr ? view.accepted_from->cfg : nullptr] {
-                       setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 19);
+                       lower_this_thread_priority();
                        return compute_drift(running, version, base, base_version, before);
                    });
     return m_drift;
+}
+
+const std::string& evenflowd::fingerprint() {
+    if (m_fingerprint.value.empty() || m_fingerprint.version != m_manager.version() ||
+        m_fingerprint.admin_generation != m_manager.admin_generation()) {
+        m_fingerprint.value = control::fingerprint(m_manager.running(), m_manager);
+        m_fingerprint.version = m_manager.version();
+        m_fingerprint.admin_generation = m_manager.admin_generation();
+    }
+    return m_fingerprint.value;
 }
 
 std::string evenflowd::render_metrics() {
@@ -178,7 +187,7 @@ std::string evenflowd::render_metrics() {
     {
         // The value is the fingerprint's first 13 hex digits (52 bits: exact in a
         // double); the label has all of it. Hosts behind one ECMP group must agree.
-        std::string fp = control::fingerprint(m_manager.running(), m_manager);
+        const std::string& fp = fingerprint();
         out.help("evenflow_config_fingerprint", "gauge",
                  "Hash of what maps a flow to its backend (services, backends, weights, "
                  "admin states, table sizes; not health): equal on hosts that agree.");

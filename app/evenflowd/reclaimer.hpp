@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include "low_priority.hpp"
+
 namespace evenflow::daemon {
 
 class reclaimer {
@@ -39,6 +41,7 @@ public:
 
 private:
     void run() {
+        lower_this_thread_priority();
         std::unique_lock lock(m_mutex);
         for (;;) {
             m_wake.wait(lock, [this] { return m_stop || !m_queue.empty(); });

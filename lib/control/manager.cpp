@@ -500,6 +500,7 @@ bool config_manager::set_admin_state(const std::string& service, const std::stri
         m_admin[id] = state;
     }
     ++m_states_generation;
+    ++m_admin_generation;
     return true;
 }
 

@@ -164,6 +164,9 @@ public:
     // Grows with every operator or health state change: a build made before the last
     // change is stale.
     uint64_t states_generation() const { return m_states_generation; }
+    // Grows with every admin state change (drain, disable, enable): what the
+    // fingerprint depends on besides the version.
+    uint64_t admin_generation() const { return m_admin_generation; }
 
     // Frees the ids of backends that no kept version names, that have been out of the
     // running config for `hold` at least, and that `in_use(id)` says no flow holds
@@ -191,6 +194,7 @@ private:
     std::map<uint32_t, admin_state> m_admin;
     std::map<uint32_t, health_verdict> m_health;
     uint64_t m_states_generation = 0;
+    uint64_t m_admin_generation = 0;
     // When each id was last in the running config (for reclaim_ids).
     std::map<uint32_t, std::chrono::steady_clock::time_point> m_last_running;
     void note_running(std::chrono::steady_clock::time_point now);
