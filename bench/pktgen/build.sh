@@ -11,7 +11,7 @@
 # a mirror), checked against its commit. Then evenflow's patch for DPDK 22.11
 # (bench/pktgen/pktgen-dpdk22.11.patch; what it changes and why is at its top), meson
 # with Lua, ninja. 30-60 s on two cores; cached: a second call with the same source and
-# patch only prints the path.
+# patch only prints the path (the build is kept in $EVENFLOW_CACHE too, below).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,14 +41,32 @@ if [[ -x $binary && -f $dest/stamp && $(cat "$dest/stamp") == "$key" ]]; then
   echo "$binary"
   exit 0
 fi
+# Builds are kept outside the checkout too, one per key, so a clean clone (CI) on a
+# machine that built this source and patch before takes it from there
+# ($EVENFLOW_CACHE, default /var/cache/evenflow; not used when it is not writable):
+# dest becomes a link to the kept build.
+cache_root=${EVENFLOW_CACHE:-/var/cache/evenflow}
+cached=$cache_root/pktgen-$(sha256sum <<<"$key" | cut -c1-16)
+if [[ -x $cached/build/app/pktgen && -f $cached/stamp && $(cat "$cached/stamp") == "$key" ]]; then
+  rm -rf "$dest"
+  mkdir -p "$(dirname "$dest")"
+  ln -sfn "$cached" "$dest"
+  say "kept build: $cached"
+  echo "$binary"
+  exit 0
+fi
+if mkdir -p "$cache_root" 2>/dev/null && [[ -w $cache_root ]]; then
+  rm -rf "$dest" "$cached"
+  mkdir -p "$cached" "$(dirname "$dest")"
+  ln -sfn "$cached" "$dest"
+fi
 
 for tool in meson ninja patch pkg-config; do
   command -v "$tool" >/dev/null || { say "$tool not found (scripts/bootstrap)"; exit 2; }
 done
 pkg-config --exists lua5.4 || { say "Lua 5.4 headers not found (liblua5.4-dev; scripts/bootstrap)"; exit 2; }
 
-rm -rf "$dest"
-mkdir -p "$dest"
+[[ -L $dest ]] || { rm -rf "$dest"; mkdir -p "$dest"; }
 src=$dest/Pktgen-DPDK-$tag
 started=$(date +%s)
 if [[ -f $tarball ]]; then

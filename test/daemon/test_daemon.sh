@@ -212,8 +212,10 @@ for case in flood-no-read idle big-line slow reconnect; do
   # The stall these clients caused before was seconds (4.7 s for flood-no-read); a
   # bound of one second catches that kind, not the scheduling noise of a 2-core VM
   # shared with builds (max 360 ms seen there; ~50 ms on a quiet one).
-  check "hostile client '$case': status answered every time, median within 100 ms, none over 1 s" \
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > 20 and r["p50_ms"] <= 100 and r["max_ms"] <= 1000 else 1)' "$out"
+  check "hostile client '$case': status answered every time (over 20 samples)" \
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > 20 else 1)' "$out"
+  within "hostile client '$case': median status reply, ms" "$(json 'r["p50_ms"]' <<<"$out")" 100
+  within "hostile client '$case': slowest status reply, ms" "$(json 'r["max_ms"]' <<<"$out")" 1000
 done
 expect_contains "big line: told why it was closed" "$(python3 "$(dirname "$0")/hostile.py" "$sock" big-line --seconds 0.5)" "request too large"
 sock_stats=$(ctl --json status | json 'r["control_socket"]')

@@ -94,7 +94,11 @@ PY
 step() { # WHAT present|absent BOUND_S: one check and one figure
   local t
   t=$(waitroute "$2")
-  if [[ $t != never ]] && le "$t" "$3"; then pass "$1: route $2 after $t s (<= $3 s)"; else fail "$1: route $2 after $t s (bound $3 s)"; fi
+  if [[ $t == never ]]; then
+    fail "$1: route never $2"
+  else
+    within "$1: route $2 after, s" "$t" "$3"
+  fi
   figure "$1: $t s"
 }
 

@@ -14,6 +14,10 @@
 #   expect_eq WHAT ACTUAL EXPECTED | expect_contains WHAT HAYSTACK NEEDLE
 #   check_shares WHAT COUNTS WEIGHTS  chi-square of counts against weights (p > 0.001)
 #   known_limitation WHAT           reported as KNOWN, not counted
+#   within WHAT VALUE BOUND         a wall-clock promise, VALUE <= BOUND (floats): a check in
+#                                   the normal build; in a sanitizer build ($sanitized=1,
+#                                   made to find memory and UB errors, its control loop 2-4x
+#                                   slower) a figure only, marked over when it is
 #   figure TEXT                     a measured figure, repeated at the end
 #   finish
 # Pre-flight: what is missing is a failure, never a skip, and the run ends there.
@@ -68,6 +72,7 @@ runtime_paths=()
 daemon_in=() # a command prefix for evenflowd: ip netns exec ef-lb on the topology
 topology=0
 topology_locked=0
+sanitized=0 # 1 in a sanitizer build (harness_init): see within
 
 harness_init() { # NAME BUILD_DIR
   harness_name=$1
@@ -80,6 +85,15 @@ harness_init() { # NAME BUILD_DIR
   fi
   # shellcheck disable=SC2034 # for the tiers
   evenflowd=$build/app/evenflowd evenctl=$build/app/evenctl evengen=$build/app/evengen
+  local sanitize
+  sanitize=$(python3 -c '
+import json, sys
+print([o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "b_sanitize"][0])' \
+    "$build/meson-info/intro-buildoptions.json" 2>/dev/null)
+  if [[ -n $sanitize && $sanitize != none ]]; then
+    sanitized=1
+    echo "# sanitizer build ($sanitize): wall-clock bounds are reported, not asserted"
+  fi
 }
 
 # ---- results ----
@@ -108,6 +122,15 @@ check_shares() { # WHAT COUNTS WEIGHTS (space-separated): chi-square against the
     pass "$1: $res"
   else
     fail "$1: $res"
+  fi
+}
+within() { # WHAT VALUE BOUND
+  if ((sanitized == 0)); then
+    check "$1 ($2 <= $3)" le "$2" "$3"
+  elif le "$2" "$3"; then
+    figure "$1: $2 (bound $3; sanitizer build: reported, not asserted)"
+  else
+    figure "$1: $2 OVER its bound $3 (sanitizer build: reported, not asserted)"
   fi
 }
 known_limitation() { nknown=$((nknown + 1)); echo "KNOWN - $*"; }

@@ -2,13 +2,14 @@
 # Scale tier: the control plane with an edge host's number of VIPs and backends.
 # evenflowd runs on net_null ports (nothing answers, so every health check fails and
 # thousands of verdicts arrive in a burst) with generated configs:
-#   1,000 services x 10 backends, and 100 services x 100 backends.
+#   1,000 services x 10 backends, and 100 services x 100 backends (a quarter of each
+#   in a sanitizer build).
 # For each: start time, apply time (every weight changed; one service changed),
 # `evenctl status` latency sampled every 50 ms through both applies and the health
 # burst (p50/p99/max), the control loop's longest iteration, /metrics size and render
 # time, RSS before and after, probes/s, time until every backend is down, time to stop.
-# Fails on a control-loop iteration over 250 ms, a status reply over 250 ms (1 s in a
-# sanitizer build), an
+# Fails on a control-loop iteration over 250 ms, a status reply over 250 ms, a stop over
+# 1 s (in a sanitizer build these three are reported, not asserted: harness `within`), an
 # apply that is not applied, or a backend left up.
 #
 #   test/scale/run.sh BUILD_DIR
@@ -31,14 +32,6 @@ needs_binaries "$evenflowd" "$evenctl"
 make_workdir
 
 max_stall_ms=250
-# A sanitizer build runs the same control loop 2-4x slower: the bound is the sanitizer's
-# (the normal build holds the 250 ms).
-sanitize=$(json '[o["value"] for o in r if o["name"] == "b_sanitize"][0]' \
-  <"$build/meson-info/intro-buildoptions.json" 2>/dev/null)
-if [[ -n $sanitize && $sanitize != none ]]; then
-  max_stall_ms=1000
-  echo "# sanitizer build ($sanitize): latency bounds at $max_stall_ms ms"
-fi
 metrics_port=$((19600 + $$ % 300))
 json_get() { json "$2" <<<"$1"; }
 
@@ -103,14 +96,14 @@ scale_case() { # NAME SERVICES BACKENDS
   figure "$name: evenctl status latency during applies and the health burst (ms): $p"
   local status_max
   status_max=$(json_get "$p" 'r["max"]')
-  check "$name: status answered within ${max_stall_ms} ms throughout (max $status_max ms)" \
-    le "$status_max" "$max_stall_ms"
+  within "$name: slowest status reply during applies and the health burst, ms" \
+    "$status_max" "$max_stall_ms"
 
   local status loop_max
   status=$(ctl --json status)
   loop_max=$(json_get "$status" 'r["control_loop"]["max_ms"]')
   figure "$name: longest control-loop iteration: $loop_max ms (slowest step: $(json_get "$status" 'r["control_loop"]["slowest_step"] + " " + str(round(r["control_loop"]["slowest_step_ms"], 1))') ms)"
-  check "$name: no control-loop stall over ${max_stall_ms} ms" le "$loop_max" "$max_stall_ms"
+  within "$name: longest control-loop iteration, ms" "$loop_max" "$max_stall_ms"
   local probes
   probes=$(json_get "$status" 'r["health"]')
   figure "$name: health: $probes"
@@ -147,9 +140,16 @@ scale_case() { # NAME SERVICES BACKENDS
   local stop_s
   stop_s=$(elapsed "$t0" "$t1")
   figure "$name: stop, SIGTERM in the middle of an apply of every service: $stop_s s"
-  check "$name: stopped within 1 s" le "$stop_s" 1
+  within "$name: stop, SIGTERM during an apply of every service, s" "$stop_s" 1
 }
 
-scale_case 1000x10 1000 10
-scale_case 100x100 100 100
+if ((sanitized)); then
+  # The same code paths at a quarter of the size: the sanitizer build looks for memory
+  # and UB errors (its figures are not the product's), at 3-4x the CPU per service.
+  scale_case 250x10 250 10
+  scale_case 25x100 25 100
+else
+  scale_case 1000x10 1000 10
+  scale_case 100x100 100 100
+fi
 finish
