@@ -270,7 +270,7 @@ void new_flows(uint16_t workers, const std::string& name) {
     uint64_t packets = d.syns(flows);
     CALLGRIND_DUMP_STATS_AT(name.c_str());
     report(name, rig, packets, rx, out, d, idle, handoff);
-    CHECK(sum(rig, &dataplane::worker_counters::new_flows) == flows);
+    CHECK(sum(rig, &dataplane::worker_counters::syns) == flows);
 }
 
 } // namespace

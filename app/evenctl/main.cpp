@@ -234,16 +234,26 @@ void render_services(const json& r) {
 }
 
 void render_backends(const json& r) {
+    // OBSERVED and NEW/S count verified connections; UNVERIFIED the SYNs that opened a
+    // flow and never completed a handshake here (spoofed, or still opening).
     table t({"SERVICE", "BACKEND", "STATE", "WEIGHT", "EXPECTED", "OBSERVED", "ACTIVE", "NEW/S",
-             "SKEW"});
+             "UNVERIFIED", "SKEW"});
+    bool one_way = false;
     for (const auto& b : r["backends"]) {
+        const bool tunnel = b.value("verified_by", "handshake") == "one_way";
+        one_way |= tunnel;
         t.add({b["service"], b["backend"], b["state"], std::to_string(b["weight"].get<uint32_t>()),
-               percent(b["expected_share"]), percent(b["observed_share"]),
+               percent(b["expected_share"]), percent(b["observed_share"]) + (tunnel ? "*" : ""),
                std::to_string(b["active_flows"].get<uint64_t>()),
                fmt::format("{:.1f}", b["new_flows_per_s"].get<double>()),
+               std::to_string(b.value("syn_unverified", uint64_t(0))),
                b["skew"].get<bool>() ? "SKEW" : "-"});
     }
     t.print(stdout);
+    if (one_way) {
+        std::printf("* tunnel mode: a connection counts at the client's first packet after its "
+                    "SYN (one way; a blind spoofer can fake it)\n");
+    }
 }
 
 void render_change(const json& r) {

@@ -276,22 +276,30 @@ evenflowd::answer_t evenflowd::cmd_backends(const json& request, const request_c
                 0.0, double(int64_t(b.drain_deadline_ms - dataplane::worker::now_ms())) / 1000.0);
         }
         using dataplane::backend_counters;
-        rows.push_back({{"service", svc.name},
-                        {"backend", b.key()},
-                        {"id", b.id},
-                        {"state", to_string(b.state)},
-                        {"weight", b.weight},
-                        {"expected_share", b.expected_share},
-                        {"predicted_share", b.predicted_share},
-                        {"observed_share", v.observed_share},
-                        {"active_flows", sum(workers, b.id, &backend_counters::active_flows)},
-                        {"new_flows", sum(workers, b.id, &backend_counters::new_flows)},
-                        {"new_flows_per_s", v.new_flows_per_s},
-                        {"packets_to", sum(workers, b.id, &backend_counters::packets_to)},
-                        {"packets_from", sum(workers, b.id, &backend_counters::packets_from)},
-                        {"resets", sum(workers, b.id, &backend_counters::resets)},
-                        {"drain_deadline_s", drain_left_s},
-                        {"skew", v.skewed}});
+        const uint64_t verified = sum(workers, b.id, &backend_counters::new_flows);
+        const uint64_t syns = sum(workers, b.id, &backend_counters::syns);
+        rows.push_back(
+            {{"service", svc.name},
+             {"backend", b.key()},
+             {"id", b.id},
+             {"state", to_string(b.state)},
+             {"weight", b.weight},
+             {"expected_share", b.expected_share},
+             {"predicted_share", b.predicted_share},
+             {"observed_share", v.observed_share},
+             {"active_flows", sum(workers, b.id, &backend_counters::active_flows)},
+             {"new_flows", verified},
+             {"new_flows_per_s", v.new_flows_per_s},
+             // SYNs are spoofable and never judged; a handshake is what counts
+             // (tunnel mode sees one way: the client's packet after its SYN).
+             {"syns", syns},
+             {"syn_unverified", syns > verified ? syns - verified : 0},
+             {"verified_by", svc.mode == config::forward_mode::tunnel ? "one_way" : "handshake"},
+             {"packets_to", sum(workers, b.id, &backend_counters::packets_to)},
+             {"packets_from", sum(workers, b.id, &backend_counters::packets_from)},
+             {"resets", sum(workers, b.id, &backend_counters::resets)},
+             {"drain_deadline_s", drain_left_s},
+             {"skew", v.skewed}});
     }
     json reply = control::ok_reply();
     reply["backends"] = rows;

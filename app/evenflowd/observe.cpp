@@ -259,7 +259,7 @@ std::string evenflowd::render_metrics() {
         const snapshot_backend* b;
         std::string service;
         const std::string* labels = nullptr; // service="..",backend=".."
-        uint64_t active = 0, new_flows = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
+        uint64_t active = 0, new_flows = 0, syns = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
                  bytes_from = 0;
         control::backend_view view;
     };
@@ -280,6 +280,7 @@ std::string evenflowd::render_metrics() {
               &m_labels[size_t(&b - snap->backends.data())]};
         r.active = sum(workers, b.id, &backend_counters::active_flows);
         r.new_flows = sum(workers, b.id, &backend_counters::new_flows);
+        r.syns = sum(workers, b.id, &backend_counters::syns);
         r.pkts_to = sum(workers, b.id, &backend_counters::packets_to);
         r.pkts_from = sum(workers, b.id, &backend_counters::packets_from);
         r.bytes_to = sum(workers, b.id, &backend_counters::bytes_to);
@@ -290,7 +291,7 @@ std::string evenflowd::render_metrics() {
     // Per-service aggregates first: always present, whatever metrics_backends says.
     {
         struct totals {
-            uint64_t active = 0, new_flows = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
+            uint64_t active = 0, new_flows = 0, syns = 0, pkts_to = 0, pkts_from = 0, bytes_to = 0,
                      bytes_from = 0;
         };
         std::vector<totals> per_service(snap->services.size());
@@ -298,6 +299,7 @@ std::string evenflowd::render_metrics() {
             totals& t = per_service[r.b->service_index];
             t.active += r.active;
             t.new_flows += r.new_flows;
+            t.syns += r.syns;
             t.pkts_to += r.pkts_to;
             t.pkts_from += r.pkts_from;
             t.bytes_to += r.bytes_to;
@@ -314,8 +316,13 @@ std::string evenflowd::render_metrics() {
                            "Live flows of the service, all backends.",
                            [](const totals& t) { return t.active; });
         per_service_metric("evenflow_service_new_flows_total", "counter",
-                           "Flows opened to the service, all backends.",
+                           "Connections to the service whose handshake was verified (tunnel "
+                           "mode: the client's packet after its SYN), all backends.",
                            [](const totals& t) { return t.new_flows; });
+        per_service_metric("evenflow_service_syns_total", "counter",
+                           "SYNs that opened a flow to the service, verified or not "
+                           "(spoofable; never judged by the skew detector).",
+                           [](const totals& t) { return t.syns; });
         out.help("evenflow_service_packets_total", "counter",
                  "Packets forwarded for the service, by direction.");
         out.help("evenflow_service_bytes_total", "counter",
@@ -374,7 +381,8 @@ std::string evenflowd::render_metrics() {
     }
     per_backend("evenflow_backend_active_flows", "gauge", "Live flows pinned to the backend.",
                 [](const row& r) { return double(r.active); });
-    per_backend("evenflow_backend_new_flows_total", "counter", "Flows opened to the backend.",
+    per_backend("evenflow_backend_new_flows_total", "counter",
+                "Connections to the backend whose handshake was verified.",
                 [](const row& r) { return double(r.new_flows); });
     out.help("evenflow_backend_packets_total", "counter", "Packets forwarded, by direction.");
     out.help("evenflow_backend_bytes_total", "counter", "Bytes forwarded, by direction.");

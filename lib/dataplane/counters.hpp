@@ -48,7 +48,11 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(to_backend, counter, "Client to backend packets forwarded.", false)                          \
     X(to_client, counter, "Backend to client packets forwarded.", false)                           \
     X(tunneled, counter, "Client packets sent to backends inside IPIP (tunnel mode).", false)      \
-    X(new_flows, counter, "Flows created by a SYN.", false)                                        \
+    X(syns, counter, "SYNs that opened a flow (verified or not).", false)                          \
+    X(new_flows, counter,                                                                          \
+      "Connections verified: the backend's SYN-ACK and the client's ACK seen (tunnel: the "        \
+      "client's first packet after its SYN).",                                                     \
+      false)                                                                                       \
     X(stateless_forward, counter,                                                                  \
       "Mid-flow packets with no entry, sent to the Maglev pick (same answer).", false)             \
     X(reverse_stateless, counter, "Replies with no entry, given the VIP from the snapshot.",       \
@@ -80,12 +84,14 @@ enum class metric_kind : uint8_t { counter, gauge };
 // X(name, help): per backend, summed over workers for `evenctl backends`, /metrics
 // and the skew detector.
 #define EVENFLOW_BACKEND_COUNTERS(X)                                                               \
-    X(new_flows, "Flows opened to the backend.")                                                   \
+    X(syns, "SYNs that opened a flow to the backend, verified or not (spoofable).")                \
+    X(new_flows, "Connections to the backend whose handshake was verified (what skew judges).")    \
     X(packets_to, "Packets forwarded client to backend.")                                          \
     X(bytes_to, "Bytes forwarded client to backend.")                                              \
     X(packets_from, "Packets forwarded backend to client.")                                        \
     X(bytes_from, "Bytes forwarded backend to client.")                                            \
-    X(active_flows, "Live flows pinned to the backend at the last completed sweep.")               \
+    X(active_flows,                                                                                \
+      "Live verified flows of the backend (established; tunnel: one way), last sweep.")            \
     X(resets, "RSTs sent for flows pinned to the backend.")
 
 // Worker-wide counters. worker: rw, control: ro.

@@ -405,23 +405,28 @@ void worker::sweep(uint32_t now) {
     // Walks the flow table a slice at a time when there is nothing to receive:
     // frees expired entries and counts live flows per backend. Counts are published
     // once a full pass completes, so a reader never sees a half-counted pass.
+    // A backend's active flows are its verified ones (established, or one way in tunnel
+    // mode): entries a spoofed SYN made must not count for the skew detector.
     size_t next = m_flows->sweep(
         m_sweep_cursor, m_cfg.sweep_slots_per_poll, now, [this](const flow::flow_entry& e) {
             if (e.value.direction == flow::flow_direction::client_to_backend) {
-                ++m_sweep_active[e.value.backend_id];
+                ++m_sweep_entries;
+                if (e.value.state == flow::flow_state::established ||
+                    e.value.state == flow::flow_state::one_way) {
+                    ++m_sweep_active[e.value.backend_id];
+                }
             }
         });
     if (next == 0) {
-        uint64_t total = 0;
         for (size_t id = 0; id < m_sweep_active.size(); ++id) {
             if (m_sweep_active[id] != 0 || m_stats.backends[id].active_flows.get() != 0) {
                 m_stats.backends[id].active_flows.set(m_sweep_active[id]);
-                total += m_sweep_active[id];
                 m_sweep_active[id] = 0;
             }
         }
         worker_counters& c = m_stats.totals;
-        c.flows_active.set(total);
+        c.flows_active.set(m_sweep_entries);
+        m_sweep_entries = 0;
         const flow::flow_table_stats& fs = m_flows->stats();
         c.flow_evictions.set(fs.evictions);
         c.flow_insert_failures.set(fs.insert_failures);

@@ -138,14 +138,17 @@ private:
     void send_via(const egress& out, rte_mbuf* m, const neighbor_table* neigh);
     void to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
                     const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh);
-    // Removes a flow's client-side entry and its backend-side partner.
+    // A flow entry made: a SYN (counted as `syns`) or a mid-flow packet (stateless).
     void count_new_flow(bool opening, uint32_t backend_id);
+    // A connection whose handshake was verified: `new_flows`, what skew judges.
+    void count_verified(uint32_t backend_id);
     // Tunnel mode: the client's packet inside IPIP to the backend (or, too big for
     // the backend side's MTU, an ICMP "fragmentation needed" back on `iface`).
     void tunnel_to_backend(uint16_t iface, rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
                            const net::ip_addr& backend, const neighbor_table* neigh);
     // Moves the entry of the flow's other direction to `state` (unless it is closing).
     void follow_state(const net::flow_key& other_side, flow::flow_state state, uint32_t now);
+    // Removes a flow's client-side entry and its backend-side partner.
     void forget_flow(flow::flow_entry* forward_entry, const net::flow_key& client_key,
                      uint32_t now);
     void send_reset(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);
@@ -196,6 +199,7 @@ private:
                                        const net::ip_addr& ip);
     size_t m_sweep_cursor = 0;
     std::vector<uint64_t> m_sweep_active; // per backend id, for the sweep in progress
+    uint64_t m_sweep_entries = 0;         // client-side entries, verified or not, likewise
 
     // Token buckets of the control budgets, in packets, refilled from the TSC.
     struct budget {

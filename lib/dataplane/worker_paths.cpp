@@ -255,12 +255,17 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
             tunnel ? next_state_one_way(before, flags) : next_state(before, flags);
         m_flows->refresh(entry, after, now);
         if (tunnel) {
+            if (before == flow::flow_state::syn && after == flow::flow_state::one_way) {
+                count_verified(entry->value.backend_id); // as far as one way can tell
+            }
             tunnel_to_backend(iface, m, meta, entry->value.backend_id, entry->value.nat_addr,
                               neigh);
             return;
         }
         if (after != before && after == flow::flow_state::established) {
-            // The handshake completed: the backend's side is established with it.
+            // The handshake completed: the backend's side is established with it, and
+            // the connection counts (a spoofed SYN never gets this far).
+            count_verified(entry->value.backend_id);
             net::flow_key reverse =
                 backend_side_key(entry->value.nat_addr, entry->value.nat_port, meta.key);
             follow_state(reverse, after, now);
@@ -316,11 +321,18 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
 
 void worker::count_new_flow(bool opening, uint32_t backend_id) {
     if (opening) {
-        m_stats.totals.new_flows.add();
-        m_stats.backends[backend_id].new_flows.add();
+        // Anyone can send a SYN from any address: it is counted apart, and only the
+        // verified handshake (count_verified) is judged as the config's distribution.
+        m_stats.totals.syns.add();
+        m_stats.backends[backend_id].syns.add();
     } else {
         m_stats.totals.stateless_forward.add();
     }
+}
+
+void worker::count_verified(uint32_t backend_id) {
+    m_stats.totals.new_flows.add();
+    m_stats.backends[backend_id].new_flows.add();
 }
 
 void worker::tunnel_to_backend(uint16_t iface, rte_mbuf* m, packet_meta& meta, uint32_t backend_id,

@@ -88,8 +88,37 @@ TEST_CASE("worker: a SYN to the VIP leaves toward the Maglev-chosen backend, exa
     CHECK(out.backend[0] == expected);
     CHECK(ipv4_tcp_checksums_ok(out.backend[0]));
     const auto& c = rig.worker->stats().totals;
+    CHECK(c.syns.get() == 1);
+    CHECK(rig.worker->stats().backends[b.id].syns.get() == 1);
+    CHECK(c.new_flows.get() == 0); // not verified yet: see the next case
+}
+
+TEST_CASE("worker: a connection counts for skew once its handshake is verified, never on a SYN") {
+    ring_rig rig(basic_config_text());
+    rig.become_reader();
+    const auto& c = rig.worker->stats().totals;
+    const snapshot_backend& b = chosen_backend(rig, client_ip, 40100);
+    const auto& bc = rig.worker->stats().backends[b.id];
+    rig.exchange(client_side, client_packet(rig, 40100, tcp_flags::syn, 1000));
+    rig.exchange(client_side, client_packet(rig, 40100, tcp_flags::syn, 1000)); // retransmitted
+    CHECK(bc.syns.get() == 1);
+    CHECK(bc.new_flows.get() == 0);
+    rig.exchange(backend_side, backend_packet(rig, b, 40100, tcp_flags::syn | tcp_flags::ack));
+    CHECK(bc.new_flows.get() == 0); // the client has not answered the SYN-ACK yet
+    rig.exchange(client_side, client_packet(rig, 40100, tcp_flags::ack, 1001, 1));
+    CHECK(bc.new_flows.get() == 1);
     CHECK(c.new_flows.get() == 1);
-    CHECK(rig.worker->stats().backends[b.id].new_flows.get() == 1);
+    rig.exchange(client_side, client_packet(rig, 40100, tcp_flags::ack, 1001, 1, "GET /"));
+    CHECK(c.new_flows.get() == 1); // once per connection
+
+    // Spoofed: SYNs whose SYN-ACK goes nowhere, then a blind ACK (no SYN-ACK seen): the
+    // backend's answer never came through us, so nothing is verified.
+    for (uint16_t port = 41000; port < 41100; ++port) {
+        rig.exchange(client_side, client_packet(rig, port, tcp_flags::syn, 7));
+    }
+    rig.exchange(client_side, client_packet(rig, 41000, tcp_flags::ack, 8, 1));
+    CHECK(c.syns.get() == 101);
+    CHECK(c.new_flows.get() == 1);
 }
 
 TEST_CASE("worker: the reply path rewrites the source back to VIP:port") {
@@ -452,13 +481,13 @@ TEST_CASE("worker: a SYN that reuses the port of a closing flow starts a new flo
     rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 1000));
     rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::ack, 1001, 1));
     rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::fin | tcp_flags::ack, 1001, 1));
-    CHECK(rig.worker->stats().totals.new_flows.get() == 1);
+    CHECK(rig.worker->stats().totals.syns.get() == 1);
     auto again = rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 90000));
     REQUIRE(again.backend.size() == 1);
-    CHECK(rig.worker->stats().totals.new_flows.get() == 2);
+    CHECK(rig.worker->stats().totals.syns.get() == 2);
     // A retransmitted SYN of a live flow is not a new flow.
     rig.exchange(client_side, client_packet(rig, 44000, tcp_flags::syn, 90000));
-    CHECK(rig.worker->stats().totals.new_flows.get() == 2);
+    CHECK(rig.worker->stats().totals.syns.get() == 2);
 }
 
 TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then resets them") {
@@ -576,7 +605,8 @@ TEST_CASE("tunnel: the client's packet goes to the backend inside IPIP, unchange
     CHECK(out.backend[0] == encapsulated(rig, b, ack));
     const auto& c = rig.worker->stats().totals;
     CHECK(c.tunneled.get() == 2);
-    CHECK(c.new_flows.get() == 1);
+    CHECK(c.syns.get() == 1);
+    CHECK(c.new_flows.get() == 1); // one way: counted at the client's packet after its SYN
     CHECK(c.flows_active.get() <= 1);
     CHECK(rig.worker->flows().size() == 1);
     CHECK(rig.worker->stats().backends[b.id].packets_to.get() == 2);

@@ -4,7 +4,9 @@ namespace (AF_PACKET), every one bounded in count and time. Spoofed sources come
 from the benchmarking range 198.18.0.0/15 (RFC 2544), never from anyone's network.
 
   flood.py send IFACE DST_MAC KIND --count N --seconds S [--distinct D] [--pps R]
-      KIND: syn-vip  SYNs to 10.10.0.100:80 from random spoofed sources
+                 [--source ADDR]
+      KIND: syn-vip  SYNs to 10.10.0.100:80 from random spoofed sources (or all from
+                     --source, with random ports)
             ack-vip  bare ACKs to 10.10.0.100:80 from random spoofed sources
             syn-local SYNs to 10.10.0.2:80 (the balancer's own address)
             arp      ARP requests for addresses that are nobody's (a storm)
@@ -52,12 +54,13 @@ def arp_request(src_mac, sender_ip, target_ip):
     return b"\xff" * 6 + src_mac + b"\x08\x06" + arp + b"\0" * 18
 
 
-def frames(kind, src_mac, dst_mac, distinct, rng):
+def frames(kind, src_mac, dst_mac, distinct, rng, source=None):
     vip = socket.inet_aton("10.10.0.100")
     own = socket.inet_aton("10.10.0.2")
     out = []
     for _ in range(distinct):
-        src = bytes([198, 18 + rng.randrange(2), rng.randrange(256), rng.randrange(1, 255)])
+        src = source or bytes([198, 18 + rng.randrange(2), rng.randrange(256),
+                               rng.randrange(1, 255)])
         sport = rng.randrange(1024, 65535)
         if kind == "syn-vip":
             out.append(ipv4_tcp(src_mac, dst_mac, src, vip, sport, 80, 0x02, rng.getrandbits(32)))
@@ -79,7 +82,8 @@ def cmd_send(a):
     s.bind((a.iface, 0))
     src_mac = open(f"/sys/class/net/{a.iface}/address").read().strip()
     rng = random.Random(a.seed)
-    pool = frames(a.kind, mac_bytes(src_mac), mac_bytes(a.dst_mac), a.distinct, rng)
+    source = socket.inet_aton(a.source) if a.source else None
+    pool = frames(a.kind, mac_bytes(src_mac), mac_bytes(a.dst_mac), a.distinct, rng, source)
     t0 = time.monotonic()
     deadline = t0 + a.seconds
     sent = 0
@@ -169,6 +173,8 @@ def main():
     s.add_argument("--distinct", type=int, default=65536)
     s.add_argument("--pps", type=float, default=0, help="pace to this rate (0: as fast as it goes)")
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--source", default="",
+                   help="one spoofed source address for every frame (ports still vary)")
     q = sub.add_parser("arp-probe")
     q.add_argument("iface")
     q.add_argument("target")

@@ -4,6 +4,8 @@
 # on b2 downloads 2 MB, the others a few bytes. Flow counts stay fair; the bytes
 # basis raises the alarm, which `evenctl skew` explains as traffic, not config, and
 # which never rolls back (the guard's action is rollback, inside probation).
+# Then spoofed SYNs, from one source to a src_ip service and from thousands of
+# sources: counted unverified, never judged, no alarm, no rollback.
 #
 #   test/e2e/skew.sh BUILD_DIR
 set -uo pipefail
@@ -62,5 +64,47 @@ expect_eq "no alarm on new connections (they are fair)" \
 expect_eq "no rollback: the version is still $v0" "$(ctl --json status | json 'r["version"]')" "$v0"
 expect_eq "the clients saw no failure" "$(json 'r["failures"]' <"$work/downloads.json")" "0"
 while IFS= read -r line; do echo "#   $line"; done <<<"$backends_text"
+
+# ---- spoofed SYNs steer nothing ----
+# A src_ip service on probation with action = "rollback": every SYN from one source
+# lands on one backend. 3,000 of them from one spoofed address (random ports, 1,000/s)
+# used to raise a `hot` alarm and roll back a good config; only verified handshakes
+# count now, so the spoofed SYNs are `syn_unverified` and nothing is judged. Then
+# 3,000 from as many spoofed sources: no alarm either.
+write_src_ip_config() { # FILE
+  {
+    lb_config_head 65536
+    config_pool web '{ kind = "tcp", interval = "1s", timeout = "500ms", rise = 1, fall = 3 }' -- \
+      10.20.0.11:8080:1 10.20.0.12:8080:1 10.20.0.13:8080:1 10.20.0.14:8080:1
+    config_service web 10.10.0.100 80 web
+    echo 'hash = "src_ip"'
+    config_skew 10s 2.0 500 rollback 'probation = "5m"' 'min_bytes = 20000000'
+  } >"$1"
+}
+write_src_ip_config "$work/src_ip.toml"
+out=$(ctl apply "$work/src_ip.toml" --accept-shift 2>&1) || fail "apply of the src_ip config" "$out"
+v1=$(ctl --json status | json 'r["version"]')
+lb_mac=$(ip -n ef-lb link show lb-c | awk '/link\/ether/ {print $2}')
+unverified() { ctl --json backends web | json 'sorted((b["syn_unverified"] for b in r["backends"]), reverse=True)'; }
+before=$(ctl --json backends web | json 'sum(b["syn_unverified"] for b in r["backends"])')
+flood_out=$(in_client timeout 30 python3 "$root/test/e2e/flood.py" send c0 "$lb_mac" syn-vip \
+  --count 3000 --pps 1000 --seconds 10 --source 198.18.9.9)
+echo "#   one spoofed source: $flood_out"
+sleep 3 # the sampler's next windows see the SYNs
+after=$(unverified)
+echo "#   unverified SYNs per backend, most first (before: $before in all): $after"
+check "one spoofed source: its SYNs are counted unverified, all on one backend" python3 -c '
+import sys; u = eval(sys.argv[1]); sys.exit(0 if u[0] - int(sys.argv[2]) >= 2700 and sum(u[1:]) <= int(sys.argv[2]) else 1)' "$after" "$before"
+expect_eq "one spoofed source: no alarm on new connections" \
+  "$(ctl --json skew | json 'sum(1 for a in r["alarms"] if a["basis"] == "new_flows")')" "0"
+expect_eq "one spoofed source: no rollback (version still $v1)" "$(ctl --json status | json 'r["version"]')" "$v1"
+figure "3,000 SYNs from one spoofed source at 1,000/s to a src_ip service on probation with rollback: version stays $v1, unverified per backend $after"
+flood_out=$(in_client timeout 30 python3 "$root/test/e2e/flood.py" send c0 "$lb_mac" syn-vip \
+  --count 3000 --pps 1000 --seconds 10 --distinct 3000 --seed 7)
+echo "#   3,000 spoofed sources: $flood_out"
+sleep 3
+expect_eq "3,000 spoofed sources: no alarm at all" "$(ctl --json skew | json 'len(r["alarms"])')" "0"
+expect_eq "3,000 spoofed sources: no rollback (version still $v1)" "$(ctl --json status | json 'r["version"]')" "$v1"
+echo "#   $(ctl backends web | tr '\n' '|')"
 check_daemon_log
 finish
