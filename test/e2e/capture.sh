@@ -178,6 +178,13 @@ for side in client backend; do
   bad=$(tshark -r "$work/$side.pcapng" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
     -Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad"' 2>/dev/null | wc -l)
   expect_eq "test 2: $side side: no bad IP or TCP checksum in $total packets" "$bad" "0"
+  if [[ $bad != 0 ]]; then
+    # Seen once in about ten runs (one packet of 2,006 on the backend side, none on the
+    # client side) and not reproduced since: what the packet was, for the next time.
+    tshark -r "$work/$side.pcapng" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
+      -Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad"' -V -x 2>/dev/null |
+      head -120 | sed 's/^/#   bad: /'
+  fi
 done
 
 check_daemon_log
