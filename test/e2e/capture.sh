@@ -173,18 +173,27 @@ expect_eq "test 2: no other TCP packet on either side" "$(val other)" "0"
 expect_eq "test 2: each client address and port went to one backend" "$(val moved)" "0"
 expect_eq "test 2: all four backends seen on the backend side" "$(val backends)" \
   "10.20.0.11,10.20.0.12,10.20.0.13,10.20.0.14"
+# A checksum is bad when the ones'-complement sum over the pseudo-header and the segment
+# does not verify. tshark also marks "Bad" a TCP checksum of 0xffff where the sum
+# verifies (its tcp.checksum.ffff: "0xffff instead of 0x0000"), yet RFC 1624 says both
+# are zero in ones'-complement and every stack accepts either. Linux writes 0xffff
+# itself whenever the checksum comes out 0 (skb_checksum_help's CSUM_MANGLED_0 on
+# veths without checksum offload): about one segment in 65,536, so once in about ten
+# runs of this test, from the client's or a backend's kernel. Those are counted and
+# shown apart, not as bad.
+bad_filter='ip.checksum.status == "Bad" || (tcp.checksum.status == "Bad" && !tcp.checksum.ffff)'
 for side in client backend; do
   total=$(tshark -r "$work/$side.pcapng" 2>/dev/null | wc -l)
   bad=$(tshark -r "$work/$side.pcapng" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
-    -Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad"' 2>/dev/null | wc -l)
+    -Y "$bad_filter" 2>/dev/null | wc -l)
   expect_eq "test 2: $side side: no bad IP or TCP checksum in $total packets" "$bad" "0"
   if [[ $bad != 0 ]]; then
-    # Seen once in about ten runs (one packet of 2,006 on the backend side, none on the
-    # client side) and not reproduced since: what the packet was, for the next time.
     tshark -r "$work/$side.pcapng" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE \
-      -Y 'ip.checksum.status == "Bad" || tcp.checksum.status == "Bad"' -V -x 2>/dev/null |
-      head -120 | sed 's/^/#   bad: /'
+      -Y "$bad_filter" -V -x 2>/dev/null | head -120 | sed 's/^/#   bad: /'
   fi
+  tshark -r "$work/$side.pcapng" -o tcp.check_checksum:TRUE -Y tcp.checksum.ffff \
+    -T fields -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport 2>/dev/null |
+    sed "s/^/#   $side side: TCP checksum 0xffff (zero, RFC 1624; the sum verifies): /"
 done
 
 check_daemon_log

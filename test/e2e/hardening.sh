@@ -40,8 +40,9 @@ capacity=65536
   config_service web 10.10.0.100 80 web
   config_service echo 10.10.0.100 9000 echo
 } >"$work/lb.toml"
-start_daemon "$work/lb.toml" || finish
+# Taken before the start: the first probes may pass before start_daemon returns.
 t_start=$(now)
+start_daemon "$work/lb.toml" || finish
 lb_mac=$(ip -n ef-lb link show lb-c | awk '/link\/ether/ {print $2}')
 wait_vip_http
 waitlog "$t_start" 10 event=health to=up --count 8 >/dev/null || fail "every backend up first"

@@ -30,8 +30,9 @@ write_config() { # FILE
   } >"$1"
 }
 write_config "$work/lb.toml"
-start_daemon "$work/lb.toml" || finish
+# Taken before the start: the first probes may pass before start_daemon returns.
 t_start=$(now)
+start_daemon "$work/lb.toml" || finish
 waitlog "$t_start" 10 event=health to=up --count 4 >/dev/null || fail "every backend up first"
 wait_vip_http
 # An apply starts probation, so a rollback would be possible from here on.

@@ -83,8 +83,9 @@ write_config "$work/base.toml" "$web_weights" "$echo_base"
 check_out=$("$evenctl" check "$work/base.toml" 2>&1)
 expect_contains "check: shows the mode" "$check_out" "mode tunnel"
 expect_contains "check: says what backends need" "$check_out" "scripts/tunnel-backend"
-start_daemon "$work/base.toml" || finish
+# Taken before the start: the first probes may pass before start_daemon returns.
 t_start=$(now)
+start_daemon "$work/base.toml" || finish
 waitlog "$t_start" 10 event=health to=up --count 8 >/dev/null || fail "every backend up first"
 ready=0
 for _ in $(seq 1 50); do
