@@ -482,8 +482,7 @@ void evenflowd::health_tick() {
     }
     bool changed = false;
     control::log_batch lines; // a rack failing is thousands of verdicts: one write
-    uint64_t lost = sum(worker_stats(), &dataplane::worker_counters::probe_replies_lost);
-    for (const auto& t : m_health.take_transitions(now, lost)) {
+    for (const auto& t : m_health.take_transitions(now)) {
         lines.add(t.to == control::health_verdict::down ? "warning" : "info", "health",
                   {{"service", t.service},
                    {"backend", t.backend},

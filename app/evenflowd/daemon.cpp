@@ -209,6 +209,7 @@ bool evenflowd::start() {
         return false;
     }
     m_shared.qsbr = m_qsbr.get();
+    m_shared.probes = &m_health.probes();
 
     // The first snapshot is published before any worker runs.
     // The saved version (state_dir) or the file's; what runs is saved at once, with the

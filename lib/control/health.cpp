@@ -61,11 +61,16 @@ void health_checker::sync(const snapshot& snap, clock::time_point now) {
         }
         t.members.push_back({b.id, svc.name, b.key()});
     }
+    for (auto& [e, t] : m_targets) {
+        if (t.outstanding && !kept.contains(e)) {
+            m_probes.close(*t.outstanding); // removed while its probe was out
+        }
+    }
     m_targets = std::move(kept);
     m_schedule.clear();
     m_timeouts.clear();
     for (auto& [e, t] : m_targets) {
-        if (t.outstanding_port) {
+        if (t.outstanding) {
             m_timeouts.insert({t.deadline, e});
         } else {
             m_schedule.insert({t.next_probe, e});
@@ -88,19 +93,25 @@ std::vector<health_checker::probe> health_checker::due(clock::time_point now) {
             break; // the rest waits for the next call
         }
         endpoint e = m_schedule.begin()->second;
-        m_schedule.erase(m_schedule.begin());
         target& t = m_targets.at(e);
+        uint32_t seq = next_isn();
+        while (seq + 1 == 0) { // the table's "free": never expected
+            seq = next_isn();
+        }
         // One probe outstanding per endpoint: a port in use by another endpoint's
         // probe is no obstacle, as replies are matched on the endpoint too.
-        uint16_t port = uint16_t(first_probe_port + m_next_port);
-        m_next_port = uint16_t((m_next_port + 1) % probe_ports);
-        t.outstanding_port = port;
-        t.outstanding_seq = next_isn();
-        t.lost_at_send = m_lost_replies;
+        std::optional<net::probe_table::ticket> ticket = m_probes.open(e.first, e.second, seq + 1);
+        if (!ticket) {
+            ++m_deferred;
+            break; // every slot in flight: the rest waits for replies and timeouts
+        }
+        m_schedule.erase(m_schedule.begin());
+        t.outstanding = ticket;
+        t.outstanding_seq = seq;
         t.deadline = now + std::chrono::duration_cast<clock::duration>(t.cfg.timeout);
         t.next_probe = now + std::chrono::duration_cast<clock::duration>(t.cfg.interval);
         m_timeouts.insert({t.deadline, e});
-        out.push_back({t.members.front().id, e.first, e.second, port, t.outstanding_seq});
+        out.push_back({t.members.front().id, e.first, e.second, ticket->port, seq});
         m_tokens -= 1;
         ++m_sent;
     }
@@ -111,7 +122,8 @@ bool health_checker::on_reply(const net::ip_addr& address, uint16_t src_port, ui
                               reply_kind kind, uint32_t ack, clock::time_point now) {
     (void)now;
     auto it = m_targets.find({address, src_port});
-    if (it == m_targets.end() || it->second.outstanding_port != dst_port) {
+    if (it == m_targets.end() || !it->second.outstanding ||
+        it->second.outstanding->port != dst_port) {
         return false;
     }
     target& t = it->second;
@@ -120,7 +132,8 @@ bool health_checker::on_reply(const net::ip_addr& address, uint16_t src_port, ui
         return false;
     }
     m_timeouts.erase({t.deadline, it->first});
-    t.outstanding_port.reset();
+    m_probes.close(*t.outstanding);
+    t.outstanding.reset();
     m_schedule.insert({t.next_probe, it->first});
     record(t, kind == reply_kind::syn_ack, kind == reply_kind::syn_ack ? "syn-ack" : "rst");
     return true;
@@ -159,17 +172,17 @@ void health_checker::forget_verdicts() {
     }
 }
 
-std::vector<health_checker::transition> health_checker::take_transitions(clock::time_point now,
-                                                                         uint64_t lost_replies) {
-    m_lost_replies = lost_replies;
+std::vector<health_checker::transition> health_checker::take_transitions(clock::time_point now) {
     while (!m_timeouts.empty() && m_timeouts.begin()->first <= now) {
         endpoint e = m_timeouts.begin()->second;
         m_timeouts.erase(m_timeouts.begin());
         target& t = m_targets.at(e);
-        t.outstanding_port.reset();
+        const bool lost = m_probes.reply_lost(*t.outstanding);
+        m_probes.close(*t.outstanding);
+        t.outstanding.reset();
         m_schedule.insert({t.next_probe, e});
-        if (lost_replies != t.lost_at_send) {
-            ++m_inconclusive; // the reply may be among those our data plane dropped
+        if (lost) {
+            ++m_inconclusive; // answered, but our data plane dropped the answer
             continue;
         }
         record(t, false, "timeout");

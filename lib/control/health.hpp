@@ -5,13 +5,14 @@
 // Built for thousands of backends: one target per (address, port) however many
 // pools list it (a verdict applies to every backend id behind it); first probes
 // spread evenly over the interval; probes and timeouts kept in time order, so a
-// call costs what is due, not what is configured; a global rate limit; and probe
-// source ports that cannot run out (a reply is matched on the endpoint and our port,
-// and each endpoint has at most one probe outstanding).
+// call costs what is due, not what is configured; a global rate limit; and probes
+// in flight registered in a probe_table the workers read, so they drop forged replies
+// before those cost anything (each endpoint has at most one probe outstanding).
 #pragma once
 
 #include "config/config.hpp"
 #include "control/manager.hpp"
+#include "net/probe_table.hpp"
 #include "net/reply.hpp"
 #include "snapshot/snapshot.hpp"
 
@@ -68,21 +69,25 @@ public:
     // endpoint left from that port and the segment acknowledges its random initial
     // sequence number; a segment that names an outstanding probe but not its sequence
     // is counted as forged and changes nothing. Returns whether it answered a probe.
+    // (The workers already matched it against probes(); this is the second check.)
     bool on_reply(const net::ip_addr& address, uint16_t src_port, uint16_t dst_port,
                   reply_kind kind, uint32_t ack, clock::time_point now);
 
     // Verdict changes since the last call (after replies and timeouts), one per backend.
-    // `lost_replies` is the data plane's count of probe replies it dropped (its own
-    // overload): a probe that timed out while that count grew may have been answered,
-    // so it counts neither way (inconclusive) and is sent again.
-    std::vector<transition> take_transitions(clock::time_point now, uint64_t lost_replies = 0);
+    // A probe whose reply a worker matched but dropped (its own overload, marked in
+    // probes()) timed out proving nothing: it counts neither way (inconclusive) and is
+    // sent again. Only that probe: a flood of anything else changes no verdict.
+    std::vector<transition> take_transitions(clock::time_point now);
+
+    // The probes in flight, for the workers to match replies against.
+    net::probe_table& probes() { return m_probes; }
 
     // Every target back to unknown with fresh counts (see config_manager::forget_health).
     void forget_verdicts();
 
     size_t targets() const { return m_targets.size(); }
     uint64_t probes_sent() const { return m_sent; }
-    uint64_t probes_deferred() const { return m_deferred; }  // held back by the rate limit
+    uint64_t probes_deferred() const { return m_deferred; }  // rate limit or full table
     uint64_t forged_replies() const { return m_forged; }     // right endpoint, wrong sequence
     uint64_t inconclusive() const { return m_inconclusive; } // timeouts in our own overload
 
@@ -100,9 +105,8 @@ private:
         uint32_t successes = 0; // consecutive
         uint32_t failures = 0;  // consecutive
         clock::time_point next_probe{};
-        std::optional<uint16_t> outstanding_port;
+        std::optional<net::probe_table::ticket> outstanding;
         uint32_t outstanding_seq = 0;
-        uint64_t lost_at_send = 0;    // the data plane's lost replies when it left
         clock::time_point deadline{}; // of the outstanding probe
     };
     void record(target& t, bool success, const char* reason);
@@ -113,14 +117,13 @@ private:
     std::set<std::pair<clock::time_point, endpoint>> m_timeouts; // outstanding probes
     std::vector<transition> m_transitions;
     uint32_t next_isn();
-    uint16_t m_next_port = 0;
-    uint64_t m_isn_state = 0;    // xorshift64*, reseeded from the system's entropy
-    uint32_t m_isn_left = 0;     // numbers until the next reseed
-    uint64_t m_lost_replies = 0; // the latest count take_transitions was given
+    uint64_t m_isn_state = 0; // xorshift64*, reseeded from the system's entropy
+    uint32_t m_isn_left = 0;  // numbers until the next reseed
     uint64_t m_forged = 0;
     uint64_t m_inconclusive = 0;
     uint64_t m_sent = 0;
     uint64_t m_deferred = 0;
+    net::probe_table m_probes;
     double m_rate;
     double m_tokens = 0;
     std::optional<clock::time_point> m_tokens_at;

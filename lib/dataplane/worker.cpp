@@ -346,7 +346,7 @@ bool worker::within_budget(control_reason reason) {
     return true;
 }
 
-void worker::to_control(uint16_t iface, rte_mbuf* m, control_reason reason) {
+bool worker::to_control(uint16_t iface, rte_mbuf* m, control_reason reason) {
     drop_reason lost = drop_reason::none;
     m->port = iface;
     if (!within_budget(reason)) {
@@ -356,14 +356,15 @@ void worker::to_control(uint16_t iface, rte_mbuf* m, control_reason reason) {
     }
     if (lost != drop_reason::none) {
         if (reason == control_reason::probe) {
-            // A probe reply lost here is our overload, not the backend's failure:
-            // the health checker does not count a probe that may have been lost so.
+            // A probe's real answer lost to our own overload (the caller marks that
+            // probe inconclusive): forged ones never get this far.
             m_stats.totals.probe_replies_lost.add();
         }
         drop(m, lost);
-        return;
+        return false;
     }
     m_stats.totals.to_control.add();
+    return true;
 }
 
 void worker::transmit(uint16_t iface, rte_mbuf* m) {

@@ -10,6 +10,7 @@
 #include "dataplane/steering.hpp"
 #include "flow/flow_table.hpp"
 #include "net/parse.hpp"
+#include "net/probe_table.hpp"
 #include "snapshot/snapshot.hpp"
 
 #include <rte_mbuf.h>
@@ -57,6 +58,9 @@ struct dataplane_shared {
     qsbr_domain* qsbr = nullptr;         // readers: the workers, by index
     // MP/SC: workers -> control thread, one ring per control_reason.
     std::array<rte_ring*, size_t(control_reason::count_)> to_control{};
+    // The health probes in flight (ctlplane: opens and closes, dataplane: matches
+    // replies, marks lost ones). nullptr: none are, every probe-port segment is forged.
+    net::probe_table* probes = nullptr;
     std::atomic<bool> stop{false}; // ctlplane: rw, dataplane: ro
     // Test hook: worker N-1 spins without polling while this is N (0: none).
     std::atomic<uint32_t> wedge_worker{0}; // ctlplane: rw, dataplane: ro
@@ -158,10 +162,11 @@ private:
     void handle_arp(uint16_t iface, rx_item& item, const snapshot& snap);
     void handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
                      const neighbor_table* neigh, uint32_t now);
-    // TCP to one of our interface addresses: health-probe replies go to the control
-    // thread, anything else is dropped.
+    // TCP to one of our interface addresses: replies to the probes in flight go to
+    // the control thread, anything else is dropped.
     void handle_local_tcp(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);
-    void to_control(uint16_t iface, rte_mbuf* m, control_reason reason);
+    // False when it was dropped (budget or ring full), counted.
+    bool to_control(uint16_t iface, rte_mbuf* m, control_reason reason);
     // Adds or removes the 802.1Q tag the egress interface wants; false when the
     // buffer has no room for it.
     bool set_vlan(uint16_t iface, rte_mbuf* m);

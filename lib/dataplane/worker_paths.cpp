@@ -132,13 +132,27 @@ void worker::handle_arp(uint16_t iface, rx_item& item, const snapshot& snap) {
 }
 
 void worker::handle_local_tcp(uint16_t iface, rte_mbuf* m, const packet_meta& meta) {
+    // A probe's answer (SYN-ACK or RST) acknowledges its initial sequence number; a
+    // segment that does not, from the probed endpoint to the probe's port, arriving
+    // where the endpoint is reached, to our address there, answers nothing and is
+    // dropped here, before it costs slow-path budget (see net::probe_table).
     const uint8_t flags = meta.tcp_flags;
-    const bool syn_ack =
-        (flags & (tcp_flag::syn | tcp_flag::ack)) == (tcp_flag::syn | tcp_flag::ack);
-    const bool rst = (flags & tcp_flag::rst) != 0;
-    if ((syn_ack || rst) && net::is_probe_port(ntohs(meta.key.dst_port))) {
-        to_control(iface, m, control_reason::probe);
-        return;
+    const bool answer = (flags & tcp_flag::ack) != 0 && (flags & (tcp_flag::syn | tcp_flag::rst));
+    const uint16_t dst_port = ntohs(meta.key.dst_port);
+    net::probe_table* probes = m_shared.probes;
+    if (answer && probes != nullptr && net::is_probe_port(dst_port)) {
+        const uint32_t ack =
+            ntohl(net::load32(rte_pktmbuf_mtod(m, const uint8_t*) + meta.l4_offset + 8));
+        const int slot = probes->match(meta.key.src, ntohs(meta.key.src_port), dst_port, ack);
+        std::optional<egress> way_back =
+            slot < 0 ? std::nullopt : route(m_shared.interfaces, meta.key.src);
+        if (way_back && way_back->iface == iface &&
+            meta.key.dst == m_shared.interfaces[iface].address.addr) {
+            if (!to_control(iface, m, control_reason::probe)) {
+                probes->mark_lost(dst_port, slot, ack); // that probe's timeout proves nothing
+            }
+            return;
+        }
     }
     drop(m, drop_reason::not_a_probe_reply);
 }

@@ -560,18 +560,30 @@ TEST_CASE("health: thousands of endpoints: spread, rate-limited, never out of pr
     CHECK(total == 6000);
 }
 
-TEST_CASE("health: forged replies over the whole probe port range change nothing") {
-    using clock = control::health_checker::clock;
-    using kind = control::health_checker::reply_kind;
+// Three endpoints probed every second (timeout 500 ms, rise 1, fall 1), their first
+// probes just sent: where several health tests start.
+struct three_probes_out {
     backend_registry registry;
-    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
-                                          "\"500ms\", rise = 1, fall = 1 }");
+    std::unique_ptr<snapshot> snap =
+        health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
+                                  "\"500ms\", rise = 1, fall = 1 }");
     control::health_checker h;
-    clock::time_point t{};
-    h.sync(*snap, t);
-    t += std::chrono::seconds(1);
-    auto probes = h.due(t);
-    REQUIRE(probes.size() == 3);
+    control::health_checker::clock::time_point t{};
+    std::vector<control::health_checker::probe> probes;
+    three_probes_out() {
+        h.sync(*snap, t);
+        t += std::chrono::seconds(1);
+        probes = h.due(t);
+        REQUIRE(probes.size() == 3);
+    }
+};
+
+TEST_CASE("health: forged replies over the whole probe port range change nothing") {
+    using kind = control::health_checker::reply_kind;
+    three_probes_out three;
+    auto& h = three.h;
+    auto& t = three.t;
+    const auto& probes = three.probes;
     // Initial sequence numbers are not guessable: all different, not a sequence.
     CHECK(probes[0].seq != probes[1].seq);
     CHECK(probes[1].seq - probes[0].seq != probes[2].seq - probes[1].seq);
@@ -596,27 +608,63 @@ TEST_CASE("health: forged replies over the whole probe port range change nothing
     CHECK(h.take_transitions(t).size() == 3);
 }
 
-TEST_CASE("health: a timeout while our data plane dropped probe replies is inconclusive") {
-    using clock = control::health_checker::clock;
-    backend_registry registry;
-    auto snap = health_snapshot(registry, "health = { kind = \"tcp\", interval = \"1s\", timeout = "
-                                          "\"500ms\", rise = 1, fall = 1 }");
-    control::health_checker h;
-    clock::time_point t{};
-    h.sync(*snap, t);
-    t += std::chrono::seconds(1);
-    REQUIRE(h.due(t).size() == 3);
-    // Replies were lost in our rings meanwhile: no verdict, probed again.
+TEST_CASE("health: a timeout whose reply our data plane dropped is inconclusive, alone") {
+    three_probes_out three;
+    auto& h = three.h;
+    auto& t = three.t;
+    const auto& probes = three.probes;
+    CHECK(h.probes().in_flight() == 3);
+    // A worker matched the first probe's SYN-ACK and had to drop it (its budget or
+    // the ring was full), as the worker marks it.
+    const auto& p = probes[0];
+    int slot = h.probes().match(p.address, p.port, p.src_port, p.seq + 1);
+    REQUIRE(slot >= 0);
+    h.probes().mark_lost(p.src_port, slot, p.seq + 1);
+    // Its timeout proves nothing; the other two probes' timeouts count (fall = 1).
     t += std::chrono::milliseconds(600);
-    CHECK(h.take_transitions(t, 17).empty());
-    CHECK(h.inconclusive() == 3);
+    auto changes = h.take_transitions(t);
+    CHECK(h.inconclusive() == 1);
+    REQUIRE(changes.size() == 2);
+    for (const auto& c : changes) {
+        CHECK(c.to == control::health_verdict::down);
+        CHECK(c.backend != fmt::format("{}:{}", p.address.to_string(), p.port));
+    }
+    CHECK(h.probes().in_flight() == 0);
+    // Probed again, no loss: its timeout counts now.
     t += std::chrono::milliseconds(400);
     REQUIRE(h.due(t).size() == 3);
-    // No loss this time: the timeouts count (fall = 1: down).
     t += std::chrono::milliseconds(600);
-    auto changes = h.take_transitions(t, 17);
-    REQUIRE(changes.size() == 3);
-    CHECK(changes[0].to == control::health_verdict::down);
+    changes = h.take_transitions(t);
+    REQUIRE(changes.size() == 1);
+    CHECK(changes[0].backend == fmt::format("{}:{}", p.address.to_string(), p.port));
+    CHECK(h.inconclusive() == 1);
+}
+
+TEST_CASE("health: probes in flight are registered for the workers, and only while in flight") {
+    using kind = control::health_checker::reply_kind;
+    three_probes_out three;
+    auto& h = three.h;
+    auto& t = three.t;
+    const auto& probes = three.probes;
+    for (const auto& p : probes) {
+        CHECK(h.probes().match(p.address, p.port, p.src_port, p.seq + 1) >= 0);
+        CHECK(h.probes().match(p.address, p.port, p.src_port, p.seq + 2) == -1);
+    }
+    // Answered: closed at once. Timed out: closed then.
+    CHECK(h.on_reply(probes[0].address, probes[0].port, probes[0].src_port, kind::syn_ack,
+                     probes[0].seq + 1, t));
+    CHECK(h.probes().match(probes[0].address, probes[0].port, probes[0].src_port,
+                           probes[0].seq + 1) == -1);
+    CHECK(h.probes().in_flight() == 2);
+    t += std::chrono::milliseconds(600);
+    h.take_transitions(t);
+    CHECK(h.probes().in_flight() == 0);
+    // A target removed while its probe is out: closed too.
+    t += std::chrono::milliseconds(400);
+    REQUIRE(h.due(t).size() == 3);
+    auto none = health_snapshot(three.registry, "health = { kind = \"none\" }");
+    h.sync(*none, t);
+    CHECK(h.probes().in_flight() == 0);
 }
 
 // ---- lint and the shift guard ----
