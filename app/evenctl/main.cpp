@@ -70,6 +70,17 @@ int cmd_check(const std::string& path, bool as_json) {
     for (const auto& d : loaded.warnings) {
         warnings.push_back(d.to_string());
     }
+    if (loaded.ok() && !loaded.value->dataplane.hash_seed) {
+        evenflow::config::diagnostic d;
+        d.level = evenflow::config::severity::warning;
+        d.file = path;
+        d.key = "dataplane.hash_seed";
+        d.message = "unset: each host generates its own (kept in state_dir), so hosts behind "
+                    "one ECMP group pick different backends for the same connection and a "
+                    "failover moves connections; set the same value on every host "
+                    "(openssl rand -hex 16)";
+        warnings.push_back(d.to_string());
+    }
     std::unique_ptr<evenflow::snapshot> snap;
     if (loaded.ok()) {
         evenflow::backend_registry registry;

@@ -585,6 +585,12 @@ control::change_result evenflowd::first_version(const config::config& file_cfg) 
     } else if (std::string error; !m_state.open(dir, &error)) {
         reason = error;
         trouble = true;
+    }
+    if (!file_cfg.dataplane.hash_seed) {
+        m_manager.set_fallback_seed(host_hash_seed()); // before any snapshot is built
+    }
+    if (!m_state.is_open()) {
+        // nothing to resume (reason says why)
     } else if (auto saved = m_state.load(&reason); !saved) {
         trouble = reason.rfind("no state saved", 0) != 0;
         m_manager.continue_numbering(m_state.highest_version_file() + 1);
@@ -659,6 +665,34 @@ control::change_result evenflowd::first_version(const config::config& file_cfg) 
                    {"reason", reason}});
     }
     return r;
+}
+
+net::hash_seed evenflowd::host_hash_seed() {
+    // The file sets no [dataplane] hash_seed: this host's own, generated once and kept
+    // in state_dir so that a restart picks as before. Other hosts pick otherwise
+    // (evenctl check warns). Never logged: the file's path is.
+    if (m_state.is_open()) {
+        const std::string path = m_state.dir() + "/hash_seed";
+        std::ifstream in(path);
+        std::string text;
+        if (in >> text) {
+            if (auto seed = net::hash_seed::parse(text)) {
+                return *seed;
+            }
+            log_event("warning", "hash_seed_unreadable", {{"file", path}});
+        }
+        net::hash_seed seed = net::hash_seed::random();
+        if (std::string error; !control::write_file_atomic(path, seed.to_hex() + "\n", &error)) {
+            log_event("warning", "hash_seed_not_kept", {{"reason", error}});
+        } else {
+            log_event("info", "hash_seed_generated", {{"kept_in", path}});
+        }
+        return seed;
+    }
+    log_event("warning", "hash_seed_generated",
+              {{"kept_in", ""},
+               {"reason", "no hash_seed in the file and no state_dir: picks change at restart"}});
+    return net::hash_seed::random();
 }
 
 json evenflowd::file_status() {

@@ -151,6 +151,7 @@ private:
     void after_config_change();
     void health_tick();
     bool on_probe_reply(const net::packet_meta& meta, uint32_t ack);
+    net::hash_seed host_hash_seed();
     void update_no_backend_alarms();
     // With [skew] action = "rollback": back to the previous version when an alarm
     // rises within `probation` of an apply.

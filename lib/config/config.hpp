@@ -3,6 +3,7 @@
 #pragma once
 
 #include "net/addr.hpp"
+#include "net/pick_hash.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -55,6 +56,9 @@ struct dataplane_config {
     std::vector<uint32_t> workers;    // lcore ids that run poll-mode workers
     uint32_t flow_capacity = 1048576; // flows per worker
     flow_timeouts timeouts;
+    // The backend pick's secret (net::pick_key): the same on every host of a fleet.
+    // Unset: evenflowd generates one and keeps it in state_dir.
+    std::optional<net::hash_seed> hash_seed;
 };
 
 struct interface_config {

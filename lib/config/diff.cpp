@@ -184,6 +184,12 @@ void diff_settings(const config& before, const config& after, lines& out) {
     const auto& db = after.dataplane;
     setting(out, "dataplane.workers", list(da.workers), list(db.workers));
     setting(out, "dataplane.flow_capacity", da.flow_capacity, db.flow_capacity);
+    // The seed is a secret: a diff says that it changed, never what it is.
+    auto seed_text = [](const std::optional<net::hash_seed>& s, bool another) {
+        return std::string(!s ? "(unset)" : another ? "(another secret)" : "(secret)");
+    };
+    setting(out, "dataplane.hash_seed", seed_text(da.hash_seed, false),
+            seed_text(db.hash_seed, da.hash_seed && db.hash_seed && da.hash_seed != db.hash_seed));
     setting(out, "dataplane.timeouts.syn", format_duration(da.timeouts.syn),
             format_duration(db.timeouts.syn));
     setting(out, "dataplane.timeouts.established", format_duration(da.timeouts.established),

@@ -302,7 +302,7 @@ void loader::read_control(const toml::table& table) {
 
 void loader::read_dataplane(const toml::table& table) {
     const std::string path = "dataplane";
-    check_keys(table, path, {"workers", "flow_capacity", "timeouts"});
+    check_keys(table, path, {"workers", "flow_capacity", "timeouts", "hash_seed"});
     if (auto* n = member(table, "workers", path, "workers = [1]")) {
         auto key = child(path, "workers");
         if (auto* array = get_array(*n, key)) {
@@ -340,6 +340,20 @@ void loader::read_dataplane(const toml::table& table) {
             read_duration(*t, key, "syn", timeouts.syn, false, bounds::max_short_duration);
             read_duration(*t, key, "established", timeouts.established, false);
             read_duration(*t, key, "closing", timeouts.closing, false, bounds::max_short_duration);
+        }
+    }
+    if (auto* n = member(table, "hash_seed", path)) {
+        auto key = child(path, "hash_seed");
+        if (auto text = get_string(*n, key)) {
+            if (auto seed = net::hash_seed::parse(*text)) {
+                m_config.dataplane.hash_seed = *seed;
+            } else {
+                // The value itself is a secret: never repeated in the message.
+                error(*n, key,
+                      fmt::format("expected 32 hex digits (128 bits), got {} characters; "
+                                  "make one with: openssl rand -hex 16",
+                                  text->size()));
+            }
         }
     }
 }

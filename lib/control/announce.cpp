@@ -34,7 +34,11 @@ std::string fingerprint(const config::config& cfg, const config_manager& manager
         services.push_back(line + "]");
     }
     std::sort(services.begin(), services.end());
-    std::string text;
+    // The pick hash's seed: hosts that pick differently must not look alike. The
+    // fingerprint is 64 bits of FNV over this text; the seed is 128: what it shows
+    // leaves 2^64 seeds possible even to one who knows the rest of the config.
+    std::string text =
+        "seed " + cfg.dataplane.hash_seed.value_or(manager.fallback_seed()).to_hex() + "\n";
     for (const std::string& s : services) {
         text += s + "\n";
     }

@@ -19,10 +19,10 @@
 
 namespace evenflow::control {
 
-// A hash (16 hex digits) of everything that decides a new flow's backend: each
-// service's address, port, pool, hash mode and table size, its backend set with
-// weights, and operator states (drain, disable). Health is left out: it is per host
-// and transient, and flapping must not page anyone. Equal on hosts whose flows map
+// A hash (16 hex digits) of everything that decides a new flow's backend: the pick
+// hash's seed, each service's address, port, pool, hash mode and table size, its
+// backend set with weights, and operator states (drain, disable). Health is left out:
+// it is per host and transient, and flapping must not page anyone. Equal on hosts whose flows map
 // identically; independent of the order services and backends are listed in.
 std::string fingerprint(const config::config& cfg, const config_manager& manager);
 

@@ -72,6 +72,11 @@ std::string restart_required(const config::config& running, const config::config
     if (running.dataplane.flow_capacity != next.dataplane.flow_capacity) {
         fixed.emplace_back("dataplane.flow_capacity");
     }
+    // Every host of a fleet must pick alike: a new seed goes everywhere at once, by
+    // restarts, not host by host through applies.
+    if (running.dataplane.hash_seed != next.dataplane.hash_seed) {
+        fixed.emplace_back("dataplane.hash_seed");
+    }
     const auto& a = running.dataplane.timeouts;
     const auto& b = next.dataplane.timeouts;
     if (a.syn != b.syn || a.established != b.established || a.closing != b.closing) {
@@ -149,8 +154,9 @@ std::map<uint32_t, backend_state> config_manager::effective_states(const config:
 }
 
 build_result config_manager::rebuild(const snapshot* previous) {
-    build_result built = build_snapshot(m_history.back().cfg, m_registry,
-                                        effective_states(running()), version(), {previous, true});
+    build_result built =
+        build_snapshot(m_history.back().cfg, m_registry, effective_states(running()), version(),
+                       {previous, true, m_fallback_seed});
     if (built.value) {
         ++m_generation;
     }
@@ -163,7 +169,8 @@ config_manager::builder_for(std::shared_ptr<const config::config> cfg, uint64_t 
     ++m_generation;
     auto states = effective_states(*cfg);
     return std::make_unique<snapshot_builder>(std::move(cfg), m_registry, std::move(states),
-                                              version, build_options{previous, true});
+                                              version,
+                                              build_options{previous, true, m_fallback_seed});
 }
 
 namespace {
@@ -329,8 +336,8 @@ size_t config_manager::reclaim_ids(std::chrono::steady_clock::time_point now,
 change_result config_manager::commit(std::shared_ptr<const config::config> cfg, const actor& who,
                                      std::string origin, record_flags flags) {
     change_result out;
-    build_result built =
-        build_snapshot(cfg, m_registry, effective_states(*cfg), m_next_version, {});
+    build_result built = build_snapshot(cfg, m_registry, effective_states(*cfg), m_next_version,
+                                        {nullptr, true, m_fallback_seed});
     if (!built.value) {
         out.error = built.error;
         out.version = this->version();

@@ -87,6 +87,10 @@ public:
     // Operator states (not `enabled`) of the backends of `cfg`, by name.
     std::vector<named_admin> admin_states(const config::config& cfg) const;
     size_t keep() const { return m_keep; }
+    // The pick hash's seed when a config sets no [dataplane] hash_seed (the daemon's
+    // generated one, evenflowd::host_hash_seed); before start(). Default: the public zero seed.
+    void set_fallback_seed(const net::hash_seed& seed) { m_fallback_seed = seed; }
+    const net::hash_seed& fallback_seed() const { return m_fallback_seed; }
 
     // A new version, unless it changes what only a restart can change (EAL, control
     // socket, interfaces, workers, flow table) or is identical to the running one.
@@ -184,6 +188,7 @@ private:
     std::map<uint32_t, backend_state> effective_states(const config::config& cfg);
 
     size_t m_keep;
+    net::hash_seed m_fallback_seed{};
     std::deque<history_entry> m_history;
     // Entries the baseline still refers to after they left m_history (its own, and the
     // one an accepted shift replaced).

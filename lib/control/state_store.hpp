@@ -10,8 +10,9 @@
 //
 // Layout: DIR/state.json (what runs, the history, admin states, the file's hash) and
 // DIR/v<N>.toml (the text of each kept version, written once), DIR/lock (flock: one
-// daemon per directory). Every file is written as DIR/.tmp-NAME, fsync'd, renamed over
-// NAME, then the directory is fsync'd.
+// daemon per directory), DIR/hash_seed (the pick hash's seed evenflowd generated when
+// the config sets none: evenflowd::host_hash_seed). Every file is written as
+// DIR/.tmp-NAME, fsync'd, renamed over NAME, then the directory is fsync'd.
 #pragma once
 
 #include "control/manager.hpp"

@@ -306,9 +306,11 @@ void worker::prefetch_new_flow(rx_item& item, const snapshot& snap) const {
         return;
     }
     m_flows->prefetch_for_insert(item.hash);
-    if (const snapshot_backend* b = snap.find_backend(svc->pick(svc->flow_hash(key)))) {
+    const uint32_t pick = svc->pick(svc->flow_hash(key));
+    if (const snapshot_backend* b = snap.find_backend(pick)) {
         net::flow_key reverse = backend_side_key(b->address, b->port_be, key);
         item.reverse_hash = net::flow_hash(reverse);
+        item.pick = pick;
         m_flows->prefetch_for_insert(item.reverse_hash);
     }
 }

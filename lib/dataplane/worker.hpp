@@ -122,6 +122,7 @@ private:
         net::drop_reason parsed;
         uint32_t hash;
         uint32_t reverse_hash; // a SYN to a service: its backend-side key's; else 0
+        uint32_t pick;         // with reverse_hash: the Maglev pick it was made for
     };
 
     void process_burst(uint16_t rx_iface, rte_mbuf** pkts, uint16_t count, uint32_t now);

@@ -292,7 +292,8 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
     // No flow: pick with Maglev. A SYN starts a flow; anything else is a flow we
     // have no state for (another worker's, or from before a restart) and gets the
     // same answer as long as the backend set is unchanged.
-    uint32_t backend_id = svc.pick(svc.flow_hash(meta.key));
+    // (Pass 2 picked already for a SYN, in this same snapshot.)
+    uint32_t backend_id = item.reverse_hash != 0 ? item.pick : svc.pick(svc.flow_hash(meta.key));
     const snapshot_backend* b = snap.find_backend(backend_id);
     if (b == nullptr) {
         if (opening) {

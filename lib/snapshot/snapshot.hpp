@@ -6,6 +6,7 @@
 #include "balance/maglev.hpp"
 #include "config/config.hpp"
 #include "net/flow_key.hpp"
+#include "net/pick_hash.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -109,8 +110,10 @@ struct snapshot_service {
     // health port), so flows pinned to them keep going instead of being reset.
     bool keep_pinned_flows = false;
 
-    // The flow's hash for this service's hashing mode (5-tuple or source address).
+    // The flow's hash for this service's hashing mode (5-tuple or source address),
+    // keyed by the fleet's hash_seed (see net::pick_key).
     uint32_t flow_hash(const net::flow_key& key) const;
+    net::pick_key pick_key;
     // The Maglev pick for that hash; balance::no_backend when none is up.
     uint32_t pick(uint32_t hash) const { return m_slots[hash % m_table_size]; }
     uint32_t table_size() const { return m_table_size; }
@@ -183,6 +186,9 @@ struct build_result {
 struct build_options {
     const snapshot* previous = nullptr;
     bool with_tables = true;
+    // The backend pick's key, when the config sets no [dataplane] hash_seed (the
+    // daemon's generated one; the public all-zero seed elsewhere).
+    net::hash_seed fallback_seed{};
 };
 build_result build_snapshot(std::shared_ptr<const config::config> cfg, backend_registry& registry,
                             const std::map<uint32_t, backend_state>& states, uint64_t version,
@@ -210,6 +216,7 @@ private:
     backend_registry& m_registry;
     std::map<uint32_t, backend_state> m_states;
     build_options m_options;
+    net::pick_key m_pick_key;
     std::unique_ptr<snapshot> m_snap;
     std::map<std::string_view, const config::pool_config*> m_pools;
     std::map<std::string_view, const snapshot_service*> m_before; // previous, by name

@@ -202,6 +202,20 @@ expect_contains "no daemon: what to do" "$(cat "$work/out")" "is evenflowd runni
 "$evenctl" check "$work/bad.toml" >/dev/null 2>&1; expect_eq "check bad: exit 1" "$?" "1"
 "$evenctl" check "$work/v2.toml" >/dev/null 2>&1; expect_eq "check good: exit 0" "$?" "0"
 
+# ---- the pick hash's seed: unset, generated, kept, never shown ----
+expect_contains "check: warns that without hash_seed hosts pick differently" \
+  "$("$evenctl" check "$work/v2.toml" 2>&1)" "dataplane.hash_seed: unset: each host generates its own"
+sed 's/^flow_capacity = .*/&\nhash_seed = "00112233445566778899aabbccddeeff"/' "$work/v2.toml" >"$work/seeded.toml"
+seeded_check=$("$evenctl" check "$work/seeded.toml" 2>&1); rc=$?
+expect_eq "check with hash_seed: exit 0" "$rc" "0"
+check "check with hash_seed: no seed warning" test "${seeded_check/hash_seed/}" == "$seeded_check"
+seed_file=${sock%/*}/state/hash_seed
+check "the seed evenflowd generated is kept in state_dir ($seed_file)" grep -Eqx '[0-9a-f]{32}' "$seed_file"
+seed=$(cat "$seed_file" 2>/dev/null)
+shown=$( (ctl --json status; ctl --json stats; ctl --json backends; ctl history; curl -fsS "http://127.0.0.1:$metrics_port/metrics"; cat "$work/daemon.log") 2>&1)
+check "the seed is in no status, stats, backends, history, /metrics or log" \
+  test -n "$seed" -a "${shown/$seed/}" == "$shown"
+
 # ---- hostile and careless socket clients: status keeps answering ----
 # (the control loop serves one request per client at a time, writes without blocking,
 # evicts the longest idle client at the connection cap, and reads at most 4 MiB a line)

@@ -215,13 +215,16 @@ TEST_CASE("hardening: a flow is pinned only by a completed handshake; the backen
 
     // A blind ACK from a forged source (it never saw the SYN-ACK) promotes its entry,
     // and the backend, which finds the ACK wrong, answers with a RST: closed again.
-    rig.exchange(client_side, to_vip(rig, "203.0.113.9", 41001, tcp_flags::syn));
-    rig.exchange(backend_side,
-                 from_backend(rig, backend, "203.0.113.9", 41001, tcp_flags::syn | tcp_flags::ack));
+    auto forged = rig.exchange(client_side, to_vip(rig, "203.0.113.9", 41001, tcp_flags::syn));
+    REQUIRE(forged.backend.size() == 1);
+    uint32_t its_backend = get32(forged.backend[0], 30);
+    rig.exchange(backend_side, from_backend(rig, its_backend, "203.0.113.9", 41001,
+                                            tcp_flags::syn | tcp_flags::ack));
     rig.received(client_side);
     rig.received(backend_side);
     rig.exchange(client_side, to_vip(rig, "203.0.113.9", 41001, tcp_flags::ack));
-    rig.exchange(backend_side, from_backend(rig, backend, "203.0.113.9", 41001, tcp_flags::rst));
+    rig.exchange(backend_side,
+                 from_backend(rig, its_backend, "203.0.113.9", 41001, tcp_flags::rst));
     CHECK(state_of("203.0.113.9", 41001) == flow::flow_state::closing);
 }
 

@@ -100,3 +100,32 @@ TEST_CASE("BIRD configuration: one disabled static protocol per VIP, one session
     CHECK(text.find("graceful restart off;") != std::string::npos);
     CHECK(text.find("bfd") == std::string::npos);
 }
+
+TEST_CASE("fingerprint: hosts with different pick seeds differ, and the seed is not in it") {
+    const std::string seed = "5be1c0ffee00d15ea5e0123456789abc";
+    auto with_seed = [&](const std::string& s) {
+        std::string text = testing::basic_config_text("", b1 + b2);
+        text.replace(text.find("flow_capacity = 65536"), 21,
+                     "flow_capacity = 65536\nhash_seed = \"" + s + "\"");
+        return testing::load_or_fail(text);
+    };
+    auto fp = [](const config::config& cfg, const net::hash_seed& fallback) {
+        control::config_manager m;
+        m.set_fallback_seed(fallback);
+        REQUIRE(m.start(cfg, {}, "start").ok);
+        return control::fingerprint(m.running(), m);
+    };
+    const net::hash_seed generated_a = *net::hash_seed::parse("0000000000000000000000000000000a");
+    const net::hash_seed generated_b = *net::hash_seed::parse("0000000000000000000000000000000b");
+    auto unset = testing::load_or_fail(testing::basic_config_text("", b1 + b2));
+    // Unset: each host's generated seed decides, so two hosts differ.
+    CHECK(fp(unset, generated_a) != fp(unset, generated_b));
+    CHECK(fp(unset, generated_a) == fp(unset, generated_a));
+    // Set in the config: the generated one no longer matters; another seed differs.
+    CHECK(fp(with_seed(seed), generated_a) == fp(with_seed(seed), generated_b));
+    CHECK(fp(with_seed(seed), generated_a) !=
+          fp(with_seed("5be1c0ffee00d15ea5e0123456789abd"), generated_a));
+    // The config set to what a host generated picks like that host.
+    CHECK(fp(with_seed("0000000000000000000000000000000a"), generated_b) == fp(unset, generated_a));
+    CHECK(fp(with_seed(seed), generated_a).find("c0ffee") == std::string::npos);
+}

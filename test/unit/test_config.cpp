@@ -548,6 +548,31 @@ TEST_CASE("schema details", "[config]") {
     }
 }
 
+TEST_CASE("hash_seed: 32 hex digits; a bad one is refused without being repeated", "[config]") {
+    auto with = [](const std::string& value) {
+        return load_string(std::string(small_config)
+                               .replace(std::string(small_config).find("workers = [1]"), 13,
+                                        "workers = [1]\nhash_seed = " + value),
+                           "t.toml");
+    };
+    auto good = with("\"5BE1C0FFEE00D15EA5E0123456789abc\"");
+    REQUIRE(good.ok());
+    CHECK(good.value->dataplane.hash_seed->to_hex() == "5be1c0ffee00d15ea5e0123456789abc");
+    CHECK_FALSE(load_string(small_config, "t.toml").value->dataplane.hash_seed);
+    for (const char* bad :
+         {"\"5be1c0ffee00d15ea5e0123456789ab\"", "\"5be1c0ffee00d15ea5e0123456789abcd\"",
+          "\"5be1c0ffee00d15ea5e0123456789abg\"", "42"}) {
+        auto r = with(bad);
+        CHECK_FALSE(r.ok());
+        REQUIRE(r.errors.size() == 1);
+        CHECK(r.errors[0].key == "dataplane.hash_seed");
+        CHECK(r.errors[0].message.find("c0ffee") == std::string::npos);
+    }
+    CHECK(with("\"5be1c0ffee00d15ea5e0123456789ab\"").errors[0].message ==
+          "expected 32 hex digits (128 bits), got 31 characters; make one with: openssl rand -hex "
+          "16");
+}
+
 TEST_CASE("durations parse and format", "[config]") {
     struct row {
         const char* text;
@@ -690,6 +715,17 @@ TEST_CASE("diff lists changes for review", "[config]") {
                                          "~ pool web: health.port backend's own -> 9000",
                                          "~ pool web: drain_timeout 30s -> 2m",
                                      });
+    }
+    SECTION("the pick hash's seed: that it changed, never what it is") {
+        after.dataplane.hash_seed = *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abc");
+        CHECK(diff(before, after) ==
+              std::vector<std::string>{"~ dataplane.hash_seed: (unset) -> (secret)"});
+        auto again = after;
+        again.dataplane.hash_seed = *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abd");
+        CHECK(diff(after, again) ==
+              std::vector<std::string>{"~ dataplane.hash_seed: (secret) -> (another secret)"});
+        CHECK(diff(after, before) ==
+              std::vector<std::string>{"~ dataplane.hash_seed: (secret) -> (unset)"});
     }
     SECTION("settings") {
         after.interfaces[0].gateway.reset();

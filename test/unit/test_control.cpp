@@ -131,6 +131,15 @@ TEST_CASE("manager: a service's forwarding mode changes only with a restart") {
     CHECK(control::restart_required(v1, next).empty());
 }
 
+TEST_CASE("manager: the pick hash's seed changes only with a restart, on every host at once") {
+    config::config v1 = load_or_fail(basic_config_text());
+    config::config next = v1;
+    next.dataplane.hash_seed = *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abc");
+    CHECK(control::restart_required(v1, next) ==
+          "dataplane.hash_seed cannot change while evenflowd runs: restart it to change this");
+    CHECK(control::restart_required(next, next).empty());
+}
+
 TEST_CASE("manager: operator states and health verdicts survive applies") {
     control::config_manager m;
     control::actor who{0, 1, "socket"};

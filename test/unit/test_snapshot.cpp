@@ -6,7 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include <map>
+#include <vector>
 
 using namespace evenflow;
 using evenflow::testing::backend_by_key;
@@ -208,4 +211,94 @@ TEST_CASE("snapshot: src_ip_port hashing follows the client's address and port, 
     }
     CHECK(count.size() == 3);
     CHECK(chi2 < 13.8); // p = 0.001
+}
+
+namespace {
+
+// Chi-square of `count` (backend id -> connections) against the pool's weights.
+double chi2_by_weight(const snapshot& s, std::map<uint32_t, double>& count, double n) {
+    double total_weight = 0, chi2 = 0;
+    for (const auto& b : s.backends) {
+        total_weight += b.weight;
+    }
+    for (const auto& b : s.backends) {
+        double expected = n * b.weight / total_weight;
+        chi2 += (count[b.id] - expected) * (count[b.id] - expected) / expected;
+    }
+    return chi2;
+}
+
+} // namespace
+
+TEST_CASE("snapshot: tuples aimed at one backend without the seed spread by weight with it") {
+    // An attacker who can compute the pick (the public all-zero seed here; before the
+    // seed, an unkeyed CRC32-C) crafts 4,000 connections that all land on 10.20.0.11.
+    // Under the fleet's secret seed the same tuples land by weight (1, 1, 2).
+    for (const char* mode : {"5tuple", "src_ip", "src_ip_port"}) {
+        INFO("hash = " << mode);
+        std::string text = basic_config_text() + fmt::format("hash = \"{}\"\n", mode);
+        auto cfg = std::make_shared<const config::config>(load_or_fail(text));
+        backend_registry registry;
+        auto public_pick = build_snapshot(cfg, registry, {}, 1, {}).value;
+        build_options keyed;
+        keyed.fallback_seed = *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abc");
+        auto secret_pick = build_snapshot(cfg, registry, {}, 1, keyed).value;
+        const snapshot_service& aimed = public_pick->services[0];
+        REQUIRE(!aimed.backend_indexes.empty());
+        REQUIRE(public_pick->backends[aimed.backend_indexes[0]].key() == "10.20.0.11:8080");
+        const uint32_t target = public_pick->backends[aimed.backend_indexes[0]].id;
+        std::vector<net::flow_key> crafted;
+        uint32_t x = 1;
+        while (crafted.size() < 4000) {
+            x = x * 1664525u + 1013904223u; // sources from 198.18.0.0/15, any port
+            net::flow_key k;
+            k.src = net::ip_addr::from_v4_be(htonl(0xc6120000u | (x >> 15)));
+            k.dst = ip("10.10.0.100");
+            k.src_port = htons(uint16_t(1024 + x % 60000));
+            k.dst_port = htons(80);
+            k.proto = 6;
+            if (aimed.pick(aimed.flow_hash(k)) == target) {
+                crafted.push_back(k);
+            }
+        }
+        std::map<uint32_t, double> count;
+        const snapshot_service& svc = secret_pick->services[0];
+        for (const auto& k : crafted) {
+            ++count[svc.pick(svc.flow_hash(k))];
+        }
+        CHECK(count.size() == 3);
+        CHECK(chi2_by_weight(*secret_pick, count, double(crafted.size())) < 13.8); // p = 0.001
+        // And another seed picks otherwise again: seeds are keys, not offsets.
+        build_options other;
+        other.fallback_seed = *net::hash_seed::parse("00000000000000000000000000000001");
+        auto other_pick = build_snapshot(cfg, registry, {}, 1, other).value;
+        size_t same = 0;
+        for (const auto& k : crafted) {
+            same += other_pick->services[0].pick(other_pick->services[0].flow_hash(k)) ==
+                    svc.pick(svc.flow_hash(k));
+        }
+        // Two independent picks by weight agree with probability .25^2 + .25^2 + .5^2.
+        CHECK(same < size_t(0.375 * 4000 + 200));
+        CHECK(same > size_t(0.375 * 4000 - 200));
+    }
+}
+
+TEST_CASE("snapshot: the config's hash_seed wins over the daemon's generated one") {
+    std::string text = basic_config_text();
+    text.replace(text.find("flow_capacity = 65536"), 21,
+                 "flow_capacity = 65536\nhash_seed = \"5be1c0ffee00d15ea5e0123456789abc\"");
+    auto with_seed = std::make_shared<const config::config>(load_or_fail(text));
+    auto without = std::make_shared<const config::config>(load_or_fail(basic_config_text()));
+    build_options generated;
+    generated.fallback_seed = *net::hash_seed::parse("00000000000000000000000000000007");
+    backend_registry registry;
+    auto a = build_snapshot(with_seed, registry, {}, 1, generated).value;
+    auto b =
+        build_snapshot(without, registry, {}, 1,
+                       {nullptr, true, *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abc")})
+            .value;
+    for (uint16_t p = 1024; p < 1124; ++p) {
+        net::flow_key k = client_key(p);
+        CHECK(a->services[0].flow_hash(k) == b->services[0].flow_hash(k));
+    }
 }
