@@ -230,8 +230,12 @@ for case in flood-no-read idle big-line slow reconnect; do
   # 15-26 ms, max 73-101 ms; the others median ~0.5 ms, max ~6 ms. A compile beside it
   # pushed the reconnect median to 106 ms once: the bound of 100 ms stays 4x the
   # measured median.
-  check "hostile client '$case': status answered every time (over 20 samples)" \
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > 20 else 1)' "$out"
+  # How many answers fit in 3 s is a speed: the sanitizer build (clang's ASan+UBSan
+  # served 'reconnect' at a median of 123 ms: 15 answers) only needs them all answered.
+  samples_needed=20 answered="over 20 samples"
+  ((sanitized)) && samples_needed=0 answered="0 errors; the sample count is a speed here"
+  check "hostile client '$case': status answered every time ($answered)" \
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["errors"] == 0 and r["samples"] > int(sys.argv[2]) else 1)' "$out" "$samples_needed"
   within "hostile client '$case': median status reply, ms" "$(json 'r["p50_ms"]' <<<"$out")" 100
   within "hostile client '$case': slowest status reply, ms" "$(json 'r["max_ms"]' <<<"$out")" 1000
 done
