@@ -672,20 +672,18 @@ net::hash_seed evenflowd::host_hash_seed() {
     // in state_dir so that a restart picks as before. Other hosts pick otherwise
     // (evenctl check warns). Never logged: the file's path is.
     if (m_state.is_open()) {
-        const std::string path = m_state.dir() + "/hash_seed";
-        std::ifstream in(path);
-        std::string text;
-        if (in >> text) {
-            if (auto seed = net::hash_seed::parse(text)) {
-                return *seed;
-            }
-            log_event("warning", "hash_seed_unreadable", {{"file", path}});
+        std::string error;
+        if (auto kept = m_state.load_hash_seed(&error)) {
+            return *kept;
+        }
+        if (!error.empty()) {
+            log_event("warning", "hash_seed_unreadable", {{"reason", error}});
         }
         net::hash_seed seed = net::hash_seed::random();
-        if (std::string error; !control::write_file_atomic(path, seed.to_hex() + "\n", &error)) {
+        if (!m_state.save_hash_seed(seed, &error)) {
             log_event("warning", "hash_seed_not_kept", {{"reason", error}});
         } else {
-            log_event("info", "hash_seed_generated", {{"kept_in", path}});
+            log_event("info", "hash_seed_generated", {{"kept_in", m_state.dir()}});
         }
         return seed;
     }

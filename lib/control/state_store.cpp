@@ -50,6 +50,10 @@ std::optional<std::string> read_text(const std::string& path) {
     return text.str();
 }
 
+std::string hash_seed_file(const std::string& dir) {
+    return dir + "/hash_seed";
+}
+
 std::string version_file(uint64_t version) {
     return fmt::format("v{}.toml", version);
 }
@@ -234,6 +238,26 @@ uint64_t state_store::highest_version_file() const {
         }
     }
     return highest;
+}
+
+std::optional<net::hash_seed> state_store::load_hash_seed(std::string* error) const {
+    std::optional<std::string> text = read_text(hash_seed_file(m_dir));
+    if (!text) {
+        return std::nullopt; // none kept yet
+    }
+    std::string_view hex = *text;
+    while (!hex.empty() && (hex.back() == '\n' || hex.back() == ' ')) {
+        hex.remove_suffix(1);
+    }
+    std::optional<net::hash_seed> seed = net::hash_seed::parse(hex);
+    if (!seed) {
+        *error = fmt::format("{}: not 32 hex digits", hash_seed_file(m_dir)); // never the text
+    }
+    return seed;
+}
+
+bool state_store::save_hash_seed(const net::hash_seed& seed, std::string* error) const {
+    return write_file_atomic(hash_seed_file(m_dir), seed.to_hex() + "\n", error);
 }
 
 bool state_store::save(const saved_state& s, std::string* error) {

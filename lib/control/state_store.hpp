@@ -87,6 +87,11 @@ public:
     // saved before stays valid.
     bool save(const saved_state& state, std::string* error);
 
+    // DIR/hash_seed: the pick hash's seed kept for the next start. nullopt when there
+    // is none, or *error says what is wrong with the file.
+    std::optional<net::hash_seed> load_hash_seed(std::string* error) const;
+    bool save_hash_seed(const net::hash_seed& seed, std::string* error) const;
+
 private:
     std::string m_dir;
     int m_lock_fd = -1;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <random>
 
 namespace evenflow::net {
@@ -18,15 +19,9 @@ uint64_t splitmix64(uint64_t& state) {
 
 std::optional<uint64_t> hex64(std::string_view sixteen) {
     uint64_t v = 0;
-    for (char c : sixteen) {
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) {
-            return std::nullopt;
-        }
-        v = v << 4 | uint64_t(d);
+    auto [end, ec] = std::from_chars(sixteen.data(), sixteen.data() + sixteen.size(), v, 16);
+    if (ec != std::errc{} || end != sixteen.data() + sixteen.size()) {
+        return std::nullopt;
     }
     return v;
 }

@@ -114,6 +114,24 @@ TEST_CASE("state: a damaged state is reported, not trusted") {
     }
 }
 
+TEST_CASE("state: the generated pick seed is kept, and a damaged one reported without its text") {
+    temp_dir dir;
+    control::state_store store;
+    std::string error;
+    REQUIRE(store.open(dir.path, &error));
+    CHECK_FALSE(store.load_hash_seed(&error)); // none kept yet: not an error
+    CHECK(error.empty());
+    const net::hash_seed seed = *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abc");
+    REQUIRE(store.save_hash_seed(seed, &error));
+    auto kept = store.load_hash_seed(&error);
+    REQUIRE(kept);
+    CHECK(*kept == seed);
+    std::ofstream(dir.path + "/hash_seed") << "5be1c0ffee00d15ea5e0123456789ab\n";
+    CHECK_FALSE(store.load_hash_seed(&error));
+    CHECK(error.find("not 32 hex digits") != std::string::npos);
+    CHECK(error.find("c0ffee") == std::string::npos);
+}
+
 TEST_CASE("state: version files neither the history nor the baseline names are removed") {
     temp_dir dir;
     control::config_manager m(2); // keeps two versions
