@@ -334,6 +334,7 @@ void render_skew(const json& r) {
                percent(a["expected_share"]),
                basis == "bytes"     ? fmt::format("{:.1f} MB", double(of) / 1e6)
                : basis == "packets" ? fmt::format("{} pkts", of)
+               : basis == "syns"    ? fmt::format("{} SYNs", of)
                                     : fmt::format("{} flows", of),
                a["since"]});
     }
@@ -343,6 +344,35 @@ void render_skew(const json& r) {
             std::printf("%s: %s\n", a["service"].get<std::string>().c_str(),
                         a["explanation"].get<std::string>().c_str());
         }
+    }
+}
+
+// clients: who opened the service's connections in the skew window. Counts are
+// lower bounds (the sketches never overstate); "+N" when the sketch allows N more.
+void render_clients(const json& r) {
+    std::printf("%s: %llu verified connections, %llu SYNs in the last %.0f s\n",
+                r["service"].get<std::string>().c_str(), r["verified"].get<unsigned long long>(),
+                r["syns"].get<unsigned long long>(), r["window_s"].get<double>());
+    auto count = [](const json& row, const char* key, const std::string& at_most) {
+        uint64_t n = row[key].get<uint64_t>(), m = row[at_most].get<uint64_t>();
+        return m > n ? fmt::format("{} (+{})", n, m - n) : std::to_string(n);
+    };
+    for (const char* kind : {"addresses", "networks"}) {
+        std::printf("\n");
+        table t({kind == std::string("addresses") ? "CLIENT" : "NETWORK", "VERIFIED", "SHARE",
+                 "SYNS", "SYN SHARE", "TOP BACKEND"});
+        for (const auto& row : r[kind]) {
+            std::string top = "-";
+            if (!row["backends"].empty()) {
+                const auto& b = row["backends"][0];
+                top = fmt::format("{} ({} verified, {} SYNs)", b["backend"].get<std::string>(),
+                                  b["verified"].get<uint64_t>(), b["syns"].get<uint64_t>());
+            }
+            t.add({row["client"], count(row, "verified", "verified_at_most"),
+                   percent(row["verified_share"]), count(row, "syns", "syns_at_most"),
+                   percent(row["syn_share"]), top});
+        }
+        t.print(stdout);
     }
 }
 
@@ -433,6 +463,8 @@ renderer renderer_for(const evenflow::control::command_spec& spec) {
         return render_stats;
     case command::skew:
         return render_skew;
+    case command::clients:
+        return render_clients;
     default:
         return nullptr;
     }

@@ -63,6 +63,8 @@ evenflowd::handler evenflowd::handler_for(control::command id) {
         return &evenflowd::cmd_stats;
     case command::skew:
         return &evenflowd::cmd_skew;
+    case command::clients:
+        return &evenflowd::cmd_clients;
     case command::drain_host:
         return &evenflowd::cmd_drain_host;
     case command::undrain_host:
@@ -444,9 +446,86 @@ evenflowd::answer_t evenflowd::cmd_skew(const json&, const request_context&) {
                         {"flows", a.flows},
                         {"since", iso_time(a.since)},
                         {"explanation", control::explain(a, m_skew.view(id))}});
+        if (!a.clients.empty()) {
+            json named = json::array();
+            for (const control::heavy_client& c : a.clients) {
+                named.push_back({{"client", c.client},
+                                 {"to_backend", c.to_backend},
+                                 {"to_service", c.to_service}});
+            }
+            rows.back()["clients"] = named;
+        }
     }
     json reply = control::ok_reply();
     reply["alarms"] = rows;
+    return reply;
+}
+
+evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_context&) {
+    if (!request.contains("service") || !request["service"].is_string()) {
+        return control::error_reply("malformed request: needs \"service\"");
+    }
+    const std::string& name = request["service"].get_ref<const std::string&>();
+    size_t limit = 10;
+    if (request.contains("limit")) {
+        if (!request["limit"].is_number_unsigned() || request["limit"].get<uint64_t>() == 0 ||
+            request["limit"].get<uint64_t>() > 100) {
+            return control::error_reply("limit must be 1 to 100");
+        }
+        limit = request["limit"].get<size_t>();
+    }
+    const snapshot* snap = m_shared.snap.load();
+    const snapshot_service* svc = nullptr;
+    for (const snapshot_service& s : snap->services) {
+        if (s.name == name) {
+            svc = &s;
+        }
+    }
+    if (svc == nullptr) {
+        return control::error_reply(fmt::format("no service {:?}", name));
+    }
+    std::vector<uint32_t> ids;
+    std::map<uint32_t, std::string> names;
+    uint64_t verified = 0, syns = 0;
+    for (uint32_t i : svc->backend_indexes) {
+        const snapshot_backend& b = snap->backends[i];
+        ids.push_back(b.id);
+        names[b.id] = b.key();
+        control::backend_view v = m_skew.view(b.id);
+        verified += v.window_new_flows;
+        syns += v.window_syns;
+    }
+    using flow::client_event;
+    auto rows_of = [&](bool networks) {
+        json rows = json::array();
+        for (const auto& row : m_skew.clients().top(ids, networks, limit)) {
+            json backends = json::array();
+            for (const auto& [id, c] : row.backends) {
+                backends.push_back({{"backend", names[id]},
+                                    {"verified", c[size_t(client_event::verified)].lower_bound()},
+                                    {"syns", c[size_t(client_event::syn)].lower_bound()}});
+            }
+            const auto& v = row.total[size_t(client_event::verified)];
+            const auto& s = row.total[size_t(client_event::syn)];
+            rows.push_back({{"client", row.text()},
+                            {"verified", v.lower_bound()},
+                            {"verified_at_most", v.count},
+                            {"syns", s.lower_bound()},
+                            {"syns_at_most", s.count},
+                            {"verified_share",
+                             verified == 0 ? 0.0 : double(v.lower_bound()) / double(verified)},
+                            {"syn_share", syns == 0 ? 0.0 : double(s.lower_bound()) / double(syns)},
+                            {"backends", backends}});
+        }
+        return rows;
+    };
+    json reply = control::ok_reply();
+    reply["service"] = name;
+    reply["window_s"] = std::chrono::duration<double>(m_manager.running().skew.window).count();
+    reply["verified"] = verified;
+    reply["syns"] = syns;
+    reply["addresses"] = rows_of(false);
+    reply["networks"] = rows_of(true);
     return reply;
 }
 

@@ -84,6 +84,7 @@ private:
     answer_t cmd_disable(const control::json& request, const request_context& ctx);
     answer_t cmd_stats(const control::json& request, const request_context& ctx);
     answer_t cmd_skew(const control::json& request, const request_context& ctx);
+    answer_t cmd_clients(const control::json& request, const request_context& ctx);
     answer_t cmd_drain_host(const control::json& request, const request_context& ctx);
     answer_t cmd_undrain_host(const control::json& request, const request_context& ctx);
     answer_t admin_command(const control::json& request, const request_context& ctx,
@@ -209,6 +210,8 @@ private:
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
     std::vector<control::backend_sample> sample_backends();
+    // Seals every worker's client sketches and adds them to the skew window.
+    void collect_clients(std::chrono::steady_clock::time_point now);
     std::vector<const dataplane::worker_stats*> worker_stats() const;
     size_t alarm_count() const;
 

@@ -7,6 +7,7 @@
 #include "control/guard.hpp"
 #include "control/log.hpp"
 
+#include <rte_pause.h>
 #include <rte_telemetry.h>
 
 #include <fmt/format.h>
@@ -410,8 +411,39 @@ std::string evenflowd::render_metrics() {
         "evenflow_backend_skew_ratio", "gauge", "Observed over expected share.", [](const row& r) {
             return r.b->expected_share > 0 ? r.view.observed_share / r.b->expected_share : 0.0;
         });
-    per_backend("evenflow_backend_skew_alarm", "gauge", "1 while a skew alarm is active.",
-                [&](const row& r) { return m_skew.alarms().count(r.b->id) ? 1.0 : 0.0; });
+    auto alarm_kind = [&](const row& r) -> std::optional<control::skew_kind> {
+        auto it = m_skew.alarms().find(r.b->id);
+        return it == m_skew.alarms().end() ? std::nullopt : std::optional(it->second.kind);
+    };
+    per_backend("evenflow_backend_skew_alarm", "gauge",
+                "1 while a skew alarm that points at the config (hot or starved) is active.",
+                [&](const row& r) {
+                    auto kind = alarm_kind(r);
+                    return kind && *kind != control::skew_kind::heavy_hitter ? 1.0 : 0.0;
+                });
+    per_backend("evenflow_backend_heavy_hitter_alarm", "gauge",
+                "1 while the backend's skew comes from a few clients (never rolled back).",
+                [&](const row& r) {
+                    return alarm_kind(r) == control::skew_kind::heavy_hitter ? 1.0 : 0.0;
+                });
+    // The clients heavy_hitter alarms name: at most five per alarm, so the label set
+    // stays bounded whatever the traffic.
+    out.help("evenflow_heavy_hitter_connections", "gauge",
+             "Connections (basis new_flows) or SYNs (basis syns) a client named by a "
+             "heavy_hitter alarm opened to the backend in the skew window (lower bound).");
+    for (const auto& [id, a] : m_skew.alarms()) {
+        if (a.kind != control::skew_kind::heavy_hitter) {
+            continue;
+        }
+        for (const control::heavy_client& c : a.clients) {
+            out.sample("evenflow_heavy_hitter_connections",
+                       {{"service", a.service},
+                        {"backend", a.backend},
+                        {"client", c.client},
+                        {"basis", std::string(control::to_string(a.basis))}},
+                       double(c.to_backend));
+        }
+    }
 
     out.help("evenflow_service_backends_up", "gauge", "Backends taking new flows.");
     out.help("evenflow_service_no_backend_alarm", "gauge", "1 while no backend is up.");
@@ -537,6 +569,7 @@ std::vector<control::backend_sample> evenflowd::sample_backends() {
             s.service = snap->services[b.service_index].name;
             s.backend = b.key();
             s.expected_share = b.expected_share;
+            s.pins_clients = snap->services[b.service_index].hash == config::hash_mode::src_ip;
             m_samples.push_back(std::move(s));
         }
         m_samples_of = snap;
@@ -545,6 +578,7 @@ std::vector<control::backend_sample> evenflowd::sample_backends() {
     for (control::backend_sample& s : m_samples) {
         using dataplane::backend_counters;
         s.new_flows = sum(workers, s.id, &backend_counters::new_flows);
+        s.syns = sum(workers, s.id, &backend_counters::syns);
         s.active_flows = sum(workers, s.id, &backend_counters::active_flows);
         s.bytes = sum(workers, s.id, &backend_counters::bytes_to) +
                   sum(workers, s.id, &backend_counters::bytes_from);
@@ -554,24 +588,63 @@ std::vector<control::backend_sample> evenflowd::sample_backends() {
     return m_samples;
 }
 
+void evenflowd::collect_clients(std::chrono::steady_clock::time_point now) {
+    if (!m_workers_launched) {
+        return;
+    }
+    for (auto& w : m_workers) {
+        w->clients().request_seal();
+    }
+    // A worker acknowledges at its next poll, microseconds away; one that does not
+    // (wedged) has its buffer taken at a later tick.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+    std::vector<const flow::client_sketches::buffer*> sealed;
+    for (auto& w : m_workers) {
+        while (!w->clients().sealed_ready() && std::chrono::steady_clock::now() < deadline) {
+            rte_pause();
+        }
+        if (w->clients().sealed_ready()) {
+            sealed.push_back(&w->clients().sealed());
+        }
+    }
+    m_skew.clients().add(now, sealed);
+    for (auto& w : m_workers) {
+        if (w->clients().sealed_ready()) {
+            w->clients().release_sealed();
+        }
+    }
+}
+
 void evenflowd::stats_tick() {
-    auto events = m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
-                              sample_backends());
+    const auto now = std::chrono::steady_clock::now();
+    // Sketches first, then counters: what the counters hold beyond the sketches
+    // (events in between) is never credited to a heavy client.
+    collect_clients(now);
+    auto events = m_skew.tick(now, std::chrono::system_clock::now(), sample_backends());
     for (const auto& e : events) {
-        log_event(e.raised ? "warning" : "info", e.raised ? "skew_alarm" : "skew_clear",
-                  {{"service", e.alarm.service},
-                   {"backend", e.alarm.backend},
-                   {"kind", std::string(control::to_string(e.alarm.kind))},
-                   {"basis", std::string(control::to_string(e.alarm.basis))},
-                   {"observed", fmt::format("{:.3f}", e.alarm.observed_share)},
-                   {"expected", fmt::format("{:.3f}", e.alarm.expected_share)},
-                   {"flows", std::to_string(e.alarm.flows)},
-                   {"version", std::to_string(m_manager.version())}});
+        std::vector<control::log_field> fields = {
+            {"service", e.alarm.service},
+            {"backend", e.alarm.backend},
+            {"kind", std::string(control::to_string(e.alarm.kind))},
+            {"basis", std::string(control::to_string(e.alarm.basis))},
+            {"observed", fmt::format("{:.3f}", e.alarm.observed_share)},
+            {"expected", fmt::format("{:.3f}", e.alarm.expected_share)},
+            {"flows", std::to_string(e.alarm.flows)},
+            {"version", std::to_string(m_manager.version())}};
+        if (!e.alarm.clients.empty()) {
+            std::string names;
+            for (const auto& c : e.alarm.clients) {
+                names += (names.empty() ? "" : " ") + c.client;
+            }
+            fields.emplace_back("clients", names);
+        }
+        log_event(e.raised ? "warning" : "info", e.raised ? "skew_alarm" : "skew_clear", fields);
     }
     for (const auto& e : events) {
         // Bytes and packets skew is reported, not rolled back: it is as often the
-        // traffic's shape (one client's downloads) as the config's doing.
-        if (e.raised && control::causes_rollback(e.alarm.basis)) {
+        // traffic's shape (one client's downloads) as the config's doing; so is a
+        // skew a few clients explain (heavy_hitter).
+        if (e.raised && control::causes_rollback(e.alarm)) {
             maybe_roll_back(fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",
                                         e.alarm.service, e.alarm.backend,
                                         control::to_string(e.alarm.kind),

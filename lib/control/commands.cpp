@@ -70,6 +70,13 @@ std::vector<command_spec> make_commands() {
                  true});
     c.push_back({command::stats, "stats", "data-plane counters and drops by reason"});
     c.push_back({command::skew, "skew", "active skew alarms"});
+    c.push_back(
+        {command::clients,
+         "clients",
+         "the clients that opened the most connections to SERVICE in the skew window, "
+         "by address and by /24 (IPv6 /64)",
+         {service_arg},
+         {{"--limit", "limit", "N", "at most N clients of each kind (default 10, at most 100)"}}});
     c.push_back({command::drain_host,
                  "drain-host",
                  "withdraw this host's VIPs ([bgp]); with --timeout, wait until its "

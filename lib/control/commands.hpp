@@ -31,6 +31,7 @@ enum class command : uint8_t {
     disable,
     stats,
     skew,
+    clients,
     drain_host,
     undrain_host,
     top,

@@ -13,6 +13,7 @@
 #include <rte_ether.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
+#include <rte_random.h>
 
 #include <fmt/format.h>
 
@@ -57,6 +58,7 @@ std::unique_ptr<worker> worker::create(const worker_config& cfg, dataplane_share
                                        std::string* error) {
     std::unique_ptr<worker> w(new worker(cfg, shared));
     w->m_flows = flow::flow_table::create(cfg.flow_capacity, cfg.timeouts);
+    w->m_clients = std::make_unique<flow::client_sketches>(uint32_t(rte_rand()));
     if (!w->m_flows) {
         *error = fmt::format("worker {}: cannot allocate a flow table of {} flows", cfg.index,
                              cfg.flow_capacity);
@@ -113,6 +115,7 @@ void worker::poll_once(uint64_t now_ms64) {
     auto now = uint32_t(now_ms64);
     worker_counters& c = m_stats.totals;
     c.loops.add();
+    m_clients->poll();
     // Busy cycles are those of iterations that received something, as testpmd's
     // --record-core-cycles counts them: cycles per packet is then the cost of a
     // packet, whatever the offered rate.

@@ -8,6 +8,7 @@
 #include "dataplane/neighbor.hpp"
 #include "dataplane/rcu.hpp"
 #include "dataplane/steering.hpp"
+#include "flow/client_sketch.hpp"
 #include "flow/flow_table.hpp"
 #include "net/parse.hpp"
 #include "net/probe_table.hpp"
@@ -105,6 +106,8 @@ public:
     const worker_stats& stats() const { return m_stats; }
     uint32_t index() const { return m_cfg.index; }
     const flow::flow_table& flows() const { return *m_flows; }
+    // Who opens connections here (the control thread seals and reads them).
+    flow::client_sketches& clients() { return *m_clients; }
 
     static uint64_t now_ms();
 
@@ -144,9 +147,9 @@ private:
     void to_backend(rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
                     const net::ip_addr& addr, uint16_t port_be, const neighbor_table* neigh);
     // A flow entry made: a SYN (counted as `syns`) or a mid-flow packet (stateless).
-    void count_new_flow(bool opening, uint32_t backend_id);
+    void count_new_flow(bool opening, uint32_t backend_id, const net::ip_addr& client);
     // A connection whose handshake was verified: `new_flows`, what skew judges.
-    void count_verified(uint32_t backend_id);
+    void count_verified(uint32_t backend_id, const net::ip_addr& client);
     // Tunnel mode: the client's packet inside IPIP to the backend (or, too big for
     // the backend side's MTU, an ICMP "fragmentation needed" back on `iface`).
     void tunnel_to_backend(uint16_t iface, rte_mbuf* m, net::packet_meta& meta, uint32_t backend_id,
@@ -184,6 +187,7 @@ private:
     std::vector<rte_ring*> m_handoff_out; // to each worker, by index (ours unused)
     std::vector<uint8_t> m_check_owner;   // per interface: packets may be another's
     worker_stats m_stats;
+    std::unique_ptr<flow::client_sketches> m_clients;
 
     struct tx_queue {
         uint16_t port_id = 0;

@@ -270,7 +270,7 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
         m_flows->refresh(entry, after, now);
         if (tunnel) {
             if (before == flow::flow_state::syn && after == flow::flow_state::one_way) {
-                count_verified(entry->value.backend_id); // as far as one way can tell
+                count_verified(entry->value.backend_id, meta.key.src); // as far as one way can tell
             }
             tunnel_to_backend(iface, m, meta, entry->value.backend_id, entry->value.nat_addr,
                               neigh);
@@ -279,7 +279,7 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
         if (after != before && after == flow::flow_state::established) {
             // The handshake completed: the backend's side is established with it, and
             // the connection counts (a spoofed SYN never gets this far).
-            count_verified(entry->value.backend_id);
+            count_verified(entry->value.backend_id, meta.key.src);
             net::flow_key reverse =
                 backend_side_key(entry->value.nat_addr, entry->value.nat_port, meta.key);
             follow_state(reverse, after, now);
@@ -326,7 +326,7 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
             item.reverse_hash != 0 ? item.reverse_hash : net::flow_hash(reverse);
         m_flows->insert(reverse, reverse_hash, reverse_value, now, nullptr, &meta.key);
     }
-    count_new_flow(opening, backend_id);
+    count_new_flow(opening, backend_id, meta.key.src);
     if (tunnel) {
         tunnel_to_backend(iface, m, meta, backend_id, b->address, neigh);
         return;
@@ -334,20 +334,22 @@ void worker::handle_client_to_vip(uint16_t iface, rx_item& item, const snapshot_
     to_backend(m, meta, backend_id, b->address, b->port_be, neigh);
 }
 
-void worker::count_new_flow(bool opening, uint32_t backend_id) {
+void worker::count_new_flow(bool opening, uint32_t backend_id, const net::ip_addr& client) {
     if (opening) {
         // Anyone can send a SYN from any address: it is counted apart, and only the
         // verified handshake (count_verified) is judged as the config's distribution.
         m_stats.totals.syns.add();
         m_stats.backends[backend_id].syns.add();
+        m_clients->count(flow::client_event::syn, client, backend_id);
     } else {
         m_stats.totals.stateless_forward.add();
     }
 }
 
-void worker::count_verified(uint32_t backend_id) {
+void worker::count_verified(uint32_t backend_id, const net::ip_addr& client) {
     m_stats.totals.new_flows.add();
     m_stats.backends[backend_id].new_flows.add();
+    m_clients->count(flow::client_event::verified, client, backend_id);
 }
 
 void worker::tunnel_to_backend(uint16_t iface, rte_mbuf* m, packet_meta& meta, uint32_t backend_id,

@@ -49,8 +49,8 @@ expect_contains "evengen --help: lists --lifecycle-data" "$out" "--lifecycle-dat
 # The commands, their positionals and options, as evenctl's own help lists them.
 run "$evenctl" --help
 mapfile -t commands < <(sed -n '/^Subcommands:/,/^$/p' <<<"$out" | awk 'NF && !/Subcommands:/ { print $1 }')
-expect_eq "evenctl --help lists 16 commands, diff among them" \
-  "${#commands[@]} $(printf '%s\n' "${commands[@]}" | grep -cx diff)" "16 1"
+expect_eq "evenctl --help lists 17 commands, diff among them" \
+  "${#commands[@]} $(printf '%s\n' "${commands[@]}" | grep -cx diff)" "17 1"
 declare -A usage
 while IFS= read -r line; do
   [[ $line == "usage: evenctl "* ]] && usage[$(awk '{ print $3 }' <<<"$line")]=${line#usage: evenctl }

@@ -115,6 +115,17 @@ expect_contains "drain unknown backend: message" "$out" "has no backend 10.20.0.
 # ---- stats, skew ----
 expect_contains "stats" "$(ctl stats)" "rx_packets"
 expect_eq "skew: no alarms" "$(ctl skew)" "no alarms"
+clients_text=$(ctl clients web)
+expect_contains "clients: the window's totals" "$clients_text" "web: 0 verified connections, 0 SYNs"
+expect_contains "clients: by address and by network" "$clients_text" "NETWORK"
+out=$(ctl clients nosuch 2>&1); rc=$?
+expect_eq "clients of an unknown service: exit 2 (usage)" "$rc" "2"
+expect_contains "clients of an unknown service: says so" "$out" 'no service "nosuch"'
+out=$(ctl clients web --limit 0 2>&1); rc=$?
+expect_contains "clients --limit 0: a usage error" "$out" "N must be a positive integer"
+out=$(ctl clients web --limit 101 2>&1); rc=$?
+expect_eq "clients --limit 101: exit 2 (usage)" "$rc" "2"
+expect_contains "clients --limit 101: refused" "$out" "limit must be 1 to 100"
 
 # ---- Prometheus exposition and DPDK telemetry ----
 for _ in $(seq 1 30); do # rendered once a second and on every change: allow a refresh
@@ -133,6 +144,7 @@ else
   fail "metrics: promtool is not installed (scripts/bootstrap installs prometheus)"
 fi
 expect_contains "metrics: per-service aggregates" "$metrics" 'evenflow_service_active_flows{service="web"} 0'
+expect_contains "metrics: heavy-hitter alarms apart from config skew" "$metrics" 'evenflow_backend_heavy_hitter_alarm{service="web",backend="10.20.0.13:8080"} 0'
 expect_contains "metrics: every backend exported by default" "$metrics" 'evenflow_metrics_backends_exported 3'
 
 # metrics_backends bounds the per-backend series; the per-service ones stay.

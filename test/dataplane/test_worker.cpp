@@ -119,6 +119,32 @@ TEST_CASE("worker: a connection counts for skew once its handshake is verified, 
     rig.exchange(client_side, client_packet(rig, 41000, tcp_flags::ack, 8, 1));
     CHECK(c.syns.get() == 101);
     CHECK(c.new_flows.get() == 1);
+
+    // Who sent them: the worker's client sketches, sealed as the control thread does,
+    // hold the client's 101 SYNs (by address and by /24) and its one verified
+    // connection, on the backend it went to.
+    flow::client_sketches& clients = rig.worker->clients();
+    clients.request_seal();
+    rig.poll();
+    REQUIRE(clients.sealed_ready());
+    auto counted = [&](flow::client_event e, const char* who, uint32_t tag_bits,
+                       uint32_t backend_id) {
+        uint64_t n = 0;
+        clients.sealed()[size_t(e)].for_each([&](const flow::client_sketch::slot& slot) {
+            if (slot.client == testing::ip(who) &&
+                (slot.tag & flow::client_sketch::network_bit) == tag_bits &&
+                (backend_id == 0 || slot.backend_id() == backend_id)) {
+                n += slot.count;
+            }
+        });
+        return n;
+    };
+    CHECK(counted(flow::client_event::syn, client_ip, 0, 0) == 101);
+    CHECK(counted(flow::client_event::syn, "198.51.100.0", flow::client_sketch::network_bit, 0) ==
+          101);
+    CHECK(counted(flow::client_event::verified, client_ip, 0, 0) == 1);
+    CHECK(counted(flow::client_event::verified, client_ip, 0, b.id) == 1);
+    clients.release_sealed();
 }
 
 TEST_CASE("worker: the reply path rewrites the source back to VIP:port") {

@@ -4,8 +4,11 @@
 # on b2 downloads 2 MB, the others a few bytes. Flow counts stay fair; the bytes
 # basis raises the alarm, which `evenctl skew` explains as traffic, not config, and
 # which never rolls back (the guard's action is rollback, inside probation).
-# Then spoofed SYNs, from one source to a src_ip service and from thousands of
-# sources: counted unverified, never judged, no alarm, no rollback.
+# Then a src_ip service on probation with action = "rollback", where one client can
+# skew a backend whatever the config: spoofed SYNs from one source (counted unverified;
+# a heavy_hitter alarm on SYNs naming the source, no rollback), from thousands of
+# sources (no alarm at all), and real connections from one client, as from a NAT
+# gateway (a heavy_hitter alarm on verified connections naming it, no rollback).
 #
 #   test/e2e/skew.sh BUILD_DIR
 set -uo pipefail
@@ -20,9 +23,11 @@ needs_binaries "$evenflowd" "$evenctl"
 make_workdir
 
 topology_up 4
+metrics_at=127.0.0.1:$((19000 + $$ % 1000))
+lb_head() { lb_config_head 65536 | sed "s/^metrics = \"\"$/metrics = \"$metrics_at\"/"; }
 write_config() { # FILE
   {
-    lb_config_head 65536
+    lb_head
     config_pool web '{ kind = "tcp", interval = "1s", timeout = "500ms", rise = 1, fall = 3 }' -- \
       10.20.0.11:8080:1 10.20.0.12:8080:1 10.20.0.13:8080:1 10.20.0.14:8080:1
     config_service web 10.10.0.100 80 web
@@ -69,12 +74,13 @@ while IFS= read -r line; do echo "#   $line"; done <<<"$backends_text"
 # ---- spoofed SYNs steer nothing ----
 # A src_ip service on probation with action = "rollback": every SYN from one source
 # lands on one backend. 3,000 of them from one spoofed address (random ports, 1,000/s)
-# used to raise a `hot` alarm and roll back a good config; only verified handshakes
-# count now, so the spoofed SYNs are `syn_unverified` and nothing is judged. Then
-# 3,000 from as many spoofed sources: no alarm either.
+# used to raise a `hot` alarm and roll back a good config. Only verified handshakes
+# are the config's distribution now; the spoofed SYNs are `syn_unverified`, and their
+# skew is a heavy_hitter alarm on SYNs that names the source and never rolls back.
+# Then 3,000 from as many spoofed sources: no alarm at all.
 write_src_ip_config() { # FILE
   {
-    lb_config_head 65536
+    lb_head
     config_pool web '{ kind = "tcp", interval = "1s", timeout = "500ms", rise = 1, fall = 3 }' -- \
       10.20.0.11:8080:1 10.20.0.12:8080:1 10.20.0.13:8080:1 10.20.0.14:8080:1
     config_service web 10.10.0.100 80 web
@@ -83,10 +89,20 @@ write_src_ip_config() { # FILE
   } >"$1"
 }
 write_src_ip_config "$work/src_ip.toml"
+t_v1=$(now)
 out=$(ctl apply "$work/src_ip.toml" --accept-shift 2>&1) || fail "apply of the src_ip config" "$out"
 v1=$(ctl --json status | json 'r["version"]')
 lb_mac=$(ip -n ef-lb link show lb-c | awk '/link\/ether/ {print $2}')
 unverified() { ctl --json backends web | json 'sorted((b["syn_unverified"] for b in r["backends"]), reverse=True)'; }
+# kind, basis and the clients named, of every alarm
+alarms() { ctl --json skew | json '[(a["kind"], a["basis"], [c["client"] for c in a.get("clients", [])]) for a in r["alarms"]]'; }
+wait_no_alarm() { # the window moves on, then the hysteresis: at most 30 s
+  for _ in $(seq 1 60); do
+    [[ $(ctl --json skew | json 'len(r["alarms"])') == 0 ]] && return 0
+    sleep 0.5
+  done
+  return 1
+}
 before=$(ctl --json backends web | json 'sum(b["syn_unverified"] for b in r["backends"])')
 flood_out=$(in_client timeout 30 python3 "$root/test/e2e/flood.py" send c0 "$lb_mac" syn-vip \
   --count 3000 --pps 1000 --seconds 10 --source 198.18.9.9)
@@ -96,10 +112,29 @@ after=$(unverified)
 echo "#   unverified SYNs per backend, most first (before: $before in all): $after"
 check "one spoofed source: its SYNs are counted unverified, all on one backend" python3 -c '
 import sys; u = eval(sys.argv[1]); sys.exit(0 if u[0] - int(sys.argv[2]) >= 2700 and sum(u[1:]) <= int(sys.argv[2]) else 1)' "$after" "$before"
-expect_eq "one spoofed source: no alarm on new connections" \
-  "$(ctl --json skew | json 'sum(1 for a in r["alarms"] if a["basis"] == "new_flows")')" "0"
+expect_eq "one spoofed source: one heavy_hitter alarm, on SYNs, naming 198.18.9.9" \
+  "$(alarms)" "[('heavy_hitter', 'syns', ['198.18.9.9'])]"
+skew_text=$(ctl skew)
+while IFS= read -r line; do echo "#   $line"; done <<<"$skew_text"
+expect_contains "evenctl skew: the traffic, not the config" "$skew_text" "198.18.9.9 opened"
+expect_contains "evenctl skew: never rolled back" "$skew_text" "never rolled back"
+clients_json=$(ctl --json clients web)
+expect_eq "evenctl clients: 198.18.9.9 first by address" \
+  "$(json 'r["addresses"][0]["client"]' <<<"$clients_json")" "198.18.9.9"
+expect_eq "evenctl clients: 198.18.9.0/24 first by network" \
+  "$(json 'r["networks"][0]["client"]' <<<"$clients_json")" "198.18.9.0/24"
+check "evenctl clients: at least 2,700 of its SYNs in the window, none verified" python3 -c '
+import json, sys; c = json.loads(sys.argv[1])["addresses"][0]
+sys.exit(0 if c["syns"] >= 2700 and c["verified"] == 0 else 1)' "$clients_json"
+ctl clients web --limit 3 | sed 's/^/#   /'
+metrics=$(ip netns exec ef-lb curl -fsS "http://$metrics_at/metrics")
+expect_contains "metrics: the named client, bounded labels" "$metrics" \
+  'evenflow_heavy_hitter_connections{service="web",backend="'
+expect_contains "metrics: no config skew alarm" "$metrics" 'evenflow_backend_skew_alarm{service="web",backend="10.20.0.11:8080"} 0'
 expect_eq "one spoofed source: no rollback (version still $v1)" "$(ctl --json status | json 'r["version"]')" "$v1"
-figure "3,000 SYNs from one spoofed source at 1,000/s to a src_ip service on probation with rollback: version stays $v1, unverified per backend $after"
+figure "3,000 SYNs from one spoofed source at 1,000/s to a src_ip service on probation with rollback: version stays $v1, unverified per backend $after, alarm: $(alarms)"
+wait_no_alarm || fail "the heavy_hitter alarm clears once the window has moved on" "$(ctl skew)"
+
 flood_out=$(in_client timeout 30 python3 "$root/test/e2e/flood.py" send c0 "$lb_mac" syn-vip \
   --count 3000 --pps 1000 --seconds 10 --distinct 3000 --seed 7)
 echo "#   3,000 spoofed sources: $flood_out"
@@ -107,5 +142,30 @@ sleep 3
 expect_eq "3,000 spoofed sources: no alarm at all" "$(ctl --json skew | json 'len(r["alarms"])')" "0"
 expect_eq "3,000 spoofed sources: no rollback (version still $v1)" "$(ctl --json status | json 'r["version"]')" "$v1"
 echo "#   $(ctl backends web | tr '\n' '|')"
+wait_no_alarm || fail "no alarm before the NAT gateway's turn" "$(ctl skew)"
+
+# ---- one real client opening every connection (a NAT gateway) ----
+# 1,500 HTTP connections from the client namespace's one address: under src_ip all go
+# to one backend, verified. A heavy_hitter alarm on new connections names 10.10.0.10;
+# nothing rolls back.
+in_client timeout 60 python3 "$e2e" http http://10.10.0.100/hello 1500 --concurrency 16 \
+  >"$work/gateway.json" 2>&1 &
+traffic=$!
+gateway_alarm=""
+for _ in $(seq 1 120); do
+  sleep 0.25
+  gateway_alarm=$(alarms)
+  [[ $gateway_alarm == "[('heavy_hitter', 'new_flows', ['10.10.0.10'])]" ]] && break
+done
+wait "$traffic"
+echo "#   gateway: $(cat "$work/gateway.json")"
+expect_eq "one client, every connection on one backend: a heavy_hitter alarm naming it" \
+  "$gateway_alarm" "[('heavy_hitter', 'new_flows', ['10.10.0.10'])]"
+expect_eq "the gateway's connections all succeeded" "$(json 'r["failures"]' <"$work/gateway.json")" "0"
+ctl skew | sed 's/^/#   /'
+expect_eq "one client: no rollback (version still $v1)" "$(ctl --json status | json 'r["version"]')" "$v1"
+expect_eq "src_ip service: no hot or starved alarm raised at all" \
+  "$(loglines "$t_v1" event=skew_alarm | grep -cE 'kind=(hot|starved)')" "0"
+figure "1,500 connections from one client (10.10.0.10) to a src_ip service on probation with rollback: version stays $v1; alarm: $gateway_alarm"
 check_daemon_log
 finish

@@ -179,6 +179,16 @@ TEST_CASE("manager: operator states and health verdicts survive applies") {
 
 namespace {
 
+// Backend i of service "web" (10.20.0.11+i:8080, id i+1), before any traffic.
+control::backend_sample web_backend(size_t i, double expected_share) {
+    control::backend_sample s;
+    s.id = uint32_t(i + 1);
+    s.service = "web";
+    s.backend = "10.20.0." + std::to_string(11 + i) + ":8080";
+    s.expected_share = expected_share;
+    return s;
+}
+
 struct simulated_service {
     std::vector<double> expected;
     std::vector<uint64_t> cumulative;
@@ -187,11 +197,7 @@ struct simulated_service {
     std::vector<control::backend_sample> samples() const {
         std::vector<control::backend_sample> out;
         for (size_t i = 0; i < expected.size(); ++i) {
-            control::backend_sample s;
-            s.id = uint32_t(i + 1);
-            s.service = "web";
-            s.backend = "10.20.0." + std::to_string(11 + i) + ":8080";
-            s.expected_share = expected[i];
+            control::backend_sample s = web_backend(i, expected[i]);
             s.new_flows = cumulative[i];
             s.bytes = bytes[i];
             s.packets = packets[i];
@@ -260,8 +266,12 @@ TEST_CASE("skew: equal flows, one backend serving the large downloads: a bytes a
     CHECK(a.basis == control::skew_basis::bytes); // flows are fair: bytes come first
     CHECK(a.kind == control::skew_kind::hot);
     CHECK(a.observed_share > 0.8);
-    CHECK_FALSE(control::causes_rollback(a.basis));
-    CHECK(control::causes_rollback(control::skew_basis::new_flows));
+    CHECK_FALSE(control::causes_rollback(a));
+    control::skew_alarm on_flows = a;
+    on_flows.basis = control::skew_basis::new_flows;
+    CHECK(control::causes_rollback(on_flows));
+    on_flows.kind = control::skew_kind::heavy_hitter;
+    CHECK_FALSE(control::causes_rollback(on_flows));
     CHECK(d.view(2).bytes_share > 0.8);
     // The others carry 1/23 of the bytes each, under half their share, but only as a
     // consequence: bytes and packets raise hot alarms only, one per cause.
@@ -864,6 +874,266 @@ TEST_CASE("skew: hashing on the source address with few clients concentrates tra
     }
     CHECK(hot >= 1);
     CHECK(starved >= 3);
+}
+
+// ---- who sends it: skews a few clients explain ----
+
+namespace {
+
+// A service whose connections come from named clients, counted as the workers count
+// them (counters and client sketches) and fed to the detector every second.
+struct client_traffic {
+    std::vector<double> expected;
+    bool pins_clients = true; // hash = "src_ip"
+    std::vector<uint64_t> verified = std::vector<uint64_t>(expected.size());
+    std::vector<uint64_t> syns = std::vector<uint64_t>(expected.size());
+    flow::client_sketches sketch{11};
+    std::chrono::steady_clock::time_point t{};
+
+    void connect(const net::ip_addr& client, size_t backend, bool handshake = true) {
+        ++syns[backend];
+        sketch.count(flow::client_event::syn, client, uint32_t(backend + 1));
+        if (handshake) {
+            ++verified[backend];
+            sketch.count(flow::client_event::verified, client, uint32_t(backend + 1));
+        }
+    }
+    // `n` connections from distinct clients (random addresses in 172.16/12), drawn
+    // with probabilities `p`.
+    void crowd(std::mt19937_64& rng, const std::vector<double>& p, int n, bool handshake = true) {
+        std::discrete_distribution<size_t> pick(p.begin(), p.end());
+        for (int i = 0; i < n; ++i) {
+            uint32_t host = 0xac100000u + uint32_t(rng() % (1u << 20));
+            connect(net::ip_addr::from_v4_be(__builtin_bswap32(host)), pick(rng), handshake);
+        }
+    }
+    std::vector<control::skew_detector::event> tick(control::skew_detector& d) {
+        t += std::chrono::seconds(1);
+        sketch.request_seal();
+        sketch.poll();
+        const flow::client_sketches::buffer* sealed = &sketch.sealed();
+        d.clients().add(t, {&sealed, 1});
+        sketch.release_sealed();
+        std::vector<control::backend_sample> samples;
+        for (size_t i = 0; i < expected.size(); ++i) {
+            control::backend_sample s = web_backend(i, expected[i]);
+            s.new_flows = verified[i];
+            s.syns = syns[i];
+            s.pins_clients = pins_clients;
+            samples.push_back(s);
+        }
+        return d.tick(t, {}, samples);
+    }
+};
+
+config::skew_config ten_second_window() {
+    config::skew_config cfg;
+    cfg.window = std::chrono::seconds(10);
+    cfg.threshold = 2.0;
+    cfg.min_flows = 500;
+    return cfg;
+}
+
+} // namespace
+
+TEST_CASE("skew: one client's connections on one backend (src_ip, a NAT gateway) raise a "
+          "heavy_hitter alarm that names it, never a rollback") {
+    control::skew_detector d(ten_second_window());
+    client_traffic web{{0.25, 0.25, 0.25, 0.25}};
+    std::mt19937_64 rng(21);
+    std::vector<control::skew_detector::event> raised;
+    web.tick(d);
+    for (int s = 0; s < 15; ++s) {
+        web.crowd(rng, web.expected, 300);
+        for (int i = 0; i < 400; ++i) {
+            web.connect(ip("10.10.9.9"), 2); // all by its address's hash to 10.20.0.13
+        }
+        for (auto& e : web.tick(d)) {
+            if (e.raised) {
+                raised.push_back(e);
+            }
+        }
+    }
+    REQUIRE(d.alarms().size() == 1); // the others, starved by it, raise nothing
+    REQUIRE(d.alarms().count(3));
+    const control::skew_alarm& a = d.alarms().at(3);
+    CHECK(a.kind == control::skew_kind::heavy_hitter);
+    CHECK(a.basis == control::skew_basis::new_flows);
+    REQUIRE(!a.clients.empty());
+    CHECK(a.clients[0].client == "10.10.9.9");
+    CHECK(a.clients[0].to_backend == a.clients[0].to_service);
+    CHECK(a.observed_share > 0.6);
+    for (const auto& e : raised) {
+        CHECK_FALSE(control::causes_rollback(e.alarm));
+    }
+    std::string why = control::explain(a, d.view(3));
+    INFO(why);
+    CHECK(why.find("10.10.9.9 opened 5") != std::string::npos); // 400 of 700: 57%
+    CHECK(why.find("100% of theirs to 10.20.0.13:8080") != std::string::npos);
+    CHECK(why.find("not the config") != std::string::npos);
+    // Without the client sketches the same counts are a config skew: the verdict rests
+    // on knowing who sent them.
+    control::skew_detector blind(ten_second_window());
+    std::vector<control::backend_sample> samples;
+    for (size_t i = 0; i < 4; ++i) {
+        samples.push_back(web_backend(i, 0.25));
+    }
+    blind.tick({}, {}, samples);
+    for (size_t i = 0; i < 4; ++i) {
+        samples[i].new_flows = web.verified[i];
+    }
+    blind.tick(std::chrono::steady_clock::time_point{} + std::chrono::seconds(5), {}, samples);
+    REQUIRE(blind.alarms().count(3));
+    CHECK(blind.alarms().at(3).kind == control::skew_kind::hot);
+}
+
+TEST_CASE("skew: a bad config stays a config skew with a heavy client in the traffic") {
+    // hash = "src_ip". The config sends 70% of the crowd to 10.20.0.11 (25% expected),
+    // and one client, pinned there too, opens a third of the connections. Taking it out
+    // leaves the crowd's skew: hot, and the rollback may follow.
+    control::skew_detector d(ten_second_window());
+    client_traffic web{{0.25, 0.25, 0.25, 0.25}};
+    std::mt19937_64 rng(22);
+    const std::vector<double> bad{0.7, 0.1, 0.1, 0.1};
+    web.tick(d);
+    bool rollback_cause = false;
+    for (int s = 0; s < 12; ++s) {
+        web.crowd(rng, bad, 400);
+        for (int i = 0; i < 200; ++i) {
+            web.connect(ip("10.10.9.9"), 0);
+        }
+        for (auto& e : web.tick(d)) {
+            rollback_cause = rollback_cause || (e.raised && control::causes_rollback(e.alarm));
+        }
+    }
+    REQUIRE(d.alarms().count(1));
+    CHECK(d.alarms().at(1).kind == control::skew_kind::hot);
+    CHECK(d.alarms().at(1).basis == control::skew_basis::new_flows);
+    CHECK(rollback_cause);
+}
+
+TEST_CASE("skew: with a hash over the source port, one client sending everything proves a bad "
+          "config as well as many (the replayed incident)") {
+    // Three of four backends down by a bad health check: all of the single test
+    // client's connections go to 10.20.0.11. Under hash = "src_ip" that would be its
+    // address's backend anyway; under the 5-tuple hash its connections would have
+    // spread, so it is the config's doing: hot, and the rollback may follow.
+    control::skew_detector d(ten_second_window());
+    client_traffic web{{0.25, 0.25, 0.25, 0.25}};
+    web.pins_clients = false;
+    web.tick(d);
+    for (int s = 0; s < 5; ++s) {
+        for (int i = 0; i < 300; ++i) {
+            web.connect(ip("10.10.0.2"), 0);
+        }
+        web.tick(d);
+    }
+    REQUIRE(d.alarms().count(1));
+    CHECK(d.alarms().at(1).kind == control::skew_kind::hot);
+    CHECK(control::causes_rollback(d.alarms().at(1)));
+    // The same under src_ip: the one client is all there is, so nothing is proven.
+    control::skew_detector pinned(ten_second_window());
+    client_traffic one{{0.25, 0.25, 0.25, 0.25}};
+    one.tick(pinned);
+    for (int s = 0; s < 5; ++s) {
+        for (int i = 0; i < 300; ++i) {
+            one.connect(ip("10.10.0.2"), 0);
+        }
+        one.tick(pinned);
+    }
+    REQUIRE(pinned.alarms().count(1));
+    CHECK(pinned.alarms().at(1).kind == control::skew_kind::heavy_hitter);
+}
+
+TEST_CASE("skew: a heavy client cannot hide a bad config applied later: the alarm turns hot "
+          "and is raised again") {
+    control::skew_detector d(ten_second_window());
+    client_traffic web{{0.25, 0.25, 0.25, 0.25}};
+    std::mt19937_64 rng(23);
+    web.tick(d);
+    for (int s = 0; s < 12; ++s) {
+        web.crowd(rng, web.expected, 300);
+        for (int i = 0; i < 400; ++i) {
+            web.connect(ip("10.10.9.9"), 2);
+        }
+        web.tick(d);
+    }
+    REQUIRE(d.alarms().count(3));
+    REQUIRE(d.alarms().at(3).kind == control::skew_kind::heavy_hitter);
+    // Now a config that sends 80% to 10.20.0.13, while the heavy client goes on.
+    const std::vector<double> bad{0.05, 0.05, 0.85, 0.05};
+    bool raised_hot = false;
+    for (int s = 0; s < 12 && !raised_hot; ++s) {
+        web.crowd(rng, bad, 1200);
+        for (int i = 0; i < 400; ++i) {
+            web.connect(ip("10.10.9.9"), 2);
+        }
+        for (auto& e : web.tick(d)) {
+            raised_hot = raised_hot ||
+                         (e.raised && e.alarm.id == 3 && e.alarm.kind == control::skew_kind::hot &&
+                          control::causes_rollback(e.alarm));
+        }
+    }
+    CHECK(raised_hot);
+}
+
+TEST_CASE("skew: spoofed SYNs from one source raise a heavy_hitter alarm on SYNs naming it; "
+          "from thousands of sources, nothing") {
+    control::skew_detector d(ten_second_window());
+    client_traffic web{{0.25, 0.25, 0.25, 0.25}};
+    std::mt19937_64 rng(24);
+    web.tick(d);
+    for (int s = 0; s < 3; ++s) {
+        web.crowd(rng, web.expected, 20); // a little real traffic
+        for (int i = 0; i < 1000; ++i) {
+            web.connect(ip("198.18.9.9"), 2, false); // never completes a handshake
+        }
+        web.tick(d);
+    }
+    REQUIRE(d.alarms().size() == 1);
+    REQUIRE(d.alarms().count(3));
+    const control::skew_alarm& a = d.alarms().at(3);
+    CHECK(a.kind == control::skew_kind::heavy_hitter);
+    CHECK(a.basis == control::skew_basis::syns);
+    REQUIRE(a.clients.size() == 1);
+    CHECK(a.clients[0].client == "198.18.9.9");
+    CHECK(a.clients[0].to_backend == 3000);
+    CHECK_FALSE(control::causes_rollback(a));
+    std::string why = control::explain(a, d.view(3));
+    INFO(why);
+    CHECK(why.find("SYNs (unverified") != std::string::npos);
+
+    control::skew_detector spread(ten_second_window());
+    client_traffic many{{0.25, 0.25, 0.25, 0.25}};
+    many.tick(spread);
+    for (int s = 0; s < 3; ++s) {
+        many.crowd(rng, many.expected, 1000, false);
+        many.tick(spread);
+    }
+    CHECK(spread.alarms().empty());
+}
+
+TEST_CASE("skew: many addresses of one /24 on one backend are named as their network") {
+    // 40 addresses of 10.10.9.0/24 each open 10 connections a second, all to
+    // 10.20.0.12: none is 10% of the excess, their network is.
+    control::skew_detector d(ten_second_window());
+    client_traffic web{{0.25, 0.25, 0.25, 0.25}};
+    std::mt19937_64 rng(25);
+    web.tick(d);
+    for (int s = 0; s < 12; ++s) {
+        web.crowd(rng, web.expected, 300);
+        for (uint32_t host = 1; host <= 40; ++host) {
+            for (int i = 0; i < 10; ++i) {
+                web.connect(net::ip_addr::from_v4_be(__builtin_bswap32(0x0a0a0900u + host)), 1);
+            }
+        }
+        web.tick(d);
+    }
+    REQUIRE(d.alarms().count(2));
+    const control::skew_alarm& a = d.alarms().at(2);
+    CHECK(a.kind == control::skew_kind::heavy_hitter);
+    REQUIRE(a.clients.size() == 1);
+    CHECK(a.clients[0].client == "10.10.9.0/24");
 }
 
 // ---- the series baseline: a series of applies is judged against a stable reference ----
