@@ -367,7 +367,9 @@ std::vector<skew_detector::event> skew_detector::tick(clock::time_point now,
     explanations.reserve(service_totals.size() * 2);
     {
         const client_window* clients = &m_clients;
-        for (const auto& [service, totals] : service_totals) {
+        // (Not a structured binding: lambdas below capture it, which clang 14 refuses.)
+        for (const auto& entry : service_totals) {
+            const service_total& totals = entry.second;
             if (!samples[totals.members.front()].pins_clients) {
                 continue;
             }

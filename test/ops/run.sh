@@ -40,6 +40,7 @@ metrics=(
   evenflow_backend_new_flows_total evenflow_backend_packets_total evenflow_backend_bytes_total
   evenflow_backend_expected_share evenflow_backend_observed_share evenflow_backend_skew_ratio
   evenflow_backend_skew_alarm evenflow_backend_bytes_share evenflow_backend_packets_share
+  evenflow_backend_heavy_hitter_alarm evenflow_heavy_hitter_connections
   evenflow_service_backends_up evenflow_service_no_backend_alarm
   evenflow_worker_rx_packets_total evenflow_worker_tx_packets_total evenflow_worker_rx_bytes_total
   evenflow_worker_tx_bytes_total evenflow_worker_drops_total evenflow_worker_flows_active
@@ -47,7 +48,7 @@ metrics=(
   evenflow_worker_flow_insert_failures_total
   evenflow_alarms_active evenflow_config_fingerprint evenflow_bgp_vip_announced
 )
-labels=(service backend state direction worker reason trigger instance job fingerprint vip)
+labels=(service backend state direction worker reason trigger instance job fingerprint vip client basis)
 
 # ---- 1, 2: alert rules
 check "promtool check rules alerts.yml" promtool check rules "$conf/prometheus/alerts.yml"
