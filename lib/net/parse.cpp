@@ -10,96 +10,19 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <type_traits>
 
 namespace evenflow::net {
 
 std::string_view to_string(drop_reason reason) {
-    // The names double as metric labels and CLI output: keep them equal to the
-    // enumerator names so grepping the code for a counter finds its source.
-    switch (reason) {
-    case drop_reason::none:
-        return "none";
-    case drop_reason::truncated_ethernet:
-        return "truncated_ethernet";
-    case drop_reason::truncated_vlan:
-        return "truncated_vlan";
-    case drop_reason::unsupported_ethertype:
-        return "unsupported_ethertype";
-    case drop_reason::truncated_arp:
-        return "truncated_arp";
-    case drop_reason::unsupported_arp:
-        return "unsupported_arp";
-    case drop_reason::truncated_ipv4:
-        return "truncated_ipv4";
-    case drop_reason::bad_ipv4_version:
-        return "bad_ipv4_version";
-    case drop_reason::bad_ipv4_ihl:
-        return "bad_ipv4_ihl";
-    case drop_reason::bad_ipv4_total_length:
-        return "bad_ipv4_total_length";
-    case drop_reason::bad_ipv4_checksum:
-        return "bad_ipv4_checksum";
-    case drop_reason::truncated_ipv6:
-        return "truncated_ipv6";
-    case drop_reason::bad_ipv6_version:
-        return "bad_ipv6_version";
-    case drop_reason::bad_ipv6_payload_length:
-        return "bad_ipv6_payload_length";
-    case drop_reason::truncated_ipv6_ext:
-        return "truncated_ipv6_ext";
-    case drop_reason::too_many_ipv6_ext:
-        return "too_many_ipv6_ext";
-    case drop_reason::ip_fragment:
-        return "ip_fragment";
-    case drop_reason::truncated_tcp:
-        return "truncated_tcp";
-    case drop_reason::bad_tcp_data_offset:
-        return "bad_tcp_data_offset";
-    case drop_reason::truncated_icmp:
-        return "truncated_icmp";
-    case drop_reason::unsupported_l4:
-        return "unsupported_l4";
-    case drop_reason::not_for_us:
-        return "not_for_us";
-    case drop_reason::no_backend:
-        return "no_backend";
-    case drop_reason::flow_table_full:
-        return "flow_table_full";
-    case drop_reason::no_neighbor:
-        return "no_neighbor";
-    case drop_reason::tx_full:
-        return "tx_full";
-    case drop_reason::ttl_exceeded:
-        return "ttl_exceeded";
-    case drop_reason::ip_options:
-        return "ip_options";
-    case drop_reason::chained_mbuf:
-        return "chained_mbuf";
-    case drop_reason::control_ring_full:
-        return "control_ring_full";
-    case drop_reason::handoff_full:
-        return "handoff_full";
-    case drop_reason::control_budget:
-        return "control_budget";
-    case drop_reason::not_our_mac:
-        return "not_our_mac";
-    case drop_reason::vlan_mismatch:
-        return "vlan_mismatch";
-    case drop_reason::reply_on_client_side:
-        return "reply_on_client_side";
-    case drop_reason::not_a_probe_reply:
-        return "not_a_probe_reply";
-    case drop_reason::icmp_no_flow:
-        return "icmp_no_flow";
-    case drop_reason::tunnel_too_big:
-        return "tunnel_too_big";
-    case drop_reason::no_headroom:
-        return "no_headroom";
-    case drop_reason::count_:
-        break;
-    }
-    return "unknown";
+    static constexpr std::string_view names[] = {
+#define EVENFLOW_NAME(name) #name,
+        EVENFLOW_DROP_REASONS(EVENFLOW_NAME)
+#undef EVENFLOW_NAME
+    };
+    static_assert(std::size(names) == size_t(drop_reason::count_));
+    return size_t(reason) < std::size(names) ? names[size_t(reason)] : "unknown";
 }
 
 namespace {

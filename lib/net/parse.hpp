@@ -9,50 +9,58 @@
 
 namespace evenflow::net {
 
-// Why a frame is not processed. Every value is a counter in the worker; keep
-// `count_` last. Malformed input maps to one of these, never to a read past the end.
+// X(name): every drop reason, in counter order (none first); the names double as
+// metric labels and CLI output, equal to the enumerators so that grepping the code
+// for a counter finds its source.
+#define EVENFLOW_DROP_REASONS(X)                                                                   \
+    X(none)                                                                                        \
+    X(truncated_ethernet)      /* shorter than an Ethernet header */                               \
+    X(truncated_vlan)          /* 802.1Q tag cut short */                                          \
+    X(unsupported_ethertype)   /* not IPv4, IPv6 or ARP */                                         \
+    X(truncated_arp)           /* ARP shorter than an Ethernet/IPv4 ARP */                         \
+    X(unsupported_arp)         /* ARP for another hardware/protocol type */                        \
+    X(truncated_ipv4)          /* shorter than 20 bytes */                                         \
+    X(bad_ipv4_version)        /* version field is not 4 */                                        \
+    X(bad_ipv4_ihl)            /* IHL < 5 or header longer than the frame */                       \
+    X(bad_ipv4_total_length)   /* total length < IHL*4 or longer than the frame */                 \
+    X(bad_ipv4_checksum)       /* header checksum does not verify (checked by the worker) */       \
+    X(truncated_ipv6)          /* shorter than 40 bytes */                                         \
+    X(bad_ipv6_version)        /* version field is not 6 */                                        \
+    X(bad_ipv6_payload_length) /* payload length longer than the frame */                          \
+    X(truncated_ipv6_ext)      /* an extension header runs past the payload */                     \
+    X(too_many_ipv6_ext)       /* more extension headers than we walk */                           \
+    X(ip_fragment)             /* IPv4 fragment or IPv6 Fragment header: not balanced */           \
+    X(truncated_tcp)           /* shorter than 20 bytes */                                         \
+    X(bad_tcp_data_offset)     /* data offset < 5 or past the IP payload */                        \
+    X(truncated_icmp)          /* ICMP/ICMPv6 shorter than its 8-byte header */                    \
+    X(unsupported_l4)          /* neither TCP nor ICMP */                                          \
+    /* Verdicts of the worker rather than the parser, counted in the same array. */                \
+    X(not_for_us)           /* destination is neither a VIP, a flow nor our address */             \
+    X(no_backend)           /* service has no backend up */                                        \
+    X(flow_table_full)      /* informational: forwarded statelessly, not dropped */                \
+    X(no_neighbor)          /* next hop unresolved and its wait queue full */                      \
+    X(tx_full)              /* TX ring did not accept the packet */                                \
+    X(ttl_exceeded)         /* TTL/hop limit would reach zero */                                   \
+    X(ip_options)           /* IPv4 options on a packet to forward: dropped, as Katran does */     \
+    X(chained_mbuf)         /* frame split over several buffers: headers may straddle them */      \
+    X(control_ring_full)    /* slow path (ARP, unresolved next hop, probe replies) backed up */    \
+    X(handoff_full)         /* the ring to the worker that owns the connection was full */         \
+    X(control_budget)       /* over the worker's budget for that kind of slow-path packet */       \
+    X(not_our_mac)          /* unicast frame for another MAC (a promiscuous port) */               \
+    X(vlan_mismatch)        /* a tag the interface does not carry, or none where it does */        \
+    X(reply_on_client_side) /* a backend's source arriving on a client-facing port */              \
+    X(not_a_probe_reply)    /* TCP to our address that answers no probe of ours */                 \
+    X(icmp_no_flow)         /* an ICMP error about a flow no entry knows */                        \
+    X(tunnel_too_big)       /* encapsulated it would exceed the backend side's MTU */              \
+    X(no_headroom)          /* no room in the buffer for the tunnel header */
+
+// Why a frame is not processed. Every value is a counter in the worker; `count_` is
+// last. Malformed input maps to one of these, never to a read past the end.
 enum class drop_reason : uint8_t {
-    none = 0,
-    truncated_ethernet,      // shorter than an Ethernet header
-    truncated_vlan,          // 802.1Q tag cut short
-    unsupported_ethertype,   // not IPv4, IPv6 or ARP
-    truncated_arp,           // ARP shorter than an Ethernet/IPv4 ARP
-    unsupported_arp,         // ARP for another hardware/protocol type
-    truncated_ipv4,          // shorter than 20 bytes
-    bad_ipv4_version,        // version field is not 4
-    bad_ipv4_ihl,            // IHL < 5 or header longer than the frame
-    bad_ipv4_total_length,   // total length < IHL*4 or longer than the frame
-    bad_ipv4_checksum,       // header checksum does not verify (checked by the worker)
-    truncated_ipv6,          // shorter than 40 bytes
-    bad_ipv6_version,        // version field is not 6
-    bad_ipv6_payload_length, // payload length longer than the frame
-    truncated_ipv6_ext,      // an extension header runs past the payload
-    too_many_ipv6_ext,       // more extension headers than we walk
-    ip_fragment,             // IPv4 fragment or IPv6 Fragment header: not balanced
-    truncated_tcp,           // shorter than 20 bytes
-    bad_tcp_data_offset,     // data offset < 5 or past the IP payload
-    truncated_icmp,          // ICMP/ICMPv6 shorter than its 8-byte header
-    unsupported_l4,          // neither TCP nor ICMP
-    // Verdicts of the worker rather than the parser, counted in the same array.
-    not_for_us,           // destination is neither a VIP, a flow nor our address
-    no_backend,           // service has no backend up
-    flow_table_full,      // informational: forwarded statelessly, not dropped
-    no_neighbor,          // next hop unresolved and its wait queue full
-    tx_full,              // TX ring did not accept the packet
-    ttl_exceeded,         // TTL/hop limit would reach zero
-    ip_options,           // IPv4 options on a packet to forward: dropped, as Katran does
-    chained_mbuf,         // frame split over several buffers: headers may straddle them
-    control_ring_full,    // slow path (ARP, unresolved next hop, probe replies) backed up
-    handoff_full,         // the ring to the worker that owns the connection was full
-    control_budget,       // over the worker's budget for that kind of slow-path packet
-    not_our_mac,          // unicast frame for another MAC (a promiscuous port)
-    vlan_mismatch,        // a tag the interface does not carry, or none where it does
-    reply_on_client_side, // a backend's source arriving on a client-facing port
-    not_a_probe_reply,    // TCP to our address that answers no probe of ours
-    icmp_no_flow,         // an ICMP error about a flow no entry knows
-    tunnel_too_big,       // encapsulated it would exceed the backend side's MTU
-    no_headroom,          // no room in the buffer for the tunnel header
-    count_
+#define EVENFLOW_ENUMERATOR(name) name,
+    EVENFLOW_DROP_REASONS(EVENFLOW_ENUMERATOR)
+#undef EVENFLOW_ENUMERATOR
+        count_
 };
 
 std::string_view to_string(drop_reason reason);
