@@ -1,6 +1,6 @@
 #include "completion.hpp"
 
-#include "control/commands.hpp"
+#include "api/commands.hpp"
 
 #include <fmt/format.h>
 
@@ -48,8 +48,8 @@ std::string words(const std::vector<std::string>& list) {
 
 // What completes a positional: files, the daemon's service names, the backends of
 // the service typed before, or nothing.
-std::string positional_completion(const control::positional& p) {
-    if (p.kind == control::value_kind::file) {
+std::string positional_completion(const api::positional& p) {
+    if (p.kind == api::value_kind::file) {
         return "_evenctl_files";
     }
     if (p.key == "service") {
@@ -137,7 +137,7 @@ _evenctl() {
 )",
                        words(names), global);
     for (const CLI::App* sub : app.get_subcommands({})) {
-        const control::command_spec* spec = control::find_command(sub->get_name());
+        const api::command_spec* spec = api::find_command(sub->get_name());
         out += fmt::format("        {})\n", sub->get_name());
         out += fmt::format("            if [[ $cur == -* ]]; then\n"
                            "                COMPREPLY=($(compgen -W \"{} {}\" -- \"$cur\"))\n"
@@ -185,8 +185,8 @@ std::string roff(std::string_view text) {
 std::string man_commands(const CLI::App& app) {
     std::string out = "[COMMANDS]\n";
     for (const CLI::App* sub : app.get_subcommands({})) {
-        const control::command_spec* spec = control::find_command(sub->get_name());
-        std::string usage = spec != nullptr ? control::usage_line(*spec) : sub->get_name();
+        const api::command_spec* spec = api::find_command(sub->get_name());
+        std::string usage = spec != nullptr ? api::usage_line(*spec) : sub->get_name();
         out += fmt::format(".TP\n.B {}\n{}\n", roff(usage), roff(sub->get_description()));
         for (const CLI::Option* o : sub->get_options()) {
             if (o->get_group().empty() || o == sub->get_help_ptr()) {

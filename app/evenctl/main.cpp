@@ -4,15 +4,15 @@
 // 2 usage or connection errors.
 //
 // The command line is CLI11's, built from the shared vocabulary (all_commands() in
-// lib/control/commands.cpp): one subcommand per command, its positionals and options
+// lib/api/commands.cpp): one subcommand per command, its positionals and options
 // as the vocabulary lists them, and the request made by parse_arguments from the same
 // words; the bash completion is generated from that same CLI11 definition.
+#include "api/commands.hpp"
+#include "api/protocol.hpp"
 #include "cli.hpp"
 #include "completion.hpp"
 #include "config/load.hpp"
-#include "control/commands.hpp"
 #include "control/guard.hpp"
-#include "control/protocol.hpp"
 #include "snapshot/snapshot.hpp"
 #include "table.hpp"
 #include "top.hpp"
@@ -32,7 +32,7 @@
 
 namespace {
 
-using evenflow::control::json;
+using evenflow::api::json;
 using evenflow::evenctl::table;
 
 constexpr int exit_ok = 0;
@@ -442,8 +442,8 @@ void render_host(const json& r) {
                 r.value("message", std::string()).c_str());
 }
 
-renderer renderer_for(const evenflow::control::command_spec& spec) {
-    using evenflow::control::command;
+renderer renderer_for(const evenflow::api::command_spec& spec) {
+    using evenflow::api::command;
     if (spec.id == command::drain_host || spec.id == command::undrain_host) {
         return render_host;
     }
@@ -472,7 +472,7 @@ renderer renderer_for(const evenflow::control::command_spec& spec) {
 
 // One CLI11 subcommand per command of the vocabulary; its values land here.
 struct command_words {
-    const evenflow::control::command_spec* spec = nullptr;
+    const evenflow::api::command_spec* spec = nullptr;
     CLI::App* app = nullptr;
     std::vector<std::string> positionals; // one per spec->args, in order
     std::vector<CLI::Option*> positional_options;
@@ -500,16 +500,16 @@ struct command_words {
     }
 };
 
-std::string describe(const evenflow::control::positional& p) {
+std::string describe(const evenflow::api::positional& p) {
     if (!p.help.empty()) {
         return std::string(p.help);
     }
     switch (p.kind) {
-    case evenflow::control::value_kind::file:
+    case evenflow::api::value_kind::file:
         return "a file";
-    case evenflow::control::value_kind::positive_integer:
+    case evenflow::api::value_kind::positive_integer:
         return "a positive integer";
-    case evenflow::control::value_kind::text:
+    case evenflow::api::value_kind::text:
         break;
     }
     return std::string(p.metavar);
@@ -522,17 +522,17 @@ const char* const exit_codes_footer =
 } // namespace
 
 int main(int argc, char** argv) {
-    namespace control = evenflow::control;
+    namespace api = evenflow::api;
     CLI::App app{"evenctl: the command line of evenflowd, the evenflow load balancer. "
                  "Talks to the daemon over its control socket; check works offline.",
                  "evenctl"};
     app.footer(exit_codes_footer);
     app.set_version_flag("--version", evenflow::cli::version_line("evenctl"),
                          "print evenctl's version and exit");
-    std::string socket_path = control::default_socket_path;
+    std::string socket_path = api::default_socket_path;
     app.add_option("--socket", socket_path,
                    "the daemon's control socket (else $EVENFLOW_SOCKET, else " +
-                       std::string(control::default_socket_path) + ")")
+                       std::string(api::default_socket_path) + ")")
         ->envname("EVENFLOW_SOCKET")
         ->type_name("PATH");
     bool as_json = false;
@@ -551,16 +551,16 @@ int main(int argc, char** argv) {
     app.formatter(formatter);
 
     std::vector<std::unique_ptr<command_words>> commands;
-    for (const control::command_spec& spec : control::all_commands()) {
+    for (const api::command_spec& spec : api::all_commands()) {
         auto c = std::make_unique<command_words>();
         c->spec = &spec;
         c->app = app.add_subcommand(std::string(spec.name), std::string(spec.summary));
         c->app->footer(
-            fmt::format("usage: evenctl {}\n{}", control::usage_line(spec), exit_codes_footer));
+            fmt::format("usage: evenctl {}\n{}", api::usage_line(spec), exit_codes_footer));
         c->positionals.resize(spec.args.size());
         c->option_values.resize(spec.options.size());
         for (size_t i = 0; i < spec.args.size(); ++i) {
-            const control::positional& p = spec.args[i];
+            const api::positional& p = spec.args[i];
             CLI::Option* o =
                 c->app->add_option(std::string(p.metavar), c->positionals[i], describe(p))
                     ->type_name("");
@@ -570,7 +570,7 @@ int main(int argc, char** argv) {
             c->positional_options.push_back(o);
         }
         for (size_t i = 0; i < spec.options.size(); ++i) {
-            const control::option& opt = spec.options[i];
+            const api::option& opt = spec.options[i];
             CLI::Option* o =
                 opt.metavar.empty()
                     ? c->app->add_flag(std::string(opt.flag))->description(std::string(opt.help))
@@ -605,7 +605,7 @@ int main(int argc, char** argv) {
         *hint = fmt::format("evenctl {} --help", in->spec->name);
         std::string what = evenflow::cli::default_phrase(app, e);
         return fmt::format("{}: {} (usage: evenctl {})", in->spec->name, what,
-                           control::usage_line(*in->spec));
+                           api::usage_line(*in->spec));
     };
     if (auto code =
             evenflow::cli::parse(app, args, "evenctl --help, evenctl COMMAND --help", phrase)) {
@@ -627,16 +627,16 @@ int main(int argc, char** argv) {
         return evenflow::cli::usage_error("evenctl", "no command given",
                                           "evenctl --help, evenctl COMMAND --help");
     }
-    const control::command_spec* spec = chosen->spec;
+    const api::command_spec* spec = chosen->spec;
     std::vector<std::string> words = chosen->words();
-    auto parsed = control::parse_arguments(*spec, words);
+    auto parsed = api::parse_arguments(*spec, words);
     if (auto* why = std::get_if<std::string>(&parsed)) {
         return evenflow::cli::usage_error("evenctl", *why,
                                           fmt::format("evenctl {} --help", spec->name));
     }
     json request = std::get<json>(parsed);
 
-    using control::command;
+    using api::command;
     if (spec->id == command::check) {
         return cmd_check(request["config"].get<std::string>(), as_json);
     }
@@ -645,7 +645,7 @@ int main(int argc, char** argv) {
     }
     // A file argument travels as its text; the path names it in messages.
     for (const auto& p : spec->args) {
-        if (p.kind == control::value_kind::file && request.contains(p.key)) {
+        if (p.kind == api::value_kind::file && request.contains(p.key)) {
             std::string path = request[std::string(p.key)];
             std::string error;
             auto text = read_file(path, &error);
@@ -653,7 +653,7 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "evenctl: %s\n", error.c_str());
                 return exit_usage;
             }
-            if (!evenflow::control::valid_utf8(*text)) {
+            if (!evenflow::api::valid_utf8(*text)) {
                 std::fprintf(stderr, "evenctl: %s is not UTF-8 text (TOML files are UTF-8)\n",
                              path.c_str());
                 return exit_usage;
@@ -664,7 +664,7 @@ int main(int argc, char** argv) {
     }
 
     std::string error;
-    std::optional<json> reply = control::call(socket_path, request, &error);
+    std::optional<json> reply = api::call(socket_path, request, &error);
     if (!reply) {
         std::fprintf(stderr, "evenctl: %s\n", error.c_str());
         return exit_usage;

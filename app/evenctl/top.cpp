@@ -1,6 +1,6 @@
 #include "top.hpp"
 
-#include "control/protocol.hpp"
+#include "api/protocol.hpp"
 
 #include <fmt/format.h>
 
@@ -16,7 +16,7 @@ namespace evenflow::evenctl {
 
 namespace {
 
-using control::json;
+using api::json;
 
 termios g_saved_termios;
 bool g_raw = false;
@@ -120,11 +120,10 @@ int run_top(const std::string& socket_path, int iterations) {
     enter_raw_mode();
     for (int i = 0; iterations <= 0 || i < iterations; ++i) {
         std::string error;
-        auto status = control::call(socket_path, json{{"cmd", "status"}}, &error);
+        auto status = api::call(socket_path, json{{"cmd", "status"}}, &error);
         auto backends =
-            status ? control::call(socket_path, json{{"cmd", "backends"}}, &error) : std::nullopt;
-        auto skew =
-            backends ? control::call(socket_path, json{{"cmd", "skew"}}, &error) : std::nullopt;
+            status ? api::call(socket_path, json{{"cmd", "backends"}}, &error) : std::nullopt;
+        auto skew = backends ? api::call(socket_path, json{{"cmd", "skew"}}, &error) : std::nullopt;
         if (!skew) {
             restore_terminal();
             std::fprintf(stderr, "evenctl: %s\n", error.c_str());

@@ -300,8 +300,8 @@ void bgp_speaker::stop() {
     }
 }
 
-control::json bgp_speaker::status() const {
-    control::json vips = control::json::array();
+api::json bgp_speaker::status() const {
+    api::json vips = api::json::array();
     for (const auto& w : m_wanted) {
         auto it = m_applied.find(w.vip);
         vips.push_back({{"vip", w.vip.to_string()},

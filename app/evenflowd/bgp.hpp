@@ -6,9 +6,9 @@
 // it is live again.
 #pragma once
 
+#include "api/protocol.hpp"
 #include "config/config.hpp"
 #include "control/announce.hpp"
-#include "control/protocol.hpp"
 
 #include <sys/types.h>
 
@@ -43,7 +43,7 @@ public:
     void withdraw_all();
     // Stops BIRD and the watchdog.
     void stop();
-    control::json status() const;
+    api::json status() const;
     bool running() const { return m_bird_pid > 0; }
 
 private:

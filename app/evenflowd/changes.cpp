@@ -17,6 +17,7 @@
 
 #include "config/diff.hpp"
 #include "config/load.hpp"
+#include "config/settings.hpp"
 #include "control/guard.hpp"
 #include "control/log.hpp"
 
@@ -30,7 +31,7 @@
 
 namespace evenflow::daemon {
 
-using control::json;
+using api::json;
 using control::log_event;
 
 namespace {
@@ -55,7 +56,7 @@ std::string diagnostics_text(const config::load_result& r) {
 }
 
 json refusal_reply(const std::string& message, uint64_t version) {
-    json reply = control::error_reply(message, true);
+    json reply = api::error_reply(message, true);
     reply["version"] = version;
     return reply;
 }
@@ -144,7 +145,7 @@ void evenflowd::request_apply(config::load_result (*load)(const std::string&, co
 }
 
 void evenflowd::answer_dry_run(change& c, const control::apply_evaluation& e) {
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["version"] = m_manager.version();
     reply["verdict"] = control::to_string(e.verdict);
     reply["diff"] = e.diff;
@@ -234,7 +235,7 @@ bool evenflowd::prepare(change& c, bool* wait) {
                     log_event("warning", "state_not_saved", {{"reason", error}});
                 }
             }
-            json reply = control::ok_reply();
+            json reply = api::ok_reply();
             reply["version"] = m_manager.version();
             reply["changed"] = false;
             reply["diff"] = json::array();
@@ -259,7 +260,7 @@ bool evenflowd::prepare(change& c, bool* wait) {
         if (!c.cfg) {
             log_event("warning", automatic ? "auto_rollback_failed" : "rollback_refused",
                       {{"reason", error}, {"why", c.why}});
-            answer(c, control::error_reply(error, true));
+            answer(c, api::error_reply(error, true));
             return false;
         }
         if (automatic) {
@@ -284,7 +285,7 @@ bool evenflowd::prepare(change& c, bool* wait) {
             }
         }
         if (!m_manager.set_admin_state(c.service, c.backend, c.admin, &error)) {
-            answer(c, control::error_reply(error, true));
+            answer(c, api::error_reply(error, true));
             return false;
         }
         c.diff.push_back(
@@ -432,7 +433,7 @@ void evenflowd::finish_change(change& c) {
         // their own: at ten thousand backends they take a few milliseconds.
         m_followups.push_back([this] { drift(); });
     }
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["version"] = m_manager.version();
     reply["changed"] = true;
     reply["diff"] = c.diff;
@@ -624,7 +625,7 @@ control::change_result evenflowd::first_version(const config::config& file_cfg) 
                 entries.push_back(std::move(e));
             }
             if (reason.empty()) {
-                reason = control::restart_required(file_cfg, *entries.back().cfg);
+                reason = config::restart_required(file_cfg, *entries.back().cfg);
             }
             if (reason.empty()) {
                 std::vector<control::config_manager::named_admin> admin;

@@ -1,4 +1,4 @@
-// One handler per command of the shared vocabulary (lib/control/commands.hpp).
+// One handler per command of the shared vocabulary (lib/api/commands.hpp).
 // Read-only handlers answer from the published snapshot and the counters; the
 // handlers that change state go through changes.cpp.
 #include "daemon.hpp"
@@ -20,7 +20,7 @@
 
 namespace evenflow::daemon {
 
-using control::json;
+using api::json;
 using control::log_event;
 
 namespace {
@@ -36,8 +36,8 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 
 } // namespace
 
-evenflowd::handler evenflowd::handler_for(control::command id) {
-    using control::command;
+evenflowd::handler evenflowd::handler_for(api::command id) {
+    using api::command;
     switch (id) {
     case command::status:
         return &evenflowd::cmd_status;
@@ -79,13 +79,13 @@ evenflowd::handler evenflowd::handler_for(control::command id) {
 
 evenflowd::answer_t evenflowd::dispatch(const json& request, const request_context& ctx) {
     if (!request.contains("cmd") || !request["cmd"].is_string()) {
-        return control::error_reply("malformed request: missing \"cmd\"");
+        return api::error_reply("malformed request: missing \"cmd\"");
     }
     std::string name = request["cmd"];
-    const control::command_spec* spec = control::find_command(name);
+    const api::command_spec* spec = api::find_command(name);
     handler h = spec != nullptr ? handler_for(spec->id) : nullptr;
     if (h == nullptr) {
-        return control::error_reply(fmt::format("unknown command {:?}", name));
+        return api::error_reply(fmt::format("unknown command {:?}", name));
     }
     if (spec->changes_state && ctx.who.uid != 0) {
         const auto& admins = m_manager.running().control.admins;
@@ -95,7 +95,7 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
                        {"uid", std::to_string(ctx.who.uid)},
                        {"pid", std::to_string(ctx.who.pid)},
                        {"reason", "not an admin"}});
-            return control::error_reply(
+            return api::error_reply(
                 fmt::format("uid {} may not {}: only root and the uids in [control] admins "
                             "change state (anyone who can open the socket may read)",
                             ctx.who.uid, name),
@@ -106,7 +106,7 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
 }
 
 evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["version"] = m_manager.version();
     reply["evenflow_version"] = EVENFLOW_VERSION;
     reply["generation"] = m_manager.generation();
@@ -252,7 +252,7 @@ evenflowd::answer_t evenflowd::cmd_services(const json&, const request_context&)
                         {"backends", svc.backend_indexes.size()},
                         {"backends_up", up}});
     }
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["services"] = rows;
     return reply;
 }
@@ -261,8 +261,8 @@ evenflowd::answer_t evenflowd::cmd_backends(const json& request, const request_c
     const snapshot* snap = m_shared.snap.load();
     std::string only = request.value("service", "");
     if (!only.empty() && snap->cfg->find_service(only) == nullptr) {
-        return control::error_reply(fmt::format("no service named {}; see evenctl services", only),
-                                    true);
+        return api::error_reply(fmt::format("no service named {}; see evenctl services", only),
+                                true);
     }
     auto workers = worker_stats();
     json rows = json::array();
@@ -303,14 +303,14 @@ evenflowd::answer_t evenflowd::cmd_backends(const json& request, const request_c
              {"drain_deadline_s", drain_left_s},
              {"skew", v.skewed}});
     }
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["backends"] = rows;
     return reply;
 }
 
 evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_context& ctx) {
     if (!request.contains("config") || !request["config"].is_string()) {
-        return control::error_reply("malformed request: apply needs \"config\" (the file's text)");
+        return api::error_reply("malformed request: apply needs \"config\" (the file's text)");
     }
     std::string path = request.value("path", "<apply>");
     std::string origin = fmt::format("apply {}", path);
@@ -323,7 +323,7 @@ evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_cont
 
 evenflowd::answer_t evenflowd::cmd_diff(const json& request, const request_context& ctx) {
     if (!request.contains("config") || !request["config"].is_string()) {
-        return control::error_reply("malformed request: diff needs \"config\" (the file's text)");
+        return api::error_reply("malformed request: diff needs \"config\" (the file's text)");
     }
     std::string path = request.value("path", "<diff>");
     request_apply([](const std::string& text,
@@ -348,7 +348,7 @@ evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) 
                         {"rollback_of", e.rollback_of},
                         {"running", e.version == m_manager.version()}});
     }
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["history"] = rows;
     return reply;
 }
@@ -396,7 +396,7 @@ evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
                               {"handoff_out", c.handoff_out.get()},
                               {"handoff_in", c.handoff_in.get()}});
     }
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["totals"] = totals;
     reply["workers"] = per_worker;
     reply["tsc_hz"] = rte_get_tsc_hz();
@@ -456,21 +456,21 @@ evenflowd::answer_t evenflowd::cmd_skew(const json&, const request_context&) {
             rows.back()["clients"] = named;
         }
     }
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["alarms"] = rows;
     return reply;
 }
 
 evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_context&) {
     if (!request.contains("service") || !request["service"].is_string()) {
-        return control::error_reply("malformed request: needs \"service\"");
+        return api::error_reply("malformed request: needs \"service\"");
     }
     const std::string& name = request["service"].get_ref<const std::string&>();
     size_t limit = 10;
     if (request.contains("limit")) {
         if (!request["limit"].is_number_unsigned() || request["limit"].get<uint64_t>() == 0 ||
             request["limit"].get<uint64_t>() > 100) {
-            return control::error_reply("limit must be 1 to 100");
+            return api::error_reply("limit must be 1 to 100");
         }
         limit = request["limit"].get<size_t>();
     }
@@ -482,7 +482,7 @@ evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_co
         }
     }
     if (svc == nullptr) {
-        return control::error_reply(fmt::format("no service {:?}", name));
+        return api::error_reply(fmt::format("no service {:?}", name));
     }
     std::vector<uint32_t> ids;
     std::map<uint32_t, std::string> names;
@@ -519,7 +519,7 @@ evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_co
         }
         return rows;
     };
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["service"] = name;
     reply["window_s"] = std::chrono::duration<double>(m_manager.running().skew.window).count();
     reply["verified"] = verified;
@@ -532,7 +532,7 @@ evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_co
 evenflowd::answer_t evenflowd::admin_command(const json& request, const request_context& ctx,
                                              control::admin_state state) {
     if (!request.contains("service") || !request.contains("backend")) {
-        return control::error_reply("malformed request: needs \"service\" and \"backend\"");
+        return api::error_reply("malformed request: needs \"service\" and \"backend\"");
     }
     request_admin(request["service"], request["backend"], state, ctx.who, ctx.ticket);
     return std::nullopt;
@@ -544,7 +544,7 @@ namespace evenflow::daemon {
 
 evenflowd::answer_t evenflowd::cmd_drain_host(const json& request, const request_context& ctx) {
     if (!m_bgp) {
-        return control::error_reply("drain-host needs [bgp]: this host announces nothing", true);
+        return api::error_reply("drain-host needs [bgp]: this host announces nothing", true);
     }
     m_host_drained = true;
     control::log_event(
@@ -556,7 +556,7 @@ evenflowd::answer_t evenflowd::cmd_drain_host(const json& request, const request
         timeout = request["timeout"].get<uint64_t>();
     }
     if (timeout == 0 || active_flows() == 0) {
-        json reply = control::ok_reply();
+        json reply = api::ok_reply();
         reply["drained"] = true;
         reply["flows_left"] = active_flows();
         reply["message"] = fmt::format("VIPs withdrawn; {} flows active", active_flows());
@@ -569,14 +569,14 @@ evenflowd::answer_t evenflowd::cmd_drain_host(const json& request, const request
 
 evenflowd::answer_t evenflowd::cmd_undrain_host(const json&, const request_context& ctx) {
     if (!m_bgp) {
-        return control::error_reply("undrain-host needs [bgp]: this host announces nothing", true);
+        return api::error_reply("undrain-host needs [bgp]: this host announces nothing", true);
     }
     m_host_drained = false;
     control::log_event(
         "info", "host_undrained",
         {{"uid", std::to_string(ctx.who.uid)}, {"pid", std::to_string(ctx.who.pid)}});
     bgp_tick(std::chrono::steady_clock::now());
-    json reply = control::ok_reply();
+    json reply = api::ok_reply();
     reply["drained"] = false;
     reply["message"] = "VIPs with a backend up are announced again";
     return reply;

@@ -14,7 +14,7 @@
 
 namespace evenflow::daemon {
 
-using control::json;
+using api::json;
 
 namespace {
 
@@ -34,7 +34,7 @@ bool control_server::open(const std::string& path, const std::string& group, std
     // A leftover socket file with nobody behind it is ours to replace; one that a live
     // daemon answers on was refused before EAL init (checked again here for races).
     std::string ignored;
-    int probe = control::connect_socket(path, &ignored);
+    int probe = api::connect_socket(path, &ignored);
     if (probe >= 0) {
         ::close(probe);
         *error = "another evenflowd answers on the control socket";
@@ -157,7 +157,7 @@ void control_server::accept_clients() {
         if (m_clients.size() >= m_limits.max_clients && !evict_one()) {
             ++m_figures.refused_full;
             std::string line =
-                control::error_reply(
+                api::error_reply(
                     fmt::format("too many control connections (limit {})", m_limits.max_clients))
                     .dump() +
                 "\n";
@@ -173,7 +173,7 @@ void control_server::accept_clients() {
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
             c.who = control::actor{cred.uid, cred.pid, "socket"};
         }
-        c.reader = std::make_unique<control::line_reader>(fd);
+        c.reader = std::make_unique<api::line_reader>(fd);
         c.last_progress = clock::now();
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -244,14 +244,14 @@ void control_server::serve(client& c) {
         std::optional<json> reply;
         json request = json::parse(*line, nullptr, false);
         if (request.is_discarded() || !request.is_object()) {
-            reply = control::error_reply("malformed request: expected one JSON object per line");
+            reply = api::error_reply("malformed request: expected one JSON object per line");
         } else {
             ticket t = m_next_ticket++;
             try {
                 reply = m_handler(request, c.who, t);
             } catch (const std::exception& e) {
                 // A request with fields of the wrong type: answer, keep serving.
-                reply = control::error_reply(fmt::format("malformed request: {}", e.what()));
+                reply = api::error_reply(fmt::format("malformed request: {}", e.what()));
             }
             if (!reply) {
                 c.pending = true;
@@ -268,7 +268,7 @@ void control_server::serve(client& c) {
         }
     }
     if (c.reader->overflowed()) {
-        c.out += control::error_reply("request too large").dump() + "\n";
+        c.out += api::error_reply("request too large").dump() + "\n";
         flush(c);
         if (m_clients.count(fd)) {
             close_client(fd);

@@ -12,8 +12,8 @@
 // for as long, is closed; at the file-descriptor limit, accepting pauses briefly.
 #pragma once
 
+#include "api/protocol.hpp"
 #include "control/manager.hpp"
-#include "control/protocol.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -30,8 +30,8 @@ public:
     using clock = std::chrono::steady_clock;
     // Identifies a request answered later (the handler returned nullopt).
     using ticket = uint64_t;
-    using handler = std::function<std::optional<control::json>(
-        const control::json& request, const control::actor& who, ticket t)>;
+    using handler = std::function<std::optional<api::json>(const api::json& request,
+                                                           const control::actor& who, ticket t)>;
 
     struct limits {
         size_t max_clients = 512;
@@ -53,7 +53,7 @@ public:
     // Waits up to `timeout_ms` for socket activity and serves it.
     void poll(int timeout_ms);
     // Answers a request the handler left pending; a client gone meanwhile is ignored.
-    void reply(ticket t, const control::json& answer);
+    void reply(ticket t, const api::json& answer);
     const std::string& path() const { return m_path; }
 
     struct figures {
@@ -66,7 +66,7 @@ private:
     struct client {
         int fd = -1;
         control::actor who;
-        std::unique_ptr<control::line_reader> reader;
+        std::unique_ptr<api::line_reader> reader;
         std::string out;      // reply bytes the kernel has not taken yet
         bool pending = false; // a reply is owed (handler answers later)
         bool reading = true;  // registered for EPOLLIN

@@ -24,7 +24,7 @@
 
 namespace evenflow::daemon {
 
-using control::json;
+using api::json;
 using control::log_event;
 using namespace std::chrono_literals;
 
@@ -101,7 +101,7 @@ bool evenflowd::start() {
     // Refuse early if another daemon answers on the socket: before EAL takes ports.
     {
         std::string ignored;
-        int fd = control::connect_socket(cfg.control.socket, &ignored);
+        int fd = api::connect_socket(cfg.control.socket, &ignored);
         if (fd >= 0) {
             close(fd);
             log_event("error", "start_refused",
@@ -486,7 +486,7 @@ void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
     if (m_host_drain) {
         bool done = active_flows() == 0 || now >= m_host_drain->deadline;
         if (done) {
-            json reply = control::ok_reply();
+            json reply = api::ok_reply();
             reply["drained"] = true;
             reply["flows_left"] = active_flows();
             reply["waited_s"] = std::chrono::duration<double>(now - m_host_drain->started).count();

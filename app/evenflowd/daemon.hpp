@@ -4,7 +4,7 @@
 // The class is split by role across files:
 //   daemon.cpp          start, shutdown and the control loop
 //   control_server.cpp  the socket transport (control_server.hpp)
-//   commands.cpp        one handler per command of lib/control/commands.hpp
+//   commands.cpp        one handler per command of lib/api/commands.hpp
 //   changes.cpp         the one path by which configs and states reach the workers:
 //                       apply_config, rollbacks, admin states, health verdicts
 //   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
@@ -12,15 +12,15 @@
 //                       loop's bgp_tick and the SIGTERM drain are in daemon.cpp
 #pragma once
 
+#include "api/commands.hpp"
+#include "api/protocol.hpp"
 #include "bgp.hpp"
 #include "config/load.hpp"
-#include "control/commands.hpp"
 #include "control/guard.hpp"
 #include "control/health.hpp"
 #include "control/log.hpp"
 #include "control/manager.hpp"
 #include "control/policy.hpp"
-#include "control/protocol.hpp"
 #include "control/skew.hpp"
 #include "control/state_store.hpp"
 #include "control_server.hpp"
@@ -70,27 +70,27 @@ private:
         control_server::ticket ticket; // to answer later, for changes (changes.cpp)
     };
     // An answer now, or nullopt when the change answers once it is done.
-    using answer_t = std::optional<control::json>;
-    answer_t dispatch(const control::json& request, const request_context& ctx);
-    answer_t cmd_status(const control::json& request, const request_context& ctx);
-    answer_t cmd_services(const control::json& request, const request_context& ctx);
-    answer_t cmd_backends(const control::json& request, const request_context& ctx);
-    answer_t cmd_apply(const control::json& request, const request_context& ctx);
-    answer_t cmd_diff(const control::json& request, const request_context& ctx);
-    answer_t cmd_history(const control::json& request, const request_context& ctx);
-    answer_t cmd_rollback(const control::json& request, const request_context& ctx);
-    answer_t cmd_drain(const control::json& request, const request_context& ctx);
-    answer_t cmd_enable(const control::json& request, const request_context& ctx);
-    answer_t cmd_disable(const control::json& request, const request_context& ctx);
-    answer_t cmd_stats(const control::json& request, const request_context& ctx);
-    answer_t cmd_skew(const control::json& request, const request_context& ctx);
-    answer_t cmd_clients(const control::json& request, const request_context& ctx);
-    answer_t cmd_drain_host(const control::json& request, const request_context& ctx);
-    answer_t cmd_undrain_host(const control::json& request, const request_context& ctx);
-    answer_t admin_command(const control::json& request, const request_context& ctx,
+    using answer_t = std::optional<api::json>;
+    answer_t dispatch(const api::json& request, const request_context& ctx);
+    answer_t cmd_status(const api::json& request, const request_context& ctx);
+    answer_t cmd_services(const api::json& request, const request_context& ctx);
+    answer_t cmd_backends(const api::json& request, const request_context& ctx);
+    answer_t cmd_apply(const api::json& request, const request_context& ctx);
+    answer_t cmd_diff(const api::json& request, const request_context& ctx);
+    answer_t cmd_history(const api::json& request, const request_context& ctx);
+    answer_t cmd_rollback(const api::json& request, const request_context& ctx);
+    answer_t cmd_drain(const api::json& request, const request_context& ctx);
+    answer_t cmd_enable(const api::json& request, const request_context& ctx);
+    answer_t cmd_disable(const api::json& request, const request_context& ctx);
+    answer_t cmd_stats(const api::json& request, const request_context& ctx);
+    answer_t cmd_skew(const api::json& request, const request_context& ctx);
+    answer_t cmd_clients(const api::json& request, const request_context& ctx);
+    answer_t cmd_drain_host(const api::json& request, const request_context& ctx);
+    answer_t cmd_undrain_host(const api::json& request, const request_context& ctx);
+    answer_t admin_command(const api::json& request, const request_context& ctx,
                            control::admin_state state);
-    using handler = answer_t (evenflowd::*)(const control::json&, const request_context&);
-    static handler handler_for(control::command id);
+    using handler = answer_t (evenflowd::*)(const api::json&, const request_context&);
+    static handler handler_for(api::command id);
 
     // ---- changes.cpp
     enum class change_kind : uint8_t { apply, rollback, admin, states };
@@ -143,9 +143,9 @@ private:
     bool changes_pending() const;
     bool prepare(change& c, bool* wait);
     void finish_change(change& c);
-    void answer(change& c, const control::json& reply);
-    void refuse(change& c, const std::string& counter, const std::string& reason,
-                control::json reply, std::initializer_list<control::log_field> extra = {});
+    void answer(change& c, const api::json& reply);
+    void refuse(change& c, const std::string& counter, const std::string& reason, api::json reply,
+                std::initializer_list<control::log_field> extra = {});
     void log_change(const char* event, uint64_t version, const change& c,
                     std::initializer_list<control::log_field> extra = {});
     void publish(std::unique_ptr<snapshot> snap);
@@ -170,7 +170,7 @@ private:
     bool note_file_text(const std::string& text, bool from_file);
     // Whether the running config differs from the file (status), cached by the file's
     // mtime and size and the running version.
-    control::json file_status();
+    api::json file_status();
 
     // ---- daemon.cpp: [bgp] announcements (speaker: bgp.cpp, policy: control/announce.hpp)
     // Liveness from the loop counters, the announcements, a drain-host's answer.
@@ -269,7 +269,7 @@ private:
         std::string error, hash;
         // The answer for the running version `version`.
         uint64_t version = 0;
-        control::json result;
+        api::json result;
     } m_file_check;
     struct {
         uint64_t version = 0;

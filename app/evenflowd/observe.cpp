@@ -200,7 +200,7 @@ std::string evenflowd::render_metrics() {
                  "1 while this host announces the VIP over BGP ([bgp]).");
         // Held in a variable: a range-for over status()["vips"] would iterate a
         // temporary that is already destroyed (C++20 lifetime rules).
-        const control::json bgp = m_bgp->status();
+        const api::json bgp = m_bgp->status();
         for (const auto& v : bgp["vips"]) {
             out.sample("evenflow_bgp_vip_announced", {{"vip", v["vip"].get<std::string>()}},
                        v["announced"].get<bool>() ? 1.0 : 0.0);

@@ -1,11 +1,11 @@
-#include "control/commands.hpp"
+#include "api/commands.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
 
-namespace evenflow::control {
+namespace evenflow::api {
 
 namespace {
 
@@ -248,4 +248,4 @@ parse_result parse_arguments(const command_spec& spec, std::span<const std::stri
     return request;
 }
 
-} // namespace evenflow::control
+} // namespace evenflow::api

@@ -5,7 +5,7 @@
 // (app/evenflowd/commands.cpp) and one rendering in evenctl.
 #pragma once
 
-#include "control/protocol.hpp"
+#include "api/protocol.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -15,7 +15,7 @@
 #include <variant>
 #include <vector>
 
-namespace evenflow::control {
+namespace evenflow::api {
 
 enum class command : uint8_t {
     status,
@@ -87,4 +87,4 @@ std::string usage_line(const command_spec& spec);
 using parse_result = std::variant<json, std::string>;
 parse_result parse_arguments(const command_spec& spec, std::span<const std::string> words);
 
-} // namespace evenflow::control
+} // namespace evenflow::api

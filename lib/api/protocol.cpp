@@ -1,4 +1,4 @@
-#include "control/protocol.hpp"
+#include "api/protocol.hpp"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-namespace evenflow::control {
+namespace evenflow::api {
 
 json ok_reply() {
     return json{{"ok", true}};
@@ -176,4 +176,4 @@ std::optional<json> call(const std::string& socket_path, const json& request, st
     return reply;
 }
 
-} // namespace evenflow::control
+} // namespace evenflow::api

@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-namespace evenflow::control {
+namespace evenflow::api {
 
 using json = nlohmann::json;
 
@@ -47,4 +47,4 @@ private:
 std::optional<json> call(const std::string& socket_path, const json& request, std::string* error,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-} // namespace evenflow::control
+} // namespace evenflow::api

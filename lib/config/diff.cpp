@@ -1,5 +1,7 @@
 #include "config/diff.hpp"
 
+#include "config/settings.hpp"
+
 #include <fmt/format.h>
 
 #include <map>
@@ -34,30 +36,6 @@ void change(lines& out, const std::string& prefix, std::string_view name, const 
     if (a != b) {
         out.push_back(fmt::format("~ {}: {} {} -> {}", prefix, name, a, b));
     }
-}
-
-// "~ KEY: A -> B" for the global settings.
-template <class V>
-void setting(lines& out, std::string_view key, const V& a, const V& b) {
-    if (a != b) {
-        out.push_back(fmt::format("~ {}: {} -> {}", key, a, b));
-    }
-}
-
-std::string quoted(const std::string& s) {
-    return fmt::format("\"{}\"", s);
-}
-
-std::string list(const std::vector<uint32_t>& items) {
-    return fmt::format("[{}]", fmt::join(items, ", "));
-}
-
-std::string list(const std::vector<std::string>& items) {
-    std::string out = "[";
-    for (size_t i = 0; i < items.size(); ++i) {
-        out += (i == 0 ? "" : ", ") + quoted(items[i]);
-    }
-    return out + "]";
 }
 
 std::string backend_count(size_t n) {
@@ -177,55 +155,6 @@ void diff_interfaces(const config& before, const config& after, lines& out) {
     }
 }
 
-void diff_settings(const config& before, const config& after, lines& out) {
-    diff_interfaces(before, after, out);
-
-    const auto& da = before.dataplane;
-    const auto& db = after.dataplane;
-    setting(out, "dataplane.workers", list(da.workers), list(db.workers));
-    setting(out, "dataplane.flow_capacity", da.flow_capacity, db.flow_capacity);
-    // The seed is a secret: a diff says that it changed, never what it is.
-    auto seed_text = [](const std::optional<net::hash_seed>& s, bool another) {
-        return std::string(!s ? "(unset)" : another ? "(another secret)" : "(secret)");
-    };
-    setting(out, "dataplane.hash_seed", seed_text(da.hash_seed, false),
-            seed_text(db.hash_seed, da.hash_seed && db.hash_seed && da.hash_seed != db.hash_seed));
-    setting(out, "dataplane.timeouts.syn", format_duration(da.timeouts.syn),
-            format_duration(db.timeouts.syn));
-    setting(out, "dataplane.timeouts.established", format_duration(da.timeouts.established),
-            format_duration(db.timeouts.established));
-    setting(out, "dataplane.timeouts.closing", format_duration(da.timeouts.closing),
-            format_duration(db.timeouts.closing));
-
-    const auto& sa = before.skew;
-    const auto& sb = after.skew;
-    setting(out, "skew.window", format_duration(sa.window), format_duration(sb.window));
-    setting(out, "skew.threshold", sa.threshold, sb.threshold);
-    setting(out, "skew.min_flows", sa.min_flows, sb.min_flows);
-    setting(out, "skew.min_bytes", sa.min_bytes, sb.min_bytes);
-    setting(out, "skew.action", to_string(sa.action), to_string(sb.action));
-    setting(out, "skew.probation", format_duration(sa.probation), format_duration(sb.probation));
-    setting(out, "skew.max_share_growth", sa.max_share_growth, sb.max_share_growth);
-    setting(out, "skew.max_capacity_loss", sa.max_capacity_loss, sb.max_capacity_loss);
-    setting(out, "skew.baseline_window", format_duration(sa.baseline_window),
-            format_duration(sb.baseline_window));
-    auto share_limit = [](const std::optional<double>& v) {
-        return v ? fmt::format("{}", *v) : std::string("unset");
-    };
-    setting(out, "skew.max_share", share_limit(sa.max_share), share_limit(sb.max_share));
-
-    setting(out, "control.socket", quoted(before.control.socket), quoted(after.control.socket));
-    setting(out, "control.metrics", quoted(before.control.metrics), quoted(after.control.metrics));
-    setting(out, "control.metrics_backends", to_string(before.control.metrics_backends),
-            to_string(after.control.metrics_backends));
-    setting(out, "control.admins", list(before.control.admins), list(after.control.admins));
-    setting(out, "control.socket_group", quoted(before.control.socket_group),
-            quoted(after.control.socket_group));
-    setting(out, "control.state_dir", quoted(before.control.state_dir),
-            quoted(after.control.state_dir));
-    setting(out, "eal.args", list(before.eal.args), list(after.eal.args));
-}
-
 } // namespace
 
 std::vector<std::string> diff(const config& before, const config& after) {
@@ -233,6 +162,7 @@ std::vector<std::string> diff(const config& before, const config& after) {
     diff_services(before, after, out);
     diff_pools(before, after, out);
     diff_backends(before, after, out);
+    diff_interfaces(before, after, out);
     diff_settings(before, after, out);
     return out;
 }

@@ -6,6 +6,7 @@
 // run lists every problem.
 #include "config/loader.hpp"
 
+#include "config/settings.hpp"
 #include "config/values.hpp"
 
 #include <fmt/format.h>
@@ -108,9 +109,7 @@ void loader::read_bgp(const toml::table& table) {
     const std::string path = "bgp";
     bgp_config& bgp = m_config.bgp;
     bgp.enabled = true;
-    check_keys(table, path,
-               {"local_as", "router_id", "next_hop", "peers", "hold_time", "detection",
-                "convergence", "drain_timeout", "speaker", "bfd", "return_path"});
+    check_keys(table, path, keys_of(path));
     auto v4 = [&](const toml::node& n, const std::string& key) -> std::optional<net::ip_addr> {
         auto a = get_address(n, key);
         if (a && !a->is_v4()) {
@@ -203,7 +202,7 @@ void loader::read_bgp(const toml::table& table) {
 
 void loader::read_eal(const toml::table& table) {
     const std::string path = "eal";
-    check_keys(table, path, {"args"});
+    check_keys(table, path, keys_of(path));
     if (auto* n = member(table, "args", path)) {
         auto args_path = child(path, "args");
         if (auto* array = get_array(*n, args_path)) {
@@ -218,8 +217,7 @@ void loader::read_eal(const toml::table& table) {
 
 void loader::read_control(const toml::table& table) {
     const std::string path = "control";
-    check_keys(table, path,
-               {"socket", "metrics", "metrics_backends", "admins", "socket_group", "state_dir"});
+    check_keys(table, path, keys_of(path));
     if (auto* n = member(table, "state_dir", path)) {
         auto key = child(path, "state_dir");
         if (auto dir = get_string(*n, key)) {
@@ -302,7 +300,7 @@ void loader::read_control(const toml::table& table) {
 
 void loader::read_dataplane(const toml::table& table) {
     const std::string path = "dataplane";
-    check_keys(table, path, {"workers", "flow_capacity", "timeouts", "hash_seed"});
+    check_keys(table, path, keys_of(path));
     if (auto* n = member(table, "workers", path, "workers = [1]")) {
         auto key = child(path, "workers");
         if (auto* array = get_array(*n, key)) {
@@ -335,7 +333,7 @@ void loader::read_dataplane(const toml::table& table) {
     if (auto* n = member(table, "timeouts", path)) {
         auto key = child(path, "timeouts");
         if (auto* t = get_table(*n, key)) {
-            check_keys(*t, key, {"syn", "established", "closing"});
+            check_keys(*t, key, keys_of(key));
             auto& timeouts = m_config.dataplane.timeouts;
             read_duration(*t, key, "syn", timeouts.syn, false, bounds::max_short_duration);
             read_duration(*t, key, "established", timeouts.established, false);
@@ -447,9 +445,7 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
 
 void loader::read_skew(const toml::table& table) {
     const std::string path = "skew";
-    check_keys(table, path,
-               {"window", "threshold", "min_flows", "min_bytes", "action", "probation",
-                "max_share_growth", "max_capacity_loss", "baseline_window", "max_share"});
+    check_keys(table, path, keys_of(path));
     auto& skew = m_config.skew;
     read_duration(table, path, "window", skew.window, false, bounds::max_short_duration);
     if (auto* n = member(table, "threshold", path)) {

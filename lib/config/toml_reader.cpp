@@ -151,21 +151,22 @@ void toml_reader::warning(const toml::node& at, std::string key, std::string mes
 }
 
 void toml_reader::check_keys(const toml::table& table, const std::string& path,
-                             std::initializer_list<std::string_view> known) {
+                             std::span<const std::string_view> known) {
     for (auto&& [key, value] : table) {
         (void)value;
         std::string_view name = key.str();
         if (std::find(known.begin(), known.end(), name) != known.end()) {
             continue;
         }
-        auto hint = closest(name, std::span<const std::string_view>(known.begin(), known.size()));
+        auto hint = closest(name, known);
         if (!hint.empty()) {
             m_hinted.insert(child(path, hint));
         }
         std::string message =
-            hint.empty() ? fmt::format("unknown key \"{}\"; allowed here: {}", name,
-                                       join(std::vector<std::string_view>(known), ", "))
-                         : fmt::format("unknown key \"{}\"; did you mean \"{}\"?", name, hint);
+            hint.empty()
+                ? fmt::format("unknown key \"{}\"; allowed here: {}", name,
+                              join(std::vector<std::string_view>(known.begin(), known.end()), ", "))
+                : fmt::format("unknown key \"{}\"; did you mean \"{}\"?", name, hint);
         report(severity::error, key.source(), child(path, name), std::move(message));
     }
 }

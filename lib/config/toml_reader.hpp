@@ -44,7 +44,11 @@ public:
     // ---- schema helpers
 
     void check_keys(const toml::table& table, const std::string& path,
-                    std::initializer_list<std::string_view> known);
+                    std::initializer_list<std::string_view> known) {
+        check_keys(table, path, std::span<const std::string_view>(known.begin(), known.size()));
+    }
+    void check_keys(const toml::table& table, const std::string& path,
+                    std::span<const std::string_view> known);
 
     // The value under `key`, or null. A missing required key (non-empty `example`) is
     // reported at the enclosing table.

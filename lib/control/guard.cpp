@@ -1,7 +1,7 @@
 #include "control/guard.hpp"
 
 #include "config/diff.hpp"
-#include "control/manager.hpp"
+#include "config/settings.hpp"
 
 #include <fmt/format.h>
 
@@ -337,7 +337,7 @@ apply_evaluation evaluate_apply(config::load_result loaded,
         return out;
     }
     out.shift_accepted = review.refused && !out.diff.empty();
-    if (std::string why = restart_required(*running, *next); !why.empty()) {
+    if (std::string why = config::restart_required(*running, *next); !why.empty()) {
         out.verdict = apply_verdict::restart;
         out.error = std::move(why);
         return out;

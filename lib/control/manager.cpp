@@ -1,6 +1,7 @@
 #include "control/manager.hpp"
 
 #include "config/diff.hpp"
+#include "config/settings.hpp"
 
 #include <fmt/format.h>
 
@@ -32,83 +33,6 @@ std::string_view to_string(health_verdict v) {
         return "down";
     }
     return "?";
-}
-
-std::string restart_required(const config::config& running, const config::config& next) {
-    std::vector<std::string> fixed;
-    if (running.eal.args != next.eal.args) {
-        fixed.emplace_back("eal.args");
-    }
-    if (running.control.socket != next.control.socket) {
-        fixed.emplace_back("control.socket");
-    }
-    if (running.control.metrics != next.control.metrics) {
-        fixed.emplace_back("control.metrics");
-    }
-    if (running.control.socket_group != next.control.socket_group) {
-        fixed.emplace_back("control.socket_group");
-    }
-    if (running.control.state_dir != next.control.state_dir) {
-        fixed.emplace_back("control.state_dir");
-    }
-    {
-        const auto& x = running.bgp;
-        const auto& y = next.bgp;
-        bool same = x.enabled == y.enabled && x.local_as == y.local_as &&
-                    x.router_id == y.router_id && x.next_hop == y.next_hop &&
-                    x.peers.size() == y.peers.size() && x.hold_time == y.hold_time &&
-                    x.detection == y.detection && x.convergence == y.convergence &&
-                    x.drain_timeout == y.drain_timeout && x.speaker == y.speaker && x.bfd == y.bfd;
-        for (size_t i = 0; same && i < x.peers.size(); ++i) {
-            same = x.peers[i].address == y.peers[i].address && x.peers[i].as == y.peers[i].as;
-        }
-        if (!same) {
-            fixed.emplace_back("bgp");
-        }
-    }
-    if (running.dataplane.workers != next.dataplane.workers) {
-        fixed.emplace_back("dataplane.workers");
-    }
-    if (running.dataplane.flow_capacity != next.dataplane.flow_capacity) {
-        fixed.emplace_back("dataplane.flow_capacity");
-    }
-    // Every host of a fleet must pick alike: a new seed goes everywhere at once, by
-    // restarts, not host by host through applies.
-    if (running.dataplane.hash_seed != next.dataplane.hash_seed) {
-        fixed.emplace_back("dataplane.hash_seed");
-    }
-    const auto& a = running.dataplane.timeouts;
-    const auto& b = next.dataplane.timeouts;
-    if (a.syn != b.syn || a.established != b.established || a.closing != b.closing) {
-        fixed.emplace_back("dataplane.timeouts");
-    }
-    bool same_interfaces = running.interfaces.size() == next.interfaces.size();
-    for (size_t i = 0; same_interfaces && i < running.interfaces.size(); ++i) {
-        const auto& x = running.interfaces[i];
-        const auto& y = next.interfaces[i];
-        same_interfaces = x.name == y.name && x.device == y.device && x.address == y.address &&
-                          x.gateway == y.gateway && x.vlan == y.vlan;
-    }
-    if (!same_interfaces) {
-        fixed.emplace_back("interfaces");
-    }
-    // A service's live connections were set up for its mode (DNAT replies come back
-    // through us; tunnel ones go straight to the client): switching would break them.
-    for (const config::service_config& s : next.services) {
-        if (const config::service_config* r = running.find_service(s.name);
-            r != nullptr && r->mode != s.mode) {
-            fixed.push_back(fmt::format("services {} mode", s.name));
-        }
-    }
-    if (fixed.empty()) {
-        return {};
-    }
-    std::string list = fixed[0];
-    for (size_t i = 1; i < fixed.size(); ++i) {
-        list += ", " + fixed[i];
-    }
-    return fmt::format("{} cannot change while evenflowd runs: restart it to change {}", list,
-                       fixed.size() == 1 ? "this" : "these");
 }
 
 admin_state config_manager::admin_of(uint32_t id) const {
@@ -425,7 +349,7 @@ change_result config_manager::apply(const config::config& next, const actor& who
     if (m_history.empty()) {
         return start(next, who, std::move(origin));
     }
-    if (std::string why = restart_required(running(), next); !why.empty()) {
+    if (std::string why = config::restart_required(running(), next); !why.empty()) {
         out.error = why;
         return out;
     }
@@ -462,7 +386,7 @@ config_manager::rollback_target(std::optional<uint64_t> version, uint64_t* targe
             return nullptr;
         }
     }
-    if (std::string why = restart_required(running(), *found->cfg); !why.empty()) {
+    if (std::string why = config::restart_required(running(), *found->cfg); !why.empty()) {
         *error = why;
         return nullptr;
     }

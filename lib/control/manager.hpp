@@ -208,9 +208,6 @@ private:
     void trim_history(std::chrono::system_clock::time_point now);
 };
 
-// Why `next` cannot be applied to a daemon running `running`, or "" when it can.
-std::string restart_required(const config::config& running, const config::config& next);
-
 std::string_view to_string(admin_state s);
 std::string_view to_string(health_verdict v);
 

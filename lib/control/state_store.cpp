@@ -1,9 +1,9 @@
 #include "control/state_store.hpp"
 
 #include "config/config.hpp"
-#include "control/protocol.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 namespace evenflow::control {
+
+using json = nlohmann::json; // state.json's format
 
 namespace {
 

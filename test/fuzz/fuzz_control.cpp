@@ -1,6 +1,6 @@
-// libFuzzer target: the control protocol's reading side (lib/control/protocol.hpp
+// libFuzzer target: the control protocol's reading side (lib/api/protocol.hpp
 // line_reader over a real Unix socketpair, then JSON parsing as the daemon does it)
-// and the command vocabulary (lib/control/commands.hpp parse_arguments) on word lists.
+// and the command vocabulary (lib/api/commands.hpp parse_arguments) on word lists.
 //
 // Input: bytes a client sends on the control socket. They go through a socketpair
 // twice: written in pieces of varying size with fill()/next() after each (the
@@ -18,8 +18,8 @@
 // Found by this target and fixed: a word that is not UTF-8 made evenctl abort (the
 // request could not be dumped as JSON); parse_arguments now refuses it. Its input is
 // test/fuzz/regressions/control/evenctl-non-utf8-word.
-#include "control/commands.hpp"
-#include "control/protocol.hpp"
+#include "api/commands.hpp"
+#include "api/protocol.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 using namespace evenflow;
-using control::json;
+using api::json;
 
 namespace {
 
@@ -89,7 +89,7 @@ std::string_view complete_lines(std::string_view input) {
 // Non-blocking, as the daemon reads: pieces of 1..64 bytes, fill() and next() after each.
 std::vector<std::string> read_in_pieces(std::string_view input) {
     socket_pair sp;
-    control::line_reader reader(sp.reader);
+    api::line_reader reader(sp.reader);
     std::vector<std::string> lines;
     uint32_t rng = uint32_t(input.size()) * 2654435761u + 1;
     size_t at = 0;
@@ -115,7 +115,7 @@ std::vector<std::string> read_blocking(std::string_view input) {
     socket_pair sp;
     sp.write_all(input);
     sp.shut();
-    control::line_reader reader(sp.reader);
+    api::line_reader reader(sp.reader);
     std::vector<std::string> lines;
     while (auto line = reader.read(std::chrono::milliseconds(1000))) {
         lines.push_back(std::move(*line));
@@ -145,18 +145,18 @@ void check_arguments(const std::vector<std::string>& words) {
     if (words.empty()) {
         return;
     }
-    const control::command_spec* spec = control::find_command(words[0]);
+    const api::command_spec* spec = api::find_command(words[0]);
     if (spec == nullptr) {
         // evenctl stops here; the vocabulary is still exercised with the first command
         // whose name starts like the word, so that random words reach every spec.
-        const auto all = control::all_commands();
+        const auto all = api::all_commands();
         spec = &all[size_t(uint8_t(words[0].empty() ? 0 : words[0][0])) % all.size()];
     } else {
         CHECK(spec->name == words[0]);
-        CHECK(&control::spec_of(spec->id) == spec);
+        CHECK(&api::spec_of(spec->id) == spec);
     }
     const auto rest = std::span<const std::string>(words).subspan(1);
-    control::parse_result parsed = control::parse_arguments(*spec, rest);
+    api::parse_result parsed = api::parse_arguments(*spec, rest);
     if (const auto* why = std::get_if<std::string>(&parsed)) {
         CHECK(why->starts_with(std::string(spec->name) + ": "));
         return;
@@ -227,9 +227,9 @@ void check_request(const std::string& line) {
     }
     if (request.is_object() && request.contains("cmd") && request["cmd"].is_string()) {
         const std::string name = request["cmd"].get<std::string>();
-        const control::command_spec* spec = control::find_command(name);
+        const api::command_spec* spec = api::find_command(name);
         CHECK(spec == nullptr || spec->name == name);
-        (void)dump_or_fail(control::error_reply("unknown command " + name), __LINE__);
+        (void)dump_or_fail(api::error_reply("unknown command " + name), __LINE__);
     }
 }
 

@@ -5,6 +5,8 @@
 #include "config/config.hpp"
 #include "config/diff.hpp"
 #include "config/load.hpp"
+#include "config/settings.hpp"
+#include "support/configs.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -859,4 +861,90 @@ address = "10.10.0.2/16"
     REQUIRE(e.size() == 1);
     CHECK(e[0].find("services up to here have 70000 backends in all; one host keeps track of "
                     "at most 65535") != std::string::npos);
+}
+
+// ---- host-wide settings: one table for the reader, the diff and the restart rule ----
+
+namespace {
+
+// A config with every host-wide section ([skew] empty, [bgp] with what it requires,
+// unless `bgp` is false) and `line` ("key = value") set in `section`, replacing the
+// key's line if the section has one.
+std::string config_with(std::string_view section, std::string_view line, bool bgp = true) {
+    std::string text = evenflow::testing::basic_config_text() + "\n[skew]\n";
+    if (bgp) {
+        text += "\n[bgp]\nlocal_as = 65001\nrouter_id = \"10.30.0.2\"\nnext_hop = "
+                "\"10.30.0.2\"\npeers = [{ address = \"10.30.0.1\", as = 65000 }]\n"
+                "return_path = \"ecmp\"\n";
+    }
+    if (line.empty()) {
+        return text;
+    }
+    const std::string header = fmt::format("[{}]\n", section);
+    size_t body = text.find(header);
+    if (body == std::string::npos) {
+        return text; // the caller's REQUIRE on the diff fails with the config in INFO
+    }
+    body += header.size();
+    size_t end = text.find("\n[", body);
+    end = end == std::string::npos ? text.size() : end + 1;
+    const std::string key(line.substr(0, line.find(' ')));
+    std::string kept;
+    for (size_t at = body; at < end;) {
+        size_t eol = text.find('\n', at);
+        eol = eol == std::string::npos ? end : std::min(eol + 1, end);
+        std::string_view l(text.data() + at, eol - at);
+        if (!l.starts_with(key + " =")) {
+            kept += l;
+        }
+        at = eol;
+    }
+    return text.substr(0, body) + std::string(line) + "\n" + kept + text.substr(end);
+}
+
+} // namespace
+
+TEST_CASE("settings: every host-wide setting is read, shown by diff and history, and refused "
+          "live when only a restart can change it") {
+    const config base = evenflow::testing::load_or_fail(config_with("", ""));
+    const config no_bgp = evenflow::testing::load_or_fail(config_with("", "", false));
+    std::set<std::string> names;
+    for (const setting_row& row : settings()) {
+        INFO(row.name() << ": " << row.example);
+        CHECK(names.insert(row.name()).second);
+        const std::string text =
+            row.key.empty() ? config_with("", "") : config_with(row.section, row.example);
+        const config& before = row.key.empty() ? no_bgp : base;
+        load_result changed = load_string(text, "test.toml");
+        INFO(text);
+        REQUIRE(changed.ok());
+        // The reader accepts the key: it is among the section's keys.
+        if (!row.key.empty()) {
+            auto keys = keys_of(row.section);
+            std::string_view top = row.key.substr(0, row.key.find('.'));
+            CHECK(std::find(keys.begin(), keys.end(), top) != keys.end());
+        }
+        // diff and history show it, on its own line.
+        auto lines = diff(before, *changed.value);
+        auto prefix = "~ " + row.name() + ": ";
+        CHECK(std::count_if(lines.begin(), lines.end(),
+                            [&](const std::string& l) { return l.starts_with(prefix); }) == 1);
+        // Restart-only settings are named by the restart rule, the others never.
+        auto restart = settings_needing_restart(before, *changed.value);
+        if (row.restart_as.empty()) {
+            CHECK(restart.empty());
+        } else {
+            CHECK(restart == std::vector<std::string>{std::string(row.restart_as)});
+        }
+    }
+    // The gaps the table closed: [bgp] and its return_path now show in a diff.
+    CHECK(names.count("bgp.return_path") == 1);
+    CHECK(names.count("bgp.local_as") == 1);
+    CHECK(keys_of("dataplane.timeouts") ==
+          std::vector<std::string_view>{"syn", "established", "closing"});
+}
+
+TEST_CASE("settings: a key no row names is unknown to the reader") {
+    load_result r = load_string(config_with("skew", "colour = \"blue\""), "test.toml");
+    CHECK_FALSE(r.ok());
 }

@@ -1,5 +1,6 @@
 // The control plane's pure logic: versions, history and rollback, operator and
 // health states (config manager), and the skew detector's statistics.
+#include "config/settings.hpp"
 #include "control/guard.hpp"
 #include "control/health.hpp"
 #include "control/manager.hpp"
@@ -125,19 +126,19 @@ TEST_CASE("manager: a service's forwarding mode changes only with a restart") {
     config::config v1 = load_or_fail(basic_config_text());
     config::config next = v1;
     next.services[0].mode = config::forward_mode::tunnel;
-    CHECK(control::restart_required(v1, next) ==
+    CHECK(config::restart_required(v1, next) ==
           "services web mode cannot change while evenflowd runs: restart it to change this");
     next.services[0].name = "web-dsr"; // a new service beside: fine
-    CHECK(control::restart_required(v1, next).empty());
+    CHECK(config::restart_required(v1, next).empty());
 }
 
 TEST_CASE("manager: the pick hash's seed changes only with a restart, on every host at once") {
     config::config v1 = load_or_fail(basic_config_text());
     config::config next = v1;
     next.dataplane.hash_seed = *net::hash_seed::parse("5be1c0ffee00d15ea5e0123456789abc");
-    CHECK(control::restart_required(v1, next) ==
+    CHECK(config::restart_required(v1, next) ==
           "dataplane.hash_seed cannot change while evenflowd runs: restart it to change this");
-    CHECK(control::restart_required(next, next).empty());
+    CHECK(config::restart_required(next, next).empty());
 }
 
 TEST_CASE("manager: operator states and health verdicts survive applies") {

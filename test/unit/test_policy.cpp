@@ -1,6 +1,6 @@
 // The guard's policy around a change (lib/control/policy.hpp) and the command
-// vocabulary (lib/control/commands.hpp): pure code, tested without a daemon.
-#include "control/commands.hpp"
+// vocabulary (lib/api/commands.hpp): pure code, tested without a daemon.
+#include "api/commands.hpp"
 #include "control/manager.hpp"
 #include "control/policy.hpp"
 #include "support/configs.hpp"
@@ -155,83 +155,80 @@ TEST_CASE("stamper: in probation, services with down backends keep their pinned 
 // ---- command vocabulary ----
 
 TEST_CASE("commands: every command has a unique name and a spec in enum order") {
-    auto all = control::all_commands();
-    REQUIRE(all.size() == size_t(control::command::count_));
+    auto all = api::all_commands();
+    REQUIRE(all.size() == size_t(api::command::count_));
     for (size_t i = 0; i < all.size(); ++i) {
         CHECK(size_t(all[i].id) == i);
-        CHECK(control::find_command(all[i].name) == &all[i]);
-        CHECK(&control::spec_of(all[i].id) == &all[i]);
+        CHECK(api::find_command(all[i].name) == &all[i]);
+        CHECK(&api::spec_of(all[i].id) == &all[i]);
     }
-    CHECK(control::find_command("frobnicate") == nullptr);
-    CHECK(control::spec_of(control::command::apply).changes_state);
-    CHECK_FALSE(control::spec_of(control::command::status).changes_state);
-    CHECK_FALSE(control::spec_of(control::command::check).needs_daemon);
+    CHECK(api::find_command("frobnicate") == nullptr);
+    CHECK(api::spec_of(api::command::apply).changes_state);
+    CHECK_FALSE(api::spec_of(api::command::status).changes_state);
+    CHECK_FALSE(api::spec_of(api::command::check).needs_daemon);
 }
 
 TEST_CASE("commands: words become a request, or a usage error naming the argument") {
-    auto parse = [](control::command id, std::vector<std::string> words) {
-        return control::parse_arguments(control::spec_of(id), words);
+    auto parse = [](api::command id, std::vector<std::string> words) {
+        return api::parse_arguments(api::spec_of(id), words);
     };
-    auto ok = [](const control::parse_result& r) {
-        return std::get<control::json>(r);
+    auto ok = [](const api::parse_result& r) {
+        return std::get<api::json>(r);
     };
-    auto why = [](const control::parse_result& r) {
+    auto why = [](const api::parse_result& r) {
         return std::get<std::string>(r);
     };
 
-    CHECK(ok(parse(control::command::status, {})) == control::json{{"cmd", "status"}});
-    CHECK(why(parse(control::command::status, {"x"})).find("unexpected argument \"x\"") !=
+    CHECK(ok(parse(api::command::status, {})) == api::json{{"cmd", "status"}});
+    CHECK(why(parse(api::command::status, {"x"})).find("unexpected argument \"x\"") !=
           std::string::npos);
 
-    auto drain = ok(parse(control::command::drain, {"web", "10.20.0.11:8080"}));
+    auto drain = ok(parse(api::command::drain, {"web", "10.20.0.11:8080"}));
     CHECK(drain["service"] == "web");
     CHECK(drain["backend"] == "10.20.0.11:8080");
-    CHECK(why(parse(control::command::drain, {"web"})).find("missing BACKEND") !=
-          std::string::npos);
+    CHECK(why(parse(api::command::drain, {"web"})).find("missing BACKEND") != std::string::npos);
 
-    auto apply = ok(parse(control::command::apply, {"v2.toml", "--accept-shift"}));
+    auto apply = ok(parse(api::command::apply, {"v2.toml", "--accept-shift"}));
     CHECK(apply["config"] == "v2.toml"); // evenctl replaces the path by the file's text
     CHECK(apply["accept_shift"] == true);
-    CHECK(why(parse(control::command::apply, {"v2.toml", "--force"}))
-              .find("unknown option --force") != std::string::npos);
+    CHECK(why(parse(api::command::apply, {"v2.toml", "--force"})).find("unknown option --force") !=
+          std::string::npos);
 
-    CHECK(ok(parse(control::command::rollback, {})) == control::json{{"cmd", "rollback"}});
-    CHECK(ok(parse(control::command::rollback, {"3"}))["version"] == 3);
+    CHECK(ok(parse(api::command::rollback, {})) == api::json{{"cmd", "rollback"}});
+    CHECK(ok(parse(api::command::rollback, {"3"}))["version"] == 3);
     for (const char* bad : {"0", "-1", "x", "3x", "99999999999999999999"}) {
         INFO(bad);
-        CHECK(why(parse(control::command::rollback, {bad})).find("VERSION must be a positive") !=
+        CHECK(why(parse(api::command::rollback, {bad})).find("VERSION must be a positive") !=
               std::string::npos);
     }
-    CHECK(ok(parse(control::command::top, {"--iterations", "2"}))["iterations"] == 2);
-    CHECK(why(parse(control::command::top, {"--iterations"})).find("needs a value N") !=
+    CHECK(ok(parse(api::command::top, {"--iterations", "2"}))["iterations"] == 2);
+    CHECK(why(parse(api::command::top, {"--iterations"})).find("needs a value N") !=
           std::string::npos);
-    CHECK(control::usage_line(control::spec_of(control::command::apply)) ==
-          "apply FILE [--accept-shift]");
+    CHECK(api::usage_line(api::spec_of(api::command::apply)) == "apply FILE [--accept-shift]");
 }
 
 TEST_CASE("commands: diff takes apply's file and changes nothing") {
-    const control::command_spec* diff = control::find_command("diff");
+    const api::command_spec* diff = api::find_command("diff");
     REQUIRE(diff != nullptr);
-    CHECK(diff->id == control::command::diff);
+    CHECK(diff->id == api::command::diff);
     CHECK_FALSE(diff->changes_state);
     CHECK(diff->needs_daemon);
     REQUIRE(diff->args.size() == 1);
-    CHECK(diff->args[0].kind == control::value_kind::file);
-    CHECK(diff->args[0].key == control::spec_of(control::command::apply).args[0].key);
-    CHECK(control::usage_line(*diff) == "diff FILE");
-    auto request = control::parse_arguments(*diff, std::vector<std::string>{"v2.toml"});
-    CHECK(std::get<control::json>(request) ==
-          control::json{{"cmd", "diff"}, {"config", "v2.toml"}});
-    auto missing = control::parse_arguments(*diff, std::vector<std::string>{});
+    CHECK(diff->args[0].kind == api::value_kind::file);
+    CHECK(diff->args[0].key == api::spec_of(api::command::apply).args[0].key);
+    CHECK(api::usage_line(*diff) == "diff FILE");
+    auto request = api::parse_arguments(*diff, std::vector<std::string>{"v2.toml"});
+    CHECK(std::get<api::json>(request) == api::json{{"cmd", "diff"}, {"config", "v2.toml"}});
+    auto missing = api::parse_arguments(*diff, std::vector<std::string>{});
     CHECK(std::get<std::string>(missing).find("missing FILE") != std::string::npos);
-    CHECK(std::get<std::string>(control::parse_arguments(
-                                    *diff, std::vector<std::string>{"v2.toml", "--accept-shift"}))
+    CHECK(std::get<std::string>(
+              api::parse_arguments(*diff, std::vector<std::string>{"v2.toml", "--accept-shift"}))
               .find("unknown option --accept-shift") != std::string::npos);
 }
 
 TEST_CASE("commands: every positional says what it is, for evenctl COMMAND --help") {
-    for (const control::command_spec& spec : control::all_commands()) {
-        for (const control::positional& p : spec.args) {
+    for (const api::command_spec& spec : api::all_commands()) {
+        for (const api::positional& p : spec.args) {
             INFO(spec.name << " " << p.metavar);
             CHECK_FALSE(p.help.empty());
         }
