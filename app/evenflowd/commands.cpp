@@ -202,7 +202,9 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                              {"iterations", m_loop.iterations()},
                              {"slowest_step", m_loop.slowest_step()},
                              {"slowest_step_ms", ms(m_loop.slowest_step_took())},
-                             {"changes_queued", m_changes.size()}};
+                             {"changes_queued", m_changes.size()},
+                             // seconds the skew judgement waited for a worker's sketches
+                             {"skew_ticks_held", m_skew_ticks_held}};
     json workers = json::array();
     for (size_t i = 0; i < m_workers.size(); ++i) {
         const dataplane::worker_counters& c = m_workers[i]->stats().totals;

@@ -419,6 +419,7 @@ void evenflowd::loop() {
         }
         health_tick();
         step("health");
+        test_hooks_tick(now);
         if (m_bgp) {
             bgp_tick(now);
             step("bgp");
@@ -458,7 +459,7 @@ uint64_t evenflowd::active_flows() const {
     return n;
 }
 
-void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
+void evenflowd::test_hooks_tick(std::chrono::steady_clock::time_point now) {
     if (!m_wedge_file.empty() && now >= m_next_wedge_check) {
         // Test hook: the file holds a worker index to wedge; no file, none.
         m_next_wedge_check = now + std::chrono::milliseconds(100);
@@ -474,6 +475,9 @@ void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
             log_event("warning", "test_wedge_worker", {{"worker", std::to_string(int(wedge) - 1)}});
         }
     }
+}
+
+void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
     std::vector<uint64_t> counters{m_loop.iterations()};
     for (const auto& w : m_workers) {
         counters.push_back(w->stats().totals.loops.get());

@@ -174,6 +174,9 @@ private:
 
     // ---- daemon.cpp: [bgp] announcements (speaker: bgp.cpp, policy: control/announce.hpp)
     // Liveness from the loop counters, the announcements, a drain-host's answer.
+    // EVENFLOW_TEST_WEDGE_FILE: wedges the worker the file names (liveness and skew
+    // tests), with or without [bgp].
+    void test_hooks_tick(std::chrono::steady_clock::time_point now);
     void bgp_tick(std::chrono::steady_clock::time_point now);
     uint64_t active_flows() const;
 
@@ -210,8 +213,9 @@ private:
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
     std::vector<control::backend_sample> sample_backends();
-    // Seals every worker's client sketches and adds them to the skew window.
-    void collect_clients(std::chrono::steady_clock::time_point now);
+    // Seals every worker's client sketches and adds them to the skew window; false
+    // when a worker has not sealed its buffer in time.
+    bool collect_clients(std::chrono::steady_clock::time_point now);
     std::vector<const dataplane::worker_stats*> worker_stats() const;
     size_t alarm_count() const;
 
@@ -279,6 +283,9 @@ private:
     reclaimer m_reclaimer;                          // frees old snapshots off the control thread
     std::vector<control::backend_sample> m_samples; // the skew sampler's, for m_samples_of
     const snapshot* m_samples_of = nullptr;
+    static constexpr int max_ticks_without_clients = 5;
+    int m_ticks_without_clients = 0;   // stats ticks held back for a worker's sketches, in a row
+    uint64_t m_skew_ticks_held = 0;    // and since start (status)
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of
     const snapshot* m_labels_of = nullptr;
     baseline_drift m_drift;

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <unistd.h>
 
@@ -588,38 +589,68 @@ std::vector<control::backend_sample> evenflowd::sample_backends() {
     return m_samples;
 }
 
-void evenflowd::collect_clients(std::chrono::steady_clock::time_point now) {
+bool evenflowd::collect_clients(std::chrono::steady_clock::time_point now) {
     if (!m_workers_launched) {
-        return;
+        return true;
     }
+    auto take_sealed = [&] {
+        std::vector<const flow::client_sketches::buffer*> sealed;
+        for (auto& w : m_workers) {
+            if (w->clients().sealed_ready()) {
+                sealed.push_back(&w->clients().sealed());
+            }
+        }
+        if (!sealed.empty()) {
+            m_skew.clients().add(now, sealed);
+        }
+        for (auto& w : m_workers) {
+            if (w->clients().sealed_ready()) {
+                w->clients().release_sealed();
+            }
+        }
+    };
+    // A buffer sealed too late for the last tick first, so that every worker is asked
+    // for a seal now and the sketches reach as far as the counters read next.
+    take_sealed();
     for (auto& w : m_workers) {
         w->clients().request_seal();
     }
-    // A worker acknowledges at its next poll, microseconds away; one that does not
-    // (wedged) has its buffer taken at a later tick.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
-    std::vector<const flow::client_sketches::buffer*> sealed;
-    for (auto& w : m_workers) {
-        while (!w->clients().sealed_ready() && std::chrono::steady_clock::now() < deadline) {
-            rte_pause();
-        }
-        if (w->clients().sealed_ready()) {
-            sealed.push_back(&w->clients().sealed());
-        }
+    // A worker acknowledges at its next poll, microseconds away unless its thread is
+    // preempted (two cores shared with other processes): wait up to 20 ms, sleeping
+    // so that the core is not taken from them.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+    auto all_sealed = [&] {
+        return std::all_of(m_workers.begin(), m_workers.end(),
+                           [](const auto& w) { return w->clients().sealed_ready(); });
+    };
+    while (!all_sealed() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
-    m_skew.clients().add(now, sealed);
-    for (auto& w : m_workers) {
-        if (w->clients().sealed_ready()) {
-            w->clients().release_sealed();
-        }
-    }
+    take_sealed();
+    return std::none_of(m_workers.begin(), m_workers.end(),
+                        [](const auto& w) { return w->clients().pending(); });
 }
 
 void evenflowd::stats_tick() {
     const auto now = std::chrono::steady_clock::now();
     // Sketches first, then counters: what the counters hold beyond the sketches
-    // (events in between) is never credited to a heavy client.
-    collect_clients(now);
+    // (events in between) is never credited to a heavy client. A worker that has not
+    // sealed its buffer yet holds the next judgement back: counters ahead of the
+    // sketches would make a few clients' skew look like the config's, and roll it
+    // back. Its buffer is taken at the next tick; after max_ticks_without_clients in
+    // a row (a wedged worker, which liveness reports) the detector judges anyway.
+    if (!collect_clients(now)) {
+        if (++m_ticks_without_clients <= max_ticks_without_clients) {
+            ++m_skew_ticks_held;
+            return;
+        }
+        if (m_ticks_without_clients == max_ticks_without_clients + 1) {
+            log_event("warning", "skew_clients_incomplete",
+                      {{"seconds", std::to_string(max_ticks_without_clients)}});
+        }
+    } else {
+        m_ticks_without_clients = 0;
+    }
     auto events = m_skew.tick(now, std::chrono::system_clock::now(), sample_backends());
     for (const auto& e : events) {
         std::vector<control::log_field> fields = {

@@ -153,6 +153,8 @@ public:
                m_acked.load(std::memory_order_acquire) == m_requested_ctl;
     }
     const buffer& sealed() const { return *m_buffers[(m_requested_ctl - 1) & 1]; }
+    // Whether a seal was asked for and its buffer not yet taken (acknowledged or not).
+    bool pending() const { return m_taken != m_requested_ctl; }
     // Clears the sealed buffer for its next turn.
     void release_sealed();
 

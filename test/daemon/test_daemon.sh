@@ -29,7 +29,10 @@ write_config "$work/v2.toml" 10.20.0.14:8080:1
 sed 's/weight = 1 },$/weight = 1, colour = "blue" },/' "$work/v2.toml" >"$work/bad.toml"
 
 # ---- start ----
+# The test hook lets the tier wedge a worker (see "a wedged worker" below).
+daemon_in=(env EVENFLOW_TEST_WEDGE_FILE="$work/wedge")
 start_daemon "$work/v1.toml" "$work/daemon.log" || finish
+daemon_in=()
 pass "evenflowd answers on its socket"
 expect_eq "socket mode is 0660" "$(stat -c %a "$sock")" "660"
 
@@ -164,6 +167,22 @@ expect_eq "metrics: their series only" "$(grep -c '^evenflow_backend_expected_sh
 expect_contains "metrics: per-service aggregates stay" "$bounded" 'evenflow_service_new_flows_total{service="web"}'
 ctl apply "$work/v1.toml" >/dev/null
 expect_eq "metrics: both applies made versions" "$(json 'r["version"]' <<<"$(ctl --json status)")" "$((running + 2))"
+
+# ---- a wedged worker: the skew judgement waits for its sketches, then goes on ----
+# Counters read beyond what the client sketches hold would make a few clients' skew
+# look like the config's; so a tick whose sketches are incomplete is held back, for
+# at most 5 s (then the judgement goes on, said in the log).
+held=$(ctl --json status | json 'r["control_loop"]["skew_ticks_held"]')
+echo 0 >"$work/wedge"
+sleep 7.5
+rm -f "$work/wedge"
+held_after=$(ctl --json status | json 'r["control_loop"]["skew_ticks_held"]')
+check "wedged worker: 5 skew ticks held back ($held -> $held_after)" test "$((held_after - held))" -eq 5
+expect_contains "wedged worker: the log says the judgement went on without its sketches" \
+  "$(cat "$work/daemon.log")" "event=skew_clients_incomplete"
+sleep 2
+held_later=$(ctl --json status | json 'r["control_loop"]["skew_ticks_held"]')
+expect_eq "worker back: no tick held any more" "$held_later" "$held_after"
 
 telemetry=$(echo "/evenflow/status" | timeout 10 dpdk-telemetry.py -f "$prefix" 2>&1)
 expect_contains "telemetry: /evenflow/status" "$telemetry" '"version":'

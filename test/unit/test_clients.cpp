@@ -131,6 +131,29 @@ TEST_CASE("client sketches: each event counts the address and its network, per b
     CHECK(find(sk.sealed()[size_t(client_event::syn)], addr("198.18.9.9"), 4)->count == 1);
 }
 
+TEST_CASE("client sketches: a seal acknowledged late is taken at the next tick, and a new "
+          "one asked at once") {
+    client_sketches sk(3);
+    sk.count(client_event::verified, addr("10.10.9.9"), 2);
+    sk.request_seal(); // tick 1: the worker does not poll in time
+    CHECK(sk.pending());
+    CHECK_FALSE(sk.sealed_ready());
+    sk.poll(); // ...it polls late, after tick 1 gave up
+    sk.count(client_event::verified, addr("10.10.9.9"), 2); // in the other buffer now
+    // Tick 2 takes the late buffer first, then asks for a fresh seal.
+    REQUIRE(sk.sealed_ready());
+    CHECK(find(sk.sealed()[size_t(client_event::verified)], addr("10.10.9.9"), 2)->count == 1);
+    sk.release_sealed();
+    CHECK_FALSE(sk.pending());
+    sk.request_seal();
+    CHECK(sk.pending());
+    sk.poll();
+    REQUIRE(sk.sealed_ready());
+    CHECK(find(sk.sealed()[size_t(client_event::verified)], addr("10.10.9.9"), 2)->count == 1);
+    sk.release_sealed();
+    CHECK_FALSE(sk.pending());
+}
+
 TEST_CASE("client sketches: a worker thread counting while the control thread seals loses "
           "and doubles nothing") {
     client_sketches sk(9);
