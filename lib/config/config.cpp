@@ -51,45 +51,19 @@ std::string format_duration(duration d) {
 }
 
 std::string to_string(hash_mode m) {
-    switch (m) {
-    case hash_mode::five_tuple:
-        return "5tuple";
-    case hash_mode::src_ip:
-        return "src_ip";
-    case hash_mode::src_ip_port:
-        return "src_ip_port";
-    }
-    return "unknown";
+    return std::string(name_of(m));
 }
 
 std::string to_string(forward_mode m) {
-    switch (m) {
-    case forward_mode::dnat:
-        return "dnat";
-    case forward_mode::tunnel:
-        return "tunnel";
-    }
-    return "unknown";
+    return std::string(name_of(m));
 }
 
 std::string to_string(health_kind k) {
-    switch (k) {
-    case health_kind::tcp:
-        return "tcp";
-    case health_kind::none:
-        return "none";
-    }
-    return "unknown";
+    return std::string(name_of(k));
 }
 
 std::string to_string(skew_action a) {
-    switch (a) {
-    case skew_action::alert:
-        return "alert";
-    case skew_action::rollback:
-        return "rollback";
-    }
-    return "unknown";
+    return std::string(name_of(a));
 }
 
 std::string to_string(const metrics_backends& m) {

@@ -2,6 +2,7 @@
 // and validated. Plain values, no behaviour; see load.hpp to make one.
 #pragma once
 
+#include "config/choices.hpp"
 #include "net/addr.hpp"
 #include "net/pick_hash.hpp"
 
@@ -76,6 +77,9 @@ struct backend_config {
 };
 
 enum class health_kind : uint8_t { tcp, none };
+constexpr auto choice_names(health_kind) { // config/choices.hpp
+    return std::to_array<std::string_view>({"tcp", "none"});
+}
 
 struct health_config {
     health_kind kind = health_kind::tcp;
@@ -97,12 +101,18 @@ struct pool_config {
 // alone (source-address affinity: every connection of a client to one backend), or
 // the client address and port. The same on every host, so peers agree.
 enum class hash_mode : uint8_t { five_tuple, src_ip, src_ip_port };
+constexpr auto choice_names(hash_mode) { // config/choices.hpp
+    return std::to_array<std::string_view>({"5tuple", "src_ip", "src_ip_port"});
+}
 
 // How a service's packets reach its backends (README "Forwarding modes"):
 // dnat rewrites the destination, so replies must come back through the balancer;
 // tunnel encapsulates the client's packet unchanged (IPIP) and the backend answers
 // the client directly (direct server return).
 enum class forward_mode : uint8_t { dnat, tunnel };
+constexpr auto choice_names(forward_mode) { // config/choices.hpp
+    return std::to_array<std::string_view>({"dnat", "tunnel"});
+}
 
 struct service_config {
     std::string name;
@@ -116,6 +126,9 @@ struct service_config {
 };
 
 enum class skew_action : uint8_t { alert, rollback };
+constexpr auto choice_names(skew_action) { // config/choices.hpp
+    return std::to_array<std::string_view>({"alert", "rollback"});
+}
 
 struct skew_config {
     duration window = 10s;

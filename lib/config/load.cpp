@@ -472,16 +472,8 @@ void loader::read_skew(const toml::table& table) {
         }
     }
     if (auto* n = member(table, "action", path)) {
-        auto key = child(path, "action");
-        if (auto action = get_string(*n, key)) {
-            if (*action == "alert") {
-                skew.action = skew_action::alert;
-            } else if (*action == "rollback") {
-                skew.action = skew_action::rollback;
-            } else {
-                error(*n, key,
-                      fmt::format("unknown action \"{}\"; use \"alert\" or \"rollback\"", *action));
-            }
+        if (auto action = get_choice<skew_action>(*n, child(path, "action"), "action")) {
+            skew.action = *action;
         }
     }
     read_duration(table, path, "probation", skew.probation, true);

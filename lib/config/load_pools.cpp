@@ -105,15 +105,8 @@ void loader::read_backend(const toml::table& table, const std::string& path, poo
 void loader::read_health(const toml::table& table, const std::string& path, health_config& health) {
     check_keys(table, path, {"kind", "interval", "timeout", "rise", "fall", "port"});
     if (auto* n = member(table, "kind", path)) {
-        auto key = child(path, "kind");
-        if (auto kind = get_string(*n, key)) {
-            if (*kind == "tcp") {
-                health.kind = health_kind::tcp;
-            } else if (*kind == "none") {
-                health.kind = health_kind::none;
-            } else {
-                error(*n, key, fmt::format("unknown kind \"{}\"; use \"tcp\" or \"none\"", *kind));
-            }
+        if (auto kind = get_choice<health_kind>(*n, child(path, "kind"), "kind")) {
+            health.kind = *kind;
         }
     }
     bool interval_ok = true, timeout_ok = true;
@@ -216,38 +209,21 @@ void loader::read_service(const toml::table& table, const std::string& path) {
         service.table_size = v.value_or(service.table_size);
     }
     if (auto* n = member(table, "hash", path)) {
-        auto key = child(path, "hash");
-        if (auto hash = get_string(*n, key)) {
-            if (*hash == "5tuple") {
-                service.hash = hash_mode::five_tuple;
-            } else if (*hash == "src_ip") {
-                service.hash = hash_mode::src_ip;
-            } else if (*hash == "src_ip_port") {
-                service.hash = hash_mode::src_ip_port;
-            } else {
-                error(*n, key,
-                      fmt::format("unknown hash \"{}\"; use \"5tuple\", \"src_ip\" or "
-                                  "\"src_ip_port\"",
-                                  *hash));
-            }
+        if (auto hash = get_choice<hash_mode>(*n, child(path, "hash"), "hash")) {
+            service.hash = *hash;
         }
     }
     if (auto* n = member(table, "mode", path)) {
         src.mode = n;
         auto key = child(path, "mode");
-        if (auto mode = get_string(*n, key)) {
-            if (*mode == "dnat") {
-                service.mode = forward_mode::dnat;
-            } else if (*mode == "tunnel") {
-                service.mode = forward_mode::tunnel;
-                if (src.vip_ok && !service.vip.is_v4()) {
-                    error(*n, key, "mode \"tunnel\" carries IPv4 only (IPIP); this vip is IPv6");
-                }
-            } else if (*mode == "fullnat") {
-                error(*n, key, "mode \"fullnat\" is not available yet; use \"dnat\" or \"tunnel\"");
-            } else {
-                error(*n, key,
-                      fmt::format("unknown mode \"{}\"; use \"dnat\" or \"tunnel\"", *mode));
+        if (auto* word = n->as_string(); word != nullptr && word->get() == "fullnat") {
+            error(*n, key,
+                  fmt::format("mode \"fullnat\" is not available yet; use {}",
+                              choice_list<forward_mode>()));
+        } else if (auto mode = get_choice<forward_mode>(*n, key, "mode")) {
+            service.mode = *mode;
+            if (*mode == forward_mode::tunnel && src.vip_ok && !service.vip.is_v4()) {
+                error(*n, key, "mode \"tunnel\" carries IPv4 only (IPIP); this vip is IPv6");
             }
         }
     }

@@ -3,9 +3,11 @@
 // stopping at the first error. Internal to lib/config (the loader builds on it).
 #pragma once
 
+#include "config/choices.hpp"
 #include "config/load.hpp"
 #include "config/values.hpp"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <initializer_list>
@@ -42,6 +44,22 @@ public:
     void warning(const toml::node& at, std::string key, std::string message);
 
     // ---- schema helpers
+
+    // A string naming one of E's choices (config/choices.hpp); an error listing them
+    // otherwise ("unknown WHAT \"x\"; use \"a\" or \"b\"").
+    template <typename E>
+    std::optional<E> get_choice(const toml::node& n, const std::string& key,
+                                std::string_view what) {
+        auto word = get_string(n, key);
+        if (!word) {
+            return std::nullopt;
+        }
+        if (auto value = parse_choice<E>(*word)) {
+            return value;
+        }
+        error(n, key, fmt::format("unknown {} \"{}\"; use {}", what, *word, choice_list<E>()));
+        return std::nullopt;
+    }
 
     void check_keys(const toml::table& table, const std::string& path,
                     std::initializer_list<std::string_view> known) {

@@ -294,19 +294,7 @@ shift_review review_series(const distribution& base, const distribution& running
 }
 
 std::string_view to_string(apply_verdict v) {
-    switch (v) {
-    case apply_verdict::accept:
-        return "accept";
-    case apply_verdict::unchanged:
-        return "unchanged";
-    case apply_verdict::invalid:
-        return "invalid";
-    case apply_verdict::shift:
-        return "shift";
-    case apply_verdict::restart:
-        return "restart";
-    }
-    return "invalid";
+    return name_of(v);
 }
 
 apply_evaluation evaluate_apply(config::load_result loaded,

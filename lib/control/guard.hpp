@@ -2,6 +2,8 @@
 // check` reports, and the shift review that a guarded `apply` refuses on.
 #pragma once
 
+#include "config/choices.hpp"
+
 #include "config/load.hpp"
 #include "snapshot/snapshot.hpp"
 
@@ -67,6 +69,9 @@ shift_review review_series(const distribution& base, const distribution& running
 // change only a restart can make, then unchanged. Pure and free of shared state, so
 // the daemon runs it off its control loop.
 enum class apply_verdict : uint8_t { accept, unchanged, invalid, shift, restart };
+constexpr auto choice_names(apply_verdict) { // config/choices.hpp
+    return std::to_array<std::string_view>({"accept", "unchanged", "invalid", "shift", "restart"});
+}
 struct apply_evaluation {
     apply_verdict verdict = apply_verdict::invalid;
     config::load_result loaded;           // its diagnostics (the config itself moves to `cfg`)

@@ -12,27 +12,11 @@
 namespace evenflow::control {
 
 std::string_view to_string(admin_state s) {
-    switch (s) {
-    case admin_state::enabled:
-        return "enabled";
-    case admin_state::draining:
-        return "draining";
-    case admin_state::disabled:
-        return "disabled";
-    }
-    return "?";
+    return name_of(s);
 }
 
 std::string_view to_string(health_verdict v) {
-    switch (v) {
-    case health_verdict::unknown:
-        return "unknown";
-    case health_verdict::up:
-        return "up";
-    case health_verdict::down:
-        return "down";
-    }
-    return "?";
+    return name_of(v);
 }
 
 admin_state config_manager::admin_of(uint32_t id) const {

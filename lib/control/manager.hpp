@@ -3,6 +3,7 @@
 // Pure (no DPDK): the daemon publishes the snapshots it returns.
 #pragma once
 
+#include "config/choices.hpp"
 #include "config/config.hpp"
 #include "snapshot/snapshot.hpp"
 
@@ -60,8 +61,14 @@ uint64_t series_baseline(const std::deque<history_entry>& history,
 
 // What an operator set on a backend; orthogonal to health.
 enum class admin_state : uint8_t { enabled, draining, disabled };
+constexpr auto choice_names(admin_state) { // config/choices.hpp
+    return std::to_array<std::string_view>({"enabled", "draining", "disabled"});
+}
 
 enum class health_verdict : uint8_t { unknown, up, down };
+constexpr auto choice_names(health_verdict) { // config/choices.hpp
+    return std::to_array<std::string_view>({"unknown", "up", "down"});
+}
 
 struct change_result {
     bool ok = false;

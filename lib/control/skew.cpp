@@ -11,30 +11,10 @@
 namespace evenflow::control {
 
 std::string_view to_string(skew_kind k) {
-    switch (k) {
-    case skew_kind::hot:
-        return "hot";
-    case skew_kind::starved:
-        return "starved";
-    case skew_kind::heavy_hitter:
-        return "heavy_hitter";
-    }
-    return "?";
+    return name_of(k);
 }
 std::string_view to_string(skew_basis b) {
-    switch (b) {
-    case skew_basis::new_flows:
-        return "new_flows";
-    case skew_basis::active_flows:
-        return "active_flows";
-    case skew_basis::bytes:
-        return "bytes";
-    case skew_basis::packets:
-        return "packets";
-    case skew_basis::syns:
-        return "syns";
-    }
-    return "?";
+    return name_of(b);
 }
 
 namespace {

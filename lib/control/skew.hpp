@@ -20,6 +20,7 @@
 // raise heavy_hitter alarms (they can come from anyone).
 #pragma once
 
+#include "config/choices.hpp"
 #include "config/config.hpp"
 #include "control/clients.hpp"
 
@@ -53,11 +54,18 @@ struct backend_sample {
 
 // heavy_hitter: skewed by a few clients (named), not by the config.
 enum class skew_kind : uint8_t { hot, starved, heavy_hitter };
+constexpr auto choice_names(skew_kind) { // config/choices.hpp
+    return std::to_array<std::string_view>({"hot", "starved", "heavy_hitter"});
+}
 // What an alarm rests on. Flow counts are what a config decides (weights, health);
 // bytes and packets are also what the traffic is (one client's large downloads), and
 // unverified SYNs are what anyone sends, so only flow-based alarms that no heavy
 // client explains may trigger the automatic rollback (see causes_rollback).
 enum class skew_basis : uint8_t { new_flows, active_flows, bytes, packets, syns };
+constexpr auto choice_names(skew_basis) { // config/choices.hpp
+    return std::to_array<std::string_view>(
+        {"new_flows", "active_flows", "bytes", "packets", "syns"});
+}
 
 // A client that explains a heavy_hitter alarm, with the lower bounds of its counts
 // in the window (verified connections, or SYNs for basis syns).

@@ -16,15 +16,7 @@ const std::array<uint8_t, flow_steering::key_size> flow_steering::key = [] {
 }();
 
 std::string_view to_string(steering_mode m) {
-    switch (m) {
-    case steering_mode::single:
-        return "single";
-    case steering_mode::nic_rss:
-        return "nic-rss";
-    case steering_mode::handoff:
-        return "handoff";
-    }
-    return "?";
+    return name_of(m);
 }
 
 flow_steering::flow_steering(uint16_t workers) : m_workers(workers == 0 ? 1 : workers) {

@@ -11,6 +11,8 @@
 // passes the packet over a per-pair ring ("handoff"). One worker needs neither.
 #pragma once
 
+#include "config/choices.hpp"
+
 #include "net/addr.hpp"
 
 #include <array>
@@ -25,6 +27,9 @@ enum class steering_mode : uint8_t {
     nic_rss, // the port's RSS sends each packet to its owner's queue
     handoff, // the receiving worker passes packets to their owner
 };
+constexpr auto choice_names(steering_mode) { // config/choices.hpp
+    return std::to_array<std::string_view>({"single", "nic-rss", "handoff"});
+}
 std::string_view to_string(steering_mode m); // "single", "nic-rss", "handoff"
 
 // Which side of the balancer a port faces, which sets the fields its RSS must hash.

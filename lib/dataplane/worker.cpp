@@ -319,17 +319,7 @@ void worker::prefetch_new_flow(rx_item& item, const snapshot& snap) const {
 }
 
 std::string_view to_string(control_reason r) {
-    switch (r) {
-    case control_reason::arp:
-        return "arp";
-    case control_reason::unresolved:
-        return "unresolved";
-    case control_reason::probe:
-        return "probe";
-    case control_reason::count_:
-        break;
-    }
-    return "?";
+    return name_of(r);
 }
 
 bool worker::within_budget(control_reason reason) {

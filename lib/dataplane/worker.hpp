@@ -3,6 +3,8 @@
 // answer on its own, and hands the rest to the control thread.
 #pragma once
 
+#include "config/choices.hpp"
+
 #include "dataplane/counters.hpp"
 #include "dataplane/interfaces.hpp"
 #include "dataplane/neighbor.hpp"
@@ -39,6 +41,9 @@ enum class control_reason : uint8_t {
     probe,      // a SYN-ACK or RST to a probe port of ours: a health-probe reply
     count_
 };
+constexpr auto choice_names(control_reason) { // config/choices.hpp
+    return std::to_array<std::string_view>({"arp", "unresolved", "probe"});
+}
 std::string_view to_string(control_reason r);
 
 // Packets per second a worker may hand to the control thread, by reason, with a

@@ -11,19 +11,7 @@
 namespace evenflow {
 
 std::string_view to_string(backend_state s) {
-    switch (s) {
-    case backend_state::unknown:
-        return "unknown";
-    case backend_state::up:
-        return "up";
-    case backend_state::down:
-        return "down";
-    case backend_state::draining:
-        return "draining";
-    case backend_state::disabled:
-        return "disabled";
-    }
-    return "?";
+    return name_of(s);
 }
 
 uint32_t backend_registry::id_for(const std::string& service, const net::ip_addr& address,

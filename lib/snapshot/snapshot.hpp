@@ -3,6 +3,8 @@
 // Built by the control thread, published by one pointer store, never modified.
 #pragma once
 
+#include "config/choices.hpp"
+
 #include "balance/maglev.hpp"
 #include "config/config.hpp"
 #include "net/flow_key.hpp"
@@ -27,6 +29,9 @@ enum class backend_state : uint8_t {
     draining, // no new flows; existing flows continue (weight 0 or `evenctl drain`)
     disabled, // taken out by an operator: out of the table, its flows reset
 };
+constexpr auto choice_names(backend_state) { // config/choices.hpp
+    return std::to_array<std::string_view>({"unknown", "up", "down", "draining", "disabled"});
+}
 std::string_view to_string(backend_state s);
 
 // Whether a backend in this state is given Maglev slots.

@@ -948,3 +948,21 @@ TEST_CASE("settings: a key no row names is unknown to the reader") {
     load_result r = load_string(config_with("skew", "colour = \"blue\""), "test.toml");
     CHECK_FALSE(r.ok());
 }
+
+TEST_CASE("choices: each enum's words name it and parse back, and the readers list them") {
+    for (auto m : {hash_mode::five_tuple, hash_mode::src_ip, hash_mode::src_ip_port}) {
+        CHECK(evenflow::parse_choice<hash_mode>(evenflow::name_of(m)) == m);
+    }
+    CHECK(to_string(hash_mode::five_tuple) == "5tuple");
+    CHECK(to_string(forward_mode::tunnel) == "tunnel");
+    CHECK(to_string(health_kind::none) == "none");
+    CHECK(to_string(skew_action::rollback) == "rollback");
+    CHECK(evenflow::name_of(hash_mode(7)) == "unknown");
+    CHECK_FALSE(evenflow::parse_choice<hash_mode>("5-tuple").has_value());
+    CHECK(evenflow::choice_list<hash_mode>() == "\"5tuple\", \"src_ip\" or \"src_ip_port\"");
+    CHECK(evenflow::choice_list<forward_mode>() == "\"dnat\" or \"tunnel\"");
+    // The reader's message comes from the same table.
+    load_result r = load_string(config_with("skew", "action = \"revert\""), "test.toml");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.errors[0].message == "unknown action \"revert\"; use \"alert\" or \"rollback\"");
+}
