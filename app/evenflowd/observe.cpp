@@ -7,7 +7,6 @@
 #include "control/guard.hpp"
 #include "control/log.hpp"
 
-#include <rte_pause.h>
 #include <rte_telemetry.h>
 
 #include <fmt/format.h>

@@ -10,10 +10,6 @@ namespace evenflow::control {
 using flow::client_event;
 using flow::client_event_count;
 
-std::string client_key::text() const {
-    return is_network() ? flow::client_network_text(client) : client.to_string();
-}
-
 size_t client_key_hash::operator()(const client_key& k) const {
     struct {
         net::ip_addr client;
@@ -22,20 +18,13 @@ size_t client_key_hash::operator()(const client_key& k) const {
     return net::crc32c(&bytes, sizeof bytes, 0x2545f491u);
 }
 
-std::string client_window::client_row::text() const {
-    return network ? flow::client_network_text(client) : client.to_string();
-}
-
 void client_window::reset() {
     m_buckets.clear();
     m_window_counts.clear();
 }
 
 void client_window::add_to_window(const client_key& key, const client_event_counts& c) {
-    client_event_counts& w = m_window_counts[key];
-    for (size_t e = 0; e < client_event_count; ++e) {
-        w[e] += c[e];
-    }
+    m_window_counts[key] += c;
 }
 
 void client_window::remove_from_window(const client_key& key, const client_event_counts& c) {
@@ -99,10 +88,7 @@ void client_window::add(clock::time_point now,
         bucket& current = m_buckets.back();
         current.last = now;
         for (const auto& [key, c] : fresh.counts) {
-            client_event_counts& into = current.counts[key];
-            for (size_t e = 0; e < client_event_count; ++e) {
-                into[e] += c[e];
-            }
+            current.counts[key] += c;
             add_to_window(key, c);
         }
         trim(current, true);
@@ -163,9 +149,7 @@ std::vector<client_window::client_row> client_window::top(std::span<const uint32
         client_row& row = rows[key.client];
         row.client = key.client;
         row.network = networks;
-        for (size_t e = 0; e < client_event_count; ++e) {
-            row.total[e] += c[e];
-        }
+        row.total += c;
         row.backends.emplace_back(key.backend_id(), c);
     }
     auto weight = [](const client_event_counts& c) {

@@ -44,6 +44,12 @@ struct client_counts {
     }
 };
 using client_event_counts = std::array<client_counts, flow::client_event_count>;
+inline client_event_counts& operator+=(client_event_counts& into, const client_event_counts& c) {
+    for (size_t e = 0; e < into.size(); ++e) {
+        into[e] += c[e];
+    }
+    return into;
+}
 
 // A client (address or network) of one backend: the sketch's key.
 struct client_key {
@@ -53,7 +59,7 @@ struct client_key {
     uint32_t backend_id() const { return tag & ~flow::client_sketch::network_bit; }
     bool is_network() const { return (tag & flow::client_sketch::network_bit) != 0; }
     // "10.10.9.9" or "10.10.9.0/24".
-    std::string text() const;
+    std::string text() const { return flow::client_text(client, is_network()); }
 };
 struct client_key_hash {
     size_t operator()(const client_key& k) const;
@@ -91,7 +97,7 @@ public:
         bool network = false;
         client_event_counts total{};
         std::vector<std::pair<uint32_t, client_event_counts>> backends; // heaviest first
-        std::string text() const;
+        std::string text() const { return flow::client_text(client, network); }
     };
     // The heaviest clients of these backends by verified connections, then SYNs.
     std::vector<client_row> top(std::span<const uint32_t> backend_ids, bool networks,

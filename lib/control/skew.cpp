@@ -345,43 +345,39 @@ std::vector<skew_detector::event> skew_detector::tick(clock::time_point now,
         syns_by(samples.size(), nullptr);
     std::vector<explanation> explanations;
     explanations.reserve(service_totals.size() * 2);
-    {
-        const client_window* clients = &m_clients;
-        // (Not a structured binding: lambdas below capture it, which clang 14 refuses.)
-        for (const auto& entry : service_totals) {
-            const service_total& totals = entry.second;
-            if (!samples[totals.members.front()].pins_clients) {
-                continue;
+    // (Not a structured binding: lambdas below capture it, which clang 14 refuses.)
+    for (const auto& entry : service_totals) {
+        const service_total& totals = entry.second;
+        if (!samples[totals.members.front()].pins_clients) {
+            continue;
+        }
+        auto members_of = [&](const std::vector<verdict>& v, bool syns) {
+            std::vector<member_counts> m;
+            for (size_t k = 0; k < totals.members.size(); ++k) {
+                size_t i = totals.members[k];
+                m.push_back({samples[i].id, samples[i].expected_share,
+                             syns ? delta[i].syns : delta[i].new_flows, v[i]});
             }
-            auto members_of = [&](const std::vector<verdict>& v, bool syns) {
-                std::vector<member_counts> m;
-                for (size_t k = 0; k < totals.members.size(); ++k) {
-                    size_t i = totals.members[k];
-                    m.push_back({samples[i].id, samples[i].expected_share,
-                                 syns ? delta[i].syns : delta[i].new_flows, v[i]});
-                }
-                return m;
-            };
-            auto any_hot = [&](const std::vector<verdict>& v) {
-                return std::any_of(totals.members.begin(), totals.members.end(), [&](size_t i) {
-                    return v[i].skewed && v[i].kind == skew_kind::hot;
-                });
-            };
-            if (any_hot(on_flows)) {
-                explanations.push_back(
-                    explain_by_clients(members_of(on_flows, false), totals.new_flows,
-                                       flow::client_event::verified, *clients, m_cfg));
-                for (size_t i : totals.members) {
-                    flows_by[i] = &explanations.back();
-                }
+            return m;
+        };
+        auto any_hot = [&](const std::vector<verdict>& v) {
+            return std::any_of(totals.members.begin(), totals.members.end(), [&](size_t i) {
+                return v[i].skewed && v[i].kind == skew_kind::hot;
+            });
+        };
+        if (any_hot(on_flows)) {
+            explanations.push_back(explain_by_clients(members_of(on_flows, false), totals.new_flows,
+                                                      flow::client_event::verified, m_clients,
+                                                      m_cfg));
+            for (size_t i : totals.members) {
+                flows_by[i] = &explanations.back();
             }
-            if (any_hot(on_syns)) {
-                explanations.push_back(explain_by_clients(members_of(on_syns, true), totals.syns,
-                                                          flow::client_event::syn, *clients,
-                                                          m_cfg));
-                for (size_t i : totals.members) {
-                    syns_by[i] = &explanations.back();
-                }
+        }
+        if (any_hot(on_syns)) {
+            explanations.push_back(explain_by_clients(members_of(on_syns, true), totals.syns,
+                                                      flow::client_event::syn, m_clients, m_cfg));
+            for (size_t i : totals.members) {
+                syns_by[i] = &explanations.back();
             }
         }
     }

@@ -58,6 +58,10 @@ inline net::ip_addr client_network(const net::ip_addr& client) {
 }
 // Its text: "10.10.9.0/24", "2001:db8:1:2::/64".
 std::string client_network_text(const net::ip_addr& network);
+// A sketch key's client as text: an address, or a network with its length.
+inline std::string client_text(const net::ip_addr& client, bool network) {
+    return network ? client_network_text(client) : client.to_string();
+}
 
 // One family of counts (one event kind) of one worker's buffer.
 class client_sketch {
