@@ -287,6 +287,7 @@ def main():
         args.baseline.write_text(json.dumps(new, indent=2) + "\n")
         print(f"baseline written: {args.baseline}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"build": info, "margin": margin, "workloads": summary,
                                          "verdicts": verdicts, "problems": problems},
                                         indent=2) + "\n")
