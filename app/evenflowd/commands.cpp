@@ -88,7 +88,7 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
         return api::error_reply(fmt::format("unknown command {:?}", name));
     }
     if (spec->changes_state && ctx.who.uid != 0) {
-        const auto& admins = m_manager.running().control.admins;
+        const auto& admins = manager().running().control.admins;
         if (std::find(admins.begin(), admins.end(), ctx.who.uid) == admins.end()) {
             log_event("warning", "command_refused",
                       {{"command", name},
@@ -107,21 +107,22 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
 
 evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     json reply = api::ok_reply();
-    reply["version"] = m_manager.version();
+    reply["version"] = manager().version();
     reply["evenflow_version"] = EVENFLOW_VERSION;
-    reply["generation"] = m_manager.generation();
+    reply["generation"] = manager().generation();
     reply["uptime_s"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
     reply["pid"] = getpid();
     reply["config"] = m_options.config_path;
     // Where the running version came from at start, and whether it is the file's now.
-    reply["state"] = {{"start", m_start_origin.from},
-                      {"version", m_start_origin.version},
-                      {"reason", m_start_origin.reason},
-                      {"dir", m_state.is_open() ? m_state.dir() : ""},
-                      {"saved", m_state_error.empty()}};
-    if (!m_state_error.empty()) {
-        reply["state"]["save_error"] = m_state_error;
+    const control::start_origin& origin = m_changes.start_origin();
+    reply["state"] = {{"start", origin.from},
+                      {"version", origin.version},
+                      {"reason", origin.reason},
+                      {"dir", m_changes.state().is_open() ? m_changes.state().dir() : ""},
+                      {"saved", m_changes.state_error().empty()}};
+    if (!m_changes.state_error().empty()) {
+        reply["state"]["save_error"] = m_changes.state_error();
     }
     reply["file"] = file_status();
     reply["fingerprint"] = fingerprint();
@@ -129,7 +130,7 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     if (m_bgp) {
         reply["bgp"] = m_bgp->status();
         reply["bgp"]["stuck"] =
-            m_liveness.stuck(std::chrono::steady_clock::now(), m_manager.running().bgp.detection);
+            m_liveness.stuck(std::chrono::steady_clock::now(), manager().running().bgp.detection);
     }
     const snapshot* snap = m_shared.snap.load();
     reply["services"] = snap->services.size();
@@ -145,7 +146,7 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     reply["alarms"] = alarm_count();
     const baseline_drift& d = drift();
     if (const control::history_entry* base =
-            m_manager.baseline(std::chrono::system_clock::now()).entry) {
+            manager().baseline(std::chrono::system_clock::now()).entry) {
         // The backends that moved, largest first and at most 100 of them (ten thousand
         // rows would make every status slow); /metrics has every backend's drift.
         constexpr size_t shown = 100;
@@ -184,7 +185,7 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
             {"age_s",
              std::chrono::duration<double>(std::chrono::system_clock::now() - base->at).count()},
             {"window_s",
-             std::chrono::duration<double>(m_manager.running().skew.baseline_window).count()},
+             std::chrono::duration<double>(manager().running().skew.baseline_window).count()},
             {"accepted_shift", base->accepted_shift},
             {"accepted_from", base->accepted_from},
             {"uid", base->who.uid},
@@ -202,7 +203,7 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
                              {"iterations", m_loop.iterations()},
                              {"slowest_step", m_loop.slowest_step()},
                              {"slowest_step_ms", ms(m_loop.slowest_step_took())},
-                             {"changes_queued", m_changes.size()},
+                             {"changes_queued", m_changes.queued()},
                              // seconds the skew judgement waited for a worker's sketches
                              {"skew_ticks_held", m_skew_ticks_held}};
     json workers = json::array();
@@ -316,10 +317,10 @@ evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_cont
     }
     std::string path = request.value("path", "<apply>");
     std::string origin = fmt::format("apply {}", path);
-    request_apply([](const std::string& text,
-                     const std::string& name) { return config::load_string(text, name); },
-                  request["config"].get<std::string>(), path, ctx.who, origin,
-                  request.value("accept_shift", false), ctx.ticket);
+    m_changes.request_apply([text = request["config"].get<std::string>(),
+                             path] { return config::load_string(text, path); },
+                            ctx.who, origin, request.value("accept_shift", false),
+                            reply_to(ctx.ticket));
     return std::nullopt; // answered once reviewed, built and published
 }
 
@@ -328,16 +329,16 @@ evenflowd::answer_t evenflowd::cmd_diff(const json& request, const request_conte
         return api::error_reply("malformed request: diff needs \"config\" (the file's text)");
     }
     std::string path = request.value("path", "<diff>");
-    request_apply([](const std::string& text,
-                     const std::string& name) { return config::load_string(text, name); },
-                  request["config"].get<std::string>(), path, ctx.who, fmt::format("diff {}", path),
-                  false, ctx.ticket, true);
+    m_changes.request_apply([text = request["config"].get<std::string>(),
+                             path] { return config::load_string(text, path); },
+                            ctx.who, fmt::format("diff {}", path), false, reply_to(ctx.ticket),
+                            true);
     return std::nullopt; // answered once reviewed, nothing applied
 }
 
 evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) {
     json rows = json::array();
-    for (const control::history_entry& e : m_manager.history()) {
+    for (const control::history_entry& e : manager().history()) {
         rows.push_back({{"version", e.version},
                         {"at", iso_time(e.at)},
                         {"uid", e.who.uid},
@@ -348,7 +349,7 @@ evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) 
                         {"accepted_shift", e.accepted_shift},
                         {"baseline", e.baseline},
                         {"rollback_of", e.rollback_of},
-                        {"running", e.version == m_manager.version()}});
+                        {"running", e.version == manager().version()}});
     }
     json reply = api::ok_reply();
     reply["history"] = rows;
@@ -360,7 +361,7 @@ evenflowd::answer_t evenflowd::cmd_rollback(const json& request, const request_c
     if (request.contains("version") && !request["version"].is_null()) {
         version = request["version"].get<uint64_t>();
     }
-    request_rollback(version, ctx.who, "operator", ctx.ticket);
+    m_changes.request_rollback(version, ctx.who, "operator", reply_to(ctx.ticket));
     return std::nullopt;
 }
 
@@ -523,7 +524,7 @@ evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_co
     };
     json reply = api::ok_reply();
     reply["service"] = name;
-    reply["window_s"] = std::chrono::duration<double>(m_manager.running().skew.window).count();
+    reply["window_s"] = std::chrono::duration<double>(manager().running().skew.window).count();
     reply["verified"] = verified;
     reply["syns"] = syns;
     reply["addresses"] = rows_of(false);
@@ -536,7 +537,8 @@ evenflowd::answer_t evenflowd::admin_command(const json& request, const request_
     if (!request.contains("service") || !request.contains("backend")) {
         return api::error_reply("malformed request: needs \"service\" and \"backend\"");
     }
-    request_admin(request["service"], request["backend"], state, ctx.who, ctx.ticket);
+    m_changes.request_admin(request["service"], request["backend"], state, ctx.who,
+                            reply_to(ctx.ticket));
     return std::nullopt;
 }
 

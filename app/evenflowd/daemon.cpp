@@ -62,10 +62,11 @@ std::string join(const std::vector<std::string>& words, std::string_view sep) {
 } // namespace
 
 evenflowd::evenflowd(options opts)
-    : m_options(std::move(opts)), m_server([this](const json& request, const control::actor& who,
-                                                  control_server::ticket ticket) {
-          return dispatch(request, request_context{who, ticket});
-      }) {}
+    : m_options(std::move(opts)), m_changes(pipeline_host(), m_options.config_path),
+      m_server(
+          [this](const json& request, const control::actor& who, control_server::ticket ticket) {
+              return dispatch(request, request_context{who, ticket});
+          }) {}
 
 evenflowd::~evenflowd() {
     shutdown();
@@ -214,16 +215,14 @@ bool evenflowd::start() {
     // The first snapshot is published before any worker runs.
     // The saved version (state_dir) or the file's; what runs is saved at once, with the
     // file's hash, so that a crash from here on resumes it.
-    control::change_result first = first_version(cfg);
+    control::change_result first = m_changes.start(cfg);
     if (!first.ok) {
         log_event("error", "start_refused", {{"reason", first.error}});
         return false;
     }
-    if (std::string error; !save_state(nullptr, &error)) {
-        log_event("warning", "state_not_saved", {{"reason", error}});
-    }
-    m_skew.reconfigure(m_manager.running().skew);
-    publish(std::move(first.snap));
+    note_file_loaded(cfg);
+    m_skew.reconfigure(manager().running().skew);
+    publish(std::move(first.snap), {});
     m_shared.neighbors.publish(dataplane::neighbor_table::build({}), *m_qsbr);
 
     for (size_t i = 0; i < cfg.dataplane.workers.size(); ++i) {
@@ -251,7 +250,7 @@ bool evenflowd::start() {
         }
     }
 
-    if (m_manager.running().bgp.enabled) {
+    if (manager().running().bgp.enabled) {
         // BIRD's files beside the control socket (/run/evenflow): they live as long as
         // the daemon runs.
         std::string run_dir = std::filesystem::path(m_server.path()).parent_path().string();
@@ -261,7 +260,7 @@ bool evenflowd::start() {
         }
         m_bgp = std::make_unique<bgp_speaker>();
         if (std::string bgp_error;
-            !m_bgp->prepare(m_manager.running().bgp, vips, run_dir, &bgp_error)) {
+            !m_bgp->prepare(manager().running().bgp, vips, run_dir, &bgp_error)) {
             log_event("error", "start_refused", {{"reason", bgp_error}});
             return false;
         }
@@ -285,10 +284,10 @@ bool evenflowd::start() {
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
                 sample_backends());
     log_event("info", "started",
-              {{"version", std::to_string(m_manager.version())},
-               {"from", m_start_origin.from},
+              {{"version", std::to_string(manager().version())},
+               {"from", m_changes.start_origin().from},
                {"workers", std::to_string(m_workers.size())},
-               {"services", std::to_string(m_manager.running().services.size())},
+               {"services", std::to_string(manager().running().services.size())},
                {"socket", m_server.path()},
                {"pid", std::to_string(getpid())}});
     return true;
@@ -365,12 +364,12 @@ void evenflowd::loop() {
             m_host_drained = true;
             log_event(
                 "info", "stop_withdrawing",
-                {{"convergence", config::format_duration(m_manager.running().bgp.convergence)},
-                 {"drain_timeout", config::format_duration(m_manager.running().bgp.drain_timeout)},
+                {{"convergence", config::format_duration(manager().running().bgp.convergence)},
+                 {"drain_timeout", config::format_duration(manager().running().bgp.drain_timeout)},
                  {"flows", std::to_string(active_flows())}});
         }
         if (stop_asked) {
-            const auto& bgp = m_manager.running().bgp;
+            const auto& bgp = manager().running().bgp;
             auto t = std::chrono::steady_clock::now();
             uint64_t forwarded = sum(worker_stats(), &dataplane::worker_counters::to_backend) +
                                  sum(worker_stats(), &dataplane::worker_counters::to_client);
@@ -399,7 +398,7 @@ void evenflowd::loop() {
         };
         // Short waits: the slow path (ARP, held packets) is polled between them; none
         // while a change is being built, so the build moves on at once.
-        m_server.poll(changes_pending() ? 0 : 2);
+        m_server.poll(m_changes.pending() ? 0 : 2);
         m_slow_path->drain();
         for (const auto& e : m_slow_path->take_events()) {
             char from[RTE_ETHER_ADDR_FMT_SIZE], to[RTE_ETHER_ADDR_FMT_SIZE];
@@ -430,9 +429,9 @@ void evenflowd::loop() {
             step("stats");
         }
         if (g_reload.exchange(false)) {
-            reload_from_file();
+            m_changes.request_reload();
         }
-        advance_changes();
+        m_changes.advance();
         step("changes");
         if (m_metrics.wanted()) {
             m_metrics.publish(render_metrics());
@@ -444,7 +443,7 @@ void evenflowd::loop() {
         m_loop.record(end - iteration_start, end);
         iteration_start = end;
     }
-    log_event("info", "stopping", {{"version", std::to_string(m_manager.version())}});
+    log_event("info", "stopping", {{"version", std::to_string(manager().version())}});
 }
 
 } // namespace evenflow::daemon
@@ -483,7 +482,7 @@ void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
         counters.push_back(w->stats().totals.loops.get());
     }
     m_liveness.observe(counters, now);
-    const auto& bgp = m_manager.running().bgp;
+    const auto& bgp = manager().running().bgp;
     bool live = m_liveness.live(now, bgp.detection);
     m_bgp->tick(control::decide_announcements(*m_shared.snap.load(), live, m_host_drained), live,
                 m_liveness.oldest(), now);

@@ -5,8 +5,8 @@
 //   daemon.cpp          start, shutdown and the control loop
 //   control_server.cpp  the socket transport (control_server.hpp)
 //   commands.cpp        one handler per command of lib/api/commands.hpp
-//   changes.cpp         the one path by which configs and states reach the workers:
-//                       apply_config, rollbacks, admin states, health verdicts
+//   changes.cpp         the daemon's side of the change pipeline (control/changes.hpp):
+//                       publication to the workers, health verdicts, the file's status
 //   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
 //   bgp.cpp             [bgp]: the BIRD child and its liveness watchdog (bgp.hpp); the
 //                       loop's bgp_tick and the SIGTERM drain are in daemon.cpp
@@ -16,6 +16,7 @@
 #include "api/protocol.hpp"
 #include "bgp.hpp"
 #include "config/load.hpp"
+#include "control/changes.hpp"
 #include "control/guard.hpp"
 #include "control/health.hpp"
 #include "control/log.hpp"
@@ -92,85 +93,23 @@ private:
     using handler = answer_t (evenflowd::*)(const api::json&, const request_context&);
     static handler handler_for(api::command id);
 
-    // ---- changes.cpp
-    enum class change_kind : uint8_t { apply, rollback, admin, states };
-    // One queued change, from the request to its publication (changes.cpp).
-    struct change {
-        change_kind what = change_kind::states;
-        std::optional<control_server::ticket> ticket; // who waits for the answer
-        control::actor who;
-        std::string origin;
-        // apply: the review running off the loop, then its verdict
-        std::future<control::apply_evaluation> evaluation;
-        bool dry_run = false;        // evenctl diff: answered with the verdict, nothing applied
-        bool shift_accepted = false; // --accept-shift let a refusal through
-        std::vector<std::string> shift_lines; // ...this one
-        // rollback
-        std::optional<uint64_t> target_version;
-        std::string why;          // an automatic rollback's reason
-        uint64_t from = 0;        // the version it rolls back from
-        uint64_t rollback_of = 0; // the version it rolls back to
-        // admin
-        std::string service, backend;
-        control::admin_state admin = control::admin_state::enabled;
-        control::admin_state admin_before = control::admin_state::enabled; // undone if not saved
-        // the build
-        std::shared_ptr<const config::config> cfg; // the config to build
-        std::vector<std::string> diff;
-        bool new_version = false;
-        uint64_t states_generation = 0;
-        std::unique_ptr<snapshot_builder> builder;
-    };
-    change& enqueue(change_kind what, const control::actor& who,
-                    std::optional<control_server::ticket> ticket);
-    // evenctl apply (the file's text) and SIGHUP (the file's path): reviewed off the
-    // loop, then built and published in turn.
-    void request_apply(config::load_result (*load)(const std::string& source,
-                                                   const std::string& path),
-                       std::string source, std::string path, const control::actor& who,
-                       std::string origin, bool accept_shift,
-                       std::optional<control_server::ticket> ticket, bool dry_run = false);
-    void answer_dry_run(change& c, const control::apply_evaluation& e);
-    void request_rollback(std::optional<uint64_t> version, const control::actor& who,
-                          std::string why, std::optional<control_server::ticket> ticket);
-    void request_admin(std::string service, std::string backend, control::admin_state state,
-                       const control::actor& who, control_server::ticket ticket);
-    // Health or admin states changed: one rebuild of the running config.
-    void request_states_rebuild();
-    void reload_from_file();
-    // Moves the queue on by at most one build slice; called every loop iteration.
-    void advance_changes();
-    bool changes_pending() const;
-    bool prepare(change& c, bool* wait);
-    void finish_change(change& c);
-    void answer(change& c, const api::json& reply);
-    void refuse(change& c, const std::string& counter, const std::string& reason, api::json reply,
-                std::initializer_list<control::log_field> extra = {});
-    void log_change(const char* event, uint64_t version, const change& c,
-                    std::initializer_list<control::log_field> extra = {});
-    void publish(std::unique_ptr<snapshot> snap);
+    // ---- changes.cpp: the daemon's side of the change pipeline (control/changes.hpp)
+    // Where a publication goes: the workers (RCU), then the follow-up work.
+    control::change_pipeline::host pipeline_host();
+    control::config_manager& manager() { return m_changes.manager(); }
+    const control::config_manager& manager() const { return m_changes.manager(); }
+    // A reply callback that answers `ticket` on the control socket.
+    control::change_pipeline::reply_fn reply_to(control_server::ticket ticket);
+    void publish(std::unique_ptr<snapshot> snap, const control::publication& what);
     void after_config_change();
     void health_tick();
     bool on_probe_reply(const net::packet_meta& meta, uint32_t ack);
-    net::hash_seed host_hash_seed();
     void update_no_backend_alarms();
-    // With [skew] action = "rollback": back to the previous version when an alarm
-    // rises within `probation` of an apply.
-    void maybe_roll_back(const std::string& why);
-    // ---- changes.cpp: the state directory (lib/control/state_store.hpp)
-    // The first version: the saved one when it may be resumed (state_dir holds it and
-    // the file is the one last read), else the file's. Says which, in the log.
-    control::change_result first_version(const config::config& file_cfg);
-    // Writes what runs, plus `pending` (about to be recorded), to state_dir before it
-    // takes effect. False with *error; true when no state is kept.
-    bool save_state(const control::history_entry* pending, std::string* error);
-    // A config text that is the file's (read by SIGHUP: `from_file`; or applied by
-    // evenctl with the file's very text) becomes the file's last-read hash. True when
-    // that hash changed.
-    bool note_file_text(const std::string& text, bool from_file);
     // Whether the running config differs from the file (status), cached by the file's
     // mtime and size and the running version.
     api::json file_status();
+    // The file as read at start, for file_status: no second load on the loop.
+    void note_file_loaded(const config::config& file_cfg);
 
     // ---- daemon.cpp: [bgp] announcements (speaker: bgp.cpp, policy: control/announce.hpp)
     // Liveness from the loop counters, the announcements, a drain-host's answer.
@@ -220,10 +159,9 @@ private:
     size_t alarm_count() const;
 
     options m_options;
-    control::config_manager m_manager;
+    control::change_pipeline m_changes; // configs and states on their way to the workers
     control::skew_detector m_skew;
     control::health_checker m_health;
-    control::probation m_probation;
     control::no_backend_alarms m_no_backend;
     control::runtime_stamper m_stamper;
     dataplane::dataplane_shared m_shared;
@@ -238,15 +176,8 @@ private:
     control_server m_server;
     std::chrono::steady_clock::time_point m_started;
     metrics_server m_metrics;
-    uint64_t m_applies = 0;
-    std::map<std::string, uint64_t> m_refused;   // by reason: invalid, shift, restart
-    std::map<std::string, uint64_t> m_rollbacks; // by trigger: operator, automatic
     std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
-    std::deque<std::unique_ptr<change>> m_changes; // in the order they were asked for
-    // Work that follows a publication, one item per loop iteration (changes.cpp).
-    std::deque<std::function<void()>> m_followups;
     control::loop_watch m_loop;
-    control::state_store m_state;
     std::unique_ptr<bgp_speaker> m_bgp;
     control::liveness m_liveness;
     bool m_host_drained = false;
@@ -257,13 +188,6 @@ private:
     std::optional<host_drain> m_host_drain; // a drain-host --timeout waiting for flows
     std::string m_wedge_file;               // test hook: EVENFLOW_TEST_WEDGE_FILE
     std::chrono::steady_clock::time_point m_next_wedge_check;
-    std::string m_file_hash; // text_hash of the config file as last read (start, SIGHUP)
-    struct start_origin {
-        std::string from = "file"; // "resumed" (state_dir) or "file"
-        uint64_t version = 0;
-        std::string reason;
-    } m_start_origin;
-    std::string m_state_error; // the last failed save, "" after a good one
     struct file_check {
         // The file as last loaded (status: does the running config differ from it?).
         std::filesystem::file_time_type mtime{};

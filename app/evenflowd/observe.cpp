@@ -1,8 +1,8 @@
 // evenflowd's figures: the skew sampler that feeds the detector every second, and
 // the Prometheus exposition and DPDK telemetry endpoints, all read on the control
 // thread from the same counters (dataplane/counters.hpp) that evenctl reads.
+#include "control/low_priority.hpp"
 #include "daemon.hpp"
-#include "low_priority.hpp"
 
 #include "control/guard.hpp"
 #include "control/log.hpp"
@@ -151,30 +151,30 @@ const evenflowd::baseline_drift& evenflowd::drift() {
         m_drift_job.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
         m_drift = m_drift_job.get();
     }
-    auto view = m_manager.baseline(std::chrono::system_clock::now());
+    auto view = manager().baseline(std::chrono::system_clock::now());
     if (view.entry == nullptr || m_drift_job.valid() ||
-        (m_drift.running == m_manager.version() && m_drift.baseline == view.entry->version)) {
+        (m_drift.running == manager().version() && m_drift.baseline == view.entry->version)) {
         return m_drift;
     }
     // At the lowest priority (low_priority.hpp): the control loop must not wait
     // behind a status figure.
     m_drift_job =
         std::async(std::launch::async,
-                   [running = m_manager.history().back().cfg, version = m_manager.version(),
+                   [running = manager().history().back().cfg, version = manager().version(),
                     base = view.entry->cfg, base_version = view.entry->version,
                     before = view.accepted_from != nullptr ? view.accepted_from->cfg : nullptr] {
-                       lower_this_thread_priority();
+                       control::lower_this_thread_priority();
                        return compute_drift(running, version, base, base_version, before);
                    });
     return m_drift;
 }
 
 const std::string& evenflowd::fingerprint() {
-    if (m_fingerprint.value.empty() || m_fingerprint.version != m_manager.version() ||
-        m_fingerprint.admin_generation != m_manager.admin_generation()) {
-        m_fingerprint.value = control::fingerprint(m_manager.running(), m_manager);
-        m_fingerprint.version = m_manager.version();
-        m_fingerprint.admin_generation = m_manager.admin_generation();
+    if (m_fingerprint.value.empty() || m_fingerprint.version != manager().version() ||
+        m_fingerprint.admin_generation != manager().admin_generation()) {
+        m_fingerprint.value = control::fingerprint(manager().running(), manager());
+        m_fingerprint.version = manager().version();
+        m_fingerprint.admin_generation = manager().admin_generation();
     }
     return m_fingerprint.value;
 }
@@ -184,7 +184,7 @@ std::string evenflowd::render_metrics() {
     const snapshot* snap = m_shared.snap.load();
 
     out.help("evenflow_config_version", "gauge", "Running configuration version.");
-    out.sample("evenflow_config_version", {}, double(m_manager.version()));
+    out.sample("evenflow_config_version", {}, double(manager().version()));
     {
         // The value is the fingerprint's first 13 hex digits (52 bits: exact in a
         // double); the label has all of it. Hosts behind one ECMP group must agree.
@@ -206,19 +206,24 @@ std::string evenflowd::render_metrics() {
                        v["announced"].get<bool>() ? 1.0 : 0.0);
         }
     }
+    const control::change_counters& changes = m_changes.counters();
+    auto count = [](const std::map<std::string, uint64_t>& by, const char* key) {
+        auto it = by.find(key);
+        return it == by.end() ? 0.0 : double(it->second);
+    };
     out.help("evenflow_config_applies_total", "counter", "Configurations applied.");
-    out.sample("evenflow_config_applies_total", {}, double(m_applies));
+    out.sample("evenflow_config_applies_total", {}, double(changes.applies));
     out.help("evenflow_config_apply_refused_total", "counter",
              "Applies refused, by reason (invalid, shift, restart).");
     for (const char* reason : {"invalid", "shift", "restart"}) {
         out.sample("evenflow_config_apply_refused_total", {{"reason", reason}},
-                   double(m_refused[reason]));
+                   count(changes.refused, reason));
     }
     out.help("evenflow_config_rollbacks_total", "counter",
              "Rollbacks, by trigger (operator, automatic).");
     for (const char* trigger : {"operator", "automatic"}) {
         out.sample("evenflow_config_rollbacks_total", {{"trigger", trigger}},
-                   double(m_rollbacks[trigger]));
+                   count(changes.rollbacks, trigger));
     }
 
     // The series baseline the guard judges applies against, and how far the running
@@ -226,7 +231,7 @@ std::string evenflowd::render_metrics() {
     {
         const baseline_drift& d = drift();
         const control::history_entry* base =
-            m_manager.baseline(std::chrono::system_clock::now()).entry;
+            manager().baseline(std::chrono::system_clock::now()).entry;
         double age =
             base == nullptr
                 ? 0.0
@@ -242,7 +247,7 @@ std::string evenflowd::render_metrics() {
         out.help("evenflow_config_baseline_window_seconds", "gauge",
                  "[skew] baseline_window: how long a version runs to become the baseline.");
         out.sample("evenflow_config_baseline_window_seconds", {},
-                   std::chrono::duration<double>(m_manager.running().skew.baseline_window).count());
+                   std::chrono::duration<double>(manager().running().skew.baseline_window).count());
         out.help("evenflow_config_baseline_accepted", "gauge",
                  "1 when the baseline is a version applied with --accept-shift.");
         out.sample("evenflow_config_baseline_accepted", {},
@@ -341,7 +346,7 @@ std::string evenflowd::render_metrics() {
         }
     }
     // Then per-backend series for the backends [control] metrics_backends selects.
-    const config::metrics_backends& selection = m_manager.running().control.metrics_backends;
+    const config::metrics_backends& selection = manager().running().control.metrics_backends;
     if (selection.which != config::metrics_backends::kind::all) {
         auto in_trouble = [&](const row& r) {
             return !takes_new_flows(r.b->state) || m_skew.alarms().count(r.b->id) != 0 ||
@@ -525,7 +530,7 @@ void evenflowd::refresh_telemetry_if_wanted() {
     }
     {
         std::lock_guard lock(g_telemetry.mutex);
-        g_telemetry.version = m_manager.version();
+        g_telemetry.version = manager().version();
         g_telemetry.uptime_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
         g_telemetry.alarms = alarm_count();
@@ -660,7 +665,7 @@ void evenflowd::stats_tick() {
             {"observed", fmt::format("{:.3f}", e.alarm.observed_share)},
             {"expected", fmt::format("{:.3f}", e.alarm.expected_share)},
             {"flows", std::to_string(e.alarm.flows)},
-            {"version", std::to_string(m_manager.version())}};
+            {"version", std::to_string(manager().version())}};
         if (!e.alarm.clients.empty()) {
             std::string names;
             for (const auto& c : e.alarm.clients) {
@@ -675,11 +680,11 @@ void evenflowd::stats_tick() {
         // traffic's shape (one client's downloads) as the config's doing; so is a
         // skew a few clients explain (heavy_hitter).
         if (e.raised && control::causes_rollback(e.alarm)) {
-            maybe_roll_back(fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",
-                                        e.alarm.service, e.alarm.backend,
-                                        control::to_string(e.alarm.kind),
-                                        fmt::format("{:.1f}%", e.alarm.observed_share * 100),
-                                        fmt::format("{:.1f}%", e.alarm.expected_share * 100)));
+            m_changes.roll_back_automatically(
+                fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",
+                            e.alarm.service, e.alarm.backend, control::to_string(e.alarm.kind),
+                            fmt::format("{:.1f}%", e.alarm.observed_share * 100),
+                            fmt::format("{:.1f}%", e.alarm.expected_share * 100)));
             break;
         }
     }

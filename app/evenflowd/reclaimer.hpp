@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "low_priority.hpp"
+#include "control/low_priority.hpp"
 
 namespace evenflow::daemon {
 
@@ -41,7 +41,7 @@ public:
 
 private:
     void run() {
-        lower_this_thread_priority();
+        control::lower_this_thread_priority();
         std::unique_lock lock(m_mutex);
         for (;;) {
             m_wake.wait(lock, [this] { return m_stop || !m_queue.empty(); });

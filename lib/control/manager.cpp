@@ -326,24 +326,6 @@ config_manager::admin_states(const config::config& cfg) const {
     return out;
 }
 
-change_result config_manager::apply(const config::config& next, const actor& who,
-                                    std::string origin) {
-    change_result out;
-    out.version = version();
-    if (m_history.empty()) {
-        return start(next, who, std::move(origin));
-    }
-    if (std::string why = config::restart_required(running(), next); !why.empty()) {
-        out.error = why;
-        return out;
-    }
-    if (config::diff(running(), next).empty()) {
-        out.ok = true; // nothing to do: no new version
-        return out;
-    }
-    return commit(std::make_shared<const config::config>(next), who, std::move(origin));
-}
-
 std::shared_ptr<const config::config>
 config_manager::rollback_target(std::optional<uint64_t> version, uint64_t* target,
                                 std::string* error) const {
@@ -376,17 +358,6 @@ config_manager::rollback_target(std::optional<uint64_t> version, uint64_t* targe
     }
     *target = found->version;
     return found->cfg;
-}
-
-change_result config_manager::rollback(std::optional<uint64_t> version, const actor& who) {
-    change_result out;
-    out.version = this->version();
-    uint64_t target = 0;
-    auto cfg = rollback_target(version, &target, &out.error);
-    if (!cfg) {
-        return out;
-    }
-    return commit(std::move(cfg), who, fmt::format("rollback to {}", target), {false, target});
 }
 
 bool config_manager::set_admin_state(const std::string& service, const std::string& backend,
@@ -426,42 +397,6 @@ bool config_manager::record_health(uint32_t backend_id, health_verdict verdict) 
     m_health[backend_id] = verdict;
     ++m_states_generation;
     return true;
-}
-
-change_result config_manager::set_admin(const std::string& service, const std::string& backend,
-                                        admin_state state, const actor& who) {
-    (void)who;
-    change_result out;
-    out.version = version();
-    if (!set_admin_state(service, backend, state, &out.error)) {
-        return out;
-    }
-    build_result built = rebuild();
-    if (!built.value) {
-        out.error = built.error;
-        return out;
-    }
-    out.ok = true;
-    out.diff.push_back(fmt::format("~ backend {} {}: {}", service, backend, to_string(state)));
-    out.snap = std::move(built.value);
-    return out;
-}
-
-change_result config_manager::set_health(uint32_t backend_id, health_verdict verdict) {
-    change_result out;
-    out.version = version();
-    if (!record_health(backend_id, verdict)) {
-        out.ok = true;
-        return out;
-    }
-    build_result built = rebuild();
-    if (!built.value) {
-        out.error = built.error;
-        return out;
-    }
-    out.ok = true;
-    out.snap = std::move(built.value);
-    return out;
 }
 
 } // namespace evenflow::control

@@ -99,26 +99,12 @@ public:
     void set_fallback_seed(const net::hash_seed& seed) { m_fallback_seed = seed; }
     const net::hash_seed& fallback_seed() const { return m_fallback_seed; }
 
-    // A new version, unless it changes what only a restart can change (EAL, control
-    // socket, interfaces, workers, flow table) or is identical to the running one.
-    change_result apply(const config::config& next, const actor& who, std::string origin);
-
-    // Back to a kept version (the previous one by default), as a new version.
-    change_result rollback(std::optional<uint64_t> version, const actor& who);
-
-    // drain / enable / disable SERVICE BACKEND ("ADDR:PORT"). Rebuilds the snapshot.
-    change_result set_admin(const std::string& service, const std::string& backend,
-                            admin_state state, const actor& who);
-
     // Forgets every health verdict (all back to unknown, which takes traffic): after
     // an automatic rollback, verdicts reached under the bad config are suspect.
     void forget_health() {
         m_health.clear();
         ++m_states_generation;
     }
-
-    // A health verdict for a backend id; a rebuild only when it changes membership.
-    change_result set_health(uint32_t backend_id, health_verdict verdict);
 
     const config::config& running() const { return *m_history.back().cfg; }
     uint64_t version() const { return m_history.empty() ? 0 : m_history.back().version; }
@@ -134,8 +120,8 @@ public:
     // Builds a snapshot of the running config with current states (e.g. at start).
     build_result rebuild(const snapshot* previous = nullptr);
 
-    // ---- the same steps, apart, for the daemon: it builds large configs a slice at a
-    // ---- time between its other work, and records the version once the build is done.
+    // ---- the steps of a change, for the change pipeline (changes.hpp), which builds a
+    // ---- slice at a time, saves, then records the version once the build is done.
 
     // A build of `cfg` as version `version` with the current operator and health states,
     // sharing the tables of `previous` where a service did not change.

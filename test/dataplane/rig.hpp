@@ -7,6 +7,7 @@
 #include "control/policy.hpp"
 #include "dataplane/ports.hpp"
 #include "dataplane/worker.hpp"
+#include "support/changes.hpp"
 #include "support/configs.hpp"
 #include "support/packet_builder.hpp"
 
@@ -106,9 +107,7 @@ public:
                 rte_ring_create(fmt::format("r{}_ctl{}", n, i).c_str(), 16384, 0, RING_F_SC_DEQ);
         }
 
-        auto first = manager.start(cfg, control::actor{0, 0, "test"}, "start");
-        REQUIRE(first.ok);
-        shared.snap.publish(std::move(first.snap), *qsbr);
+        REQUIRE(changes.start(cfg).ok); // published through publish_stamped
 
         std::vector<dataplane::neighbor_table::entry> neighbors;
         auto add = [&](uint16_t iface, const char* ip, const mac& m) {
@@ -299,7 +298,17 @@ public:
     }
 
     config::config cfg;
-    control::config_manager manager;
+    // Configs and states reach the workers as in evenflowd: through the change pipeline,
+    // stamped (drain deadlines, probation) and published with RCU.
+    pipeline_driver changes{[this](std::unique_ptr<snapshot> snap, const control::publication&) {
+                                bool in_probation = changes.pipeline.probation().active(
+                                    std::chrono::steady_clock::now(),
+                                    changes.manager().running().skew);
+                                publish_stamped(std::move(snap), in_probation);
+                            },
+                            [this] {
+                                return shared.snap.load();
+                            }};
     dataplane::dataplane_shared shared;
     std::unique_ptr<dataplane::qsbr_domain> qsbr;
     std::vector<std::unique_ptr<dataplane::worker>> workers;

@@ -106,12 +106,11 @@ TEST_CASE("hardening: an ACK flood at 10x capacity leaves real flows pinned, the
 
     // The real connections kept their entries: a config that moves many picks does not
     // move them, and their packets are not forwarded statelessly.
-    auto moved = rig.manager.apply(
+    auto moved = rig.changes.apply(
         rig.load(basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 3 },\n"
                                    "  { address = \"10.20.0.15\", port = 8080, weight = 3 },\n")),
-        control::actor{0, 0, "test"}, "apply");
-    REQUIRE(moved.snap);
-    rig.publish(std::move(moved.snap));
+        true);
+    REQUIRE(moved.publications == 1);
     uint64_t stateless_before = stateless(rig);
     for (const legit& c : before) {
         auto out = rig.exchange(client_side, to_vip(rig, c.client, c.port, tcp_flags::ack, "data"));

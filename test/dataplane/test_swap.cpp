@@ -146,11 +146,9 @@ TEST_CASE("swap under load: 1,000 snapshots, zero packets lost, corrupted or mov
 
     int published = 0;
     for (int i = 0; i < swaps; ++i) {
-        auto result = rig.manager.apply(i % 2 == 0 ? with_14 : with_15_16,
-                                        control::actor{0, 0, "test"}, "swap");
-        REQUIRE(result.ok);
-        REQUIRE(result.snap);
-        rig.publish(std::move(result.snap));
+        auto result = rig.changes.apply(i % 2 == 0 ? with_14 : with_15_16, true);
+        REQUIRE(result.ok());
+        REQUIRE(result.publications == 1);
         ++published;
     }
     swapping_done = true;
@@ -166,7 +164,7 @@ TEST_CASE("swap under load: 1,000 snapshots, zero packets lost, corrupted or mov
     INFO("sent " << sent << ", received " << received << ", moved " << moved << ", corrupted "
                  << corrupted << ", snapshots " << published);
     CHECK(published == swaps);
-    CHECK(rig.manager.version() == 1 + swaps);
+    CHECK(rig.changes.manager().version() == 1 + swaps);
     CHECK(sent.load() >= uint64_t(flows));
     CHECK(received.load() == sent.load());
     CHECK(alloc_failures.load() == 0);

@@ -366,13 +366,13 @@ TEST_CASE("worker: established flows keep their backend across snapshot swaps") 
         pinned[p] = fmt::format("{}", get32(out.backend[0], 14 + 16));
     }
     // Add two backends and drop weight from the others: Maglev moves slots around.
-    auto applied = rig.manager.apply(
+    auto applied = rig.changes.apply(
         rig.load(basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 5 },\n"
                                    "  { address = \"10.20.0.15\", port = 8080, weight = 5 },\n")),
-        control::actor{0, 0, "test"}, "apply");
-    INFO(applied.error);
-    REQUIRE(applied.ok);
-    rig.publish(std::move(applied.snap));
+        true);
+    INFO(applied.error());
+    REQUIRE(applied.ok());
+    REQUIRE(applied.publications == 1);
 
     size_t moved_if_new = 0;
     for (auto& [p, backend] : pinned) {
@@ -392,9 +392,7 @@ TEST_CASE("worker: flows of a backend that goes down are reset; no backend up me
     const snapshot_backend& b = chosen_backend(rig, client_ip, 43000);
     uint32_t id = b.id;
     rig.exchange(client_side, client_packet(rig, 43000, tcp_flags::syn, 1000));
-    auto down = rig.manager.set_health(id, control::health_verdict::down);
-    REQUIRE(down.snap);
-    rig.publish(std::move(down.snap));
+    REQUIRE(rig.changes.set_health(id, control::health_verdict::down) == 1);
 
     auto out = rig.exchange(client_side, client_packet(rig, 43000, tcp_flags::ack, 1001, 7000));
     CHECK(out.backend.empty());
@@ -418,10 +416,7 @@ TEST_CASE("worker: flows of a backend that goes down are reset; no backend up me
         ids.push_back(other.id);
     }
     for (uint32_t other : ids) {
-        auto r = rig.manager.set_health(other, control::health_verdict::down);
-        if (r.snap) {
-            rig.publish(std::move(r.snap));
-        }
+        rig.changes.set_health(other, control::health_verdict::down);
     }
     auto refused = rig.exchange(client_side, client_packet(rig, 43001, tcp_flags::syn, 555));
     REQUIRE(refused.client.size() == 1);
@@ -534,10 +529,8 @@ TEST_CASE("worker: a draining backend keeps its flows until drain_timeout, then 
     // The backend answers: the flow is established (pinned) from here on.
     rig.exchange(backend_side, backend_packet(rig, chosen, 45000, tcp_flags::syn | tcp_flags::ack));
 
-    auto drained = rig.manager.set_admin("web", key, control::admin_state::draining,
-                                         control::actor{0, 0, "test"});
-    REQUIRE(drained.snap);
-    rig.publish_stamped(std::move(drained.snap)); // the pool's drain_timeout: 30s (default)
+    // Published stamped, as evenflowd does: the pool's drain_timeout is 30s (default).
+    REQUIRE(rig.changes.set_admin("web", key, control::admin_state::draining).ok());
     REQUIRE(rig.shared.snap.load()->find_backend(id)->drain_deadline_ms == rig.now_ms + 30'000);
 
     // Existing flow continues; new flows avoid the draining backend.
@@ -568,13 +561,11 @@ TEST_CASE("worker: during a suspected mass health failure, pinned flows are not 
     uint32_t id = b.id;
     net::ip_addr address = b.address; // (b dies with its snapshot at the next publish)
     rig.exchange(client_side, client_packet(rig, 47000, tcp_flags::syn, 1000));
-    auto down = rig.manager.set_health(id, control::health_verdict::down);
-    REQUIRE(down.snap);
     // An apply just happened: in probation, the policy keeps the pinned flows.
-    control::probation probation;
-    auto now = control::probation::clock::now();
-    probation.on_apply(now);
-    rig.publish_stamped(std::move(down.snap), probation.active(now, rig.manager.running().skew));
+    auto applied = rig.changes.apply(
+        rig.load(basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n")));
+    REQUIRE(applied.ok());
+    REQUIRE(rig.changes.set_health(id, control::health_verdict::down) == 1);
     REQUIRE(rig.shared.snap.load()->services[0].keep_pinned_flows);
     auto out = rig.exchange(client_side, client_packet(rig, 47000, tcp_flags::ack, 1001, 1));
     CHECK(out.client.empty());

@@ -23,6 +23,7 @@ args = ["--no-huge"]
 [control]
 socket = "/tmp/evenflow-test.sock"
 metrics = ""
+state_dir = "" # tests that keep state name their own directory
 
 [dataplane]
 workers = [1]

@@ -5,6 +5,7 @@
 #include "control/health.hpp"
 #include "control/manager.hpp"
 #include "control/skew.hpp"
+#include "support/changes.hpp"
 #include "support/configs.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,57 +20,65 @@ using evenflow::testing::backend_by_key;
 using evenflow::testing::basic_config_text;
 using evenflow::testing::ip;
 using evenflow::testing::load_or_fail;
+using evenflow::testing::pipeline_driver;
 
 // ---- config manager ----
 
 TEST_CASE("manager: versions grow with every apply and rollback") {
-    control::config_manager m;
+    pipeline_driver d;
     control::actor who{1000, 42, "socket"};
     config::config v1 = load_or_fail(basic_config_text());
-    auto r1 = m.start(v1, who, "start");
+    auto r1 = d.start(v1);
     REQUIRE(r1.ok);
     CHECK(r1.version == 1);
-    CHECK(m.version() == 1);
+    CHECK(d.manager().version() == 1);
 
     config::config v2 = load_or_fail(
         basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n"));
-    auto r2 = m.apply(v2, who, "apply b.toml");
-    REQUIRE(r2.ok);
-    CHECK(r2.version == 2);
-    REQUIRE(r2.snap);
-    CHECK(r2.snap->backends.size() == 4);
-    REQUIRE(r2.diff.size() == 1);
-    CHECK(r2.diff[0].find("10.20.0.14:8080") != std::string::npos);
+    auto r2 = d.apply(v2, false, who);
+    REQUIRE(r2.ok());
+    CHECK(r2.changed());
+    CHECK(r2.version() == 2);
+    CHECK(r2.publications == 1);
+    CHECK(d.running()->version == 2);
+    CHECK(d.running()->backends.size() == 4);
+    REQUIRE(r2.reply["diff"].size() == 1);
+    CHECK(r2.reply["diff"][0].get<std::string>().find("10.20.0.14:8080") != std::string::npos);
 
     // The same config again: nothing to do, no new version.
-    auto same = m.apply(v2, who, "apply b.toml");
-    CHECK(same.ok);
-    CHECK(same.snap == nullptr);
-    CHECK(m.version() == 2);
+    auto same = d.apply(v2, false, who);
+    CHECK(same.ok());
+    CHECK_FALSE(same.changed());
+    CHECK(same.publications == 0);
+    CHECK(d.manager().version() == 2);
 
-    auto back = m.rollback(std::nullopt, who);
-    REQUIRE(back.ok);
-    CHECK(back.version == 3);
-    CHECK(back.snap->backends.size() == 3);
-    CHECK(m.history().back().origin == "rollback to 1");
-    CHECK(m.history().back().who.uid == 1000);
-    CHECK(m.history().back().who.pid == 42);
+    auto back = d.rollback(std::nullopt, who);
+    REQUIRE(back.ok());
+    CHECK(back.version() == 3);
+    CHECK(d.running()->backends.size() == 3);
+    CHECK(d.manager().history().back().origin == "rollback to 1");
+    CHECK(d.manager().history().back().rollback_of == 1);
+    CHECK(d.manager().history().back().who.uid == 1000);
+    CHECK(d.manager().history().back().who.pid == 42);
 
-    auto to_two = m.rollback(2, who);
-    REQUIRE(to_two.ok);
-    CHECK(to_two.version == 4);
-    CHECK(to_two.snap->backends.size() == 4);
+    auto to_two = d.rollback(2, who);
+    REQUIRE(to_two.ok());
+    CHECK(to_two.version() == 4);
+    CHECK(d.running()->backends.size() == 4);
 
-    auto missing = m.rollback(99, who);
-    CHECK_FALSE(missing.ok);
-    CHECK(missing.error == "version 99 is not kept (kept: 1..4); see evenctl history");
-    CHECK(m.version() == 4);
+    auto missing = d.rollback(99, who);
+    CHECK_FALSE(missing.ok());
+    CHECK(missing.error() == "version 99 is not kept (kept: 1..4); see evenctl history");
+    CHECK(missing.publications == 0);
+    CHECK(d.manager().version() == 4);
+    CHECK(d.pipeline.counters().applies == 1);
+    CHECK(d.pipeline.counters().rollbacks.at("operator") == 2);
 }
 
 TEST_CASE("manager: backend ids come back once nothing refers to them") {
     using clock = std::chrono::steady_clock;
-    control::config_manager m(4); // four versions kept
-    control::actor who{0, 0, "test"};
+    pipeline_driver d({}, {}, "", 4); // four versions kept
+    control::config_manager& m = d.manager();
     auto config_with = [](int round) {
         std::string backends;
         for (int b = 0; b < 100; ++b) {
@@ -80,7 +89,7 @@ TEST_CASE("manager: backend ids come back once nothing refers to them") {
         text.replace(text.find("10.20.0.1/24"), 12, "10.20.0.1/16");
         return load_or_fail(text);
     };
-    REQUIRE(m.start(config_with(0), who, "start").ok);
+    REQUIRE(d.start(config_with(0)).ok);
     uint32_t first_id = m.registry().find("web", ip("10.20.0.1"), 8080);
     REQUIRE(first_id != 0);
     auto t = clock::now();
@@ -91,10 +100,10 @@ TEST_CASE("manager: backend ids come back once nothing refers to them") {
         t += std::chrono::minutes(2);
         freed += m.reclaim_ids(t, std::chrono::minutes(1),
                                [&](uint32_t id) { return live_flow_ids.count(id) != 0; });
-        auto r = m.apply(config_with(round), who, fmt::format("round {}", round));
-        INFO("round " << round);
-        REQUIRE(r.ok);
-        REQUIRE(r.snap);
+        auto r = d.apply(config_with(round), true);
+        INFO("round " << round << ": " << r.error());
+        REQUIRE(r.ok());
+        REQUIRE(r.publications == 1);
     }
     CHECK(freed > 70'000);
     CHECK(m.registry().assigned() < 1'000);
@@ -108,18 +117,19 @@ TEST_CASE("manager: backend ids come back once nothing refers to them") {
 }
 
 TEST_CASE("manager: what only a restart can change is refused") {
-    control::config_manager m;
-    control::actor who{0, 1, "socket"};
+    pipeline_driver d;
     config::config v1 = load_or_fail(basic_config_text());
-    REQUIRE(m.start(v1, who, "start").ok);
+    REQUIRE(d.start(v1).ok);
     config::config moved = v1;
     moved.interfaces[1].address = *net::ip_prefix::parse("10.30.0.1/24");
     moved.dataplane.workers = {1, 2};
-    auto r = m.apply(moved, who, "apply");
-    CHECK_FALSE(r.ok);
-    CHECK(r.error == "dataplane.workers, interfaces cannot change while evenflowd runs: restart "
-                     "it to change these");
-    CHECK(m.version() == 1);
+    auto r = d.apply(moved);
+    CHECK_FALSE(r.ok());
+    CHECK(r.error() == "dataplane.workers, interfaces cannot change while evenflowd runs: restart "
+                       "it to change these");
+    CHECK(r.publications == 0);
+    CHECK(d.manager().version() == 1);
+    CHECK(d.pipeline.counters().refused.at("restart") == 1);
 }
 
 TEST_CASE("manager: a service's forwarding mode changes only with a restart") {
@@ -142,38 +152,38 @@ TEST_CASE("manager: the pick hash's seed changes only with a restart, on every h
 }
 
 TEST_CASE("manager: operator states and health verdicts survive applies") {
-    control::config_manager m;
-    control::actor who{0, 1, "socket"};
-    REQUIRE(m.start(load_or_fail(basic_config_text()), who, "start").ok);
+    pipeline_driver d;
+    REQUIRE(d.start(load_or_fail(basic_config_text())).ok);
 
-    auto drained = m.set_admin("web", "10.20.0.11:8080", control::admin_state::draining, who);
-    REQUIRE(drained.ok);
-    CHECK(backend_by_key(*drained.snap, "10.20.0.11:8080").state == backend_state::draining);
-    CHECK(backend_by_key(*drained.snap, "10.20.0.11:8080").slots == 0);
+    auto drained = d.set_admin("web", "10.20.0.11:8080", control::admin_state::draining);
+    REQUIRE(drained.ok());
+    CHECK(drained.publications == 1);
+    CHECK(backend_by_key(*d.running(), "10.20.0.11:8080").state == backend_state::draining);
+    CHECK(backend_by_key(*d.running(), "10.20.0.11:8080").slots == 0);
 
-    auto bad = m.set_admin("web", "10.20.0.99:8080", control::admin_state::disabled, who);
-    CHECK_FALSE(bad.ok);
-    CHECK(bad.error == "service web has no backend 10.20.0.99:8080; see evenctl backends web");
-    auto bad_service = m.set_admin("api", "10.20.0.11:8080", control::admin_state::disabled, who);
-    CHECK(bad_service.error == "no service named api; see evenctl services");
+    auto bad = d.set_admin("web", "10.20.0.99:8080", control::admin_state::disabled);
+    CHECK_FALSE(bad.ok());
+    CHECK(bad.error() == "service web has no backend 10.20.0.99:8080; see evenctl backends web");
+    auto bad_service = d.set_admin("api", "10.20.0.11:8080", control::admin_state::disabled);
+    CHECK(bad_service.error() == "no service named api; see evenctl services");
+    CHECK(bad_service.publications == 0);
 
-    uint32_t id12 = m.registry().id_for("web", ip("10.20.0.12"), 8080);
-    auto down = m.set_health(id12, control::health_verdict::down);
-    REQUIRE(down.snap);
-    CHECK(backend_by_key(*down.snap, "10.20.0.12:8080").state == backend_state::down);
+    uint32_t id12 = d.manager().registry().id_for("web", ip("10.20.0.12"), 8080);
+    CHECK(d.set_health(id12, control::health_verdict::down) == 1);
+    CHECK(backend_by_key(*d.running(), "10.20.0.12:8080").state == backend_state::down);
     // Same verdict again: no rebuild.
-    CHECK(m.set_health(id12, control::health_verdict::down).snap == nullptr);
+    CHECK(d.set_health(id12, control::health_verdict::down) == 0);
 
-    auto applied = m.apply(load_or_fail(basic_config_text(
-                               "  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n")),
-                           who, "apply");
-    REQUIRE(applied.ok);
-    CHECK(backend_by_key(*applied.snap, "10.20.0.11:8080").state == backend_state::draining);
-    CHECK(backend_by_key(*applied.snap, "10.20.0.12:8080").state == backend_state::down);
-    CHECK(backend_by_key(*applied.snap, "10.20.0.14:8080").state == backend_state::unknown);
+    auto applied = d.apply(load_or_fail(
+        basic_config_text("  { address = \"10.20.0.14\", port = 8080, weight = 1 },\n")));
+    REQUIRE(applied.ok());
+    CHECK(backend_by_key(*d.running(), "10.20.0.11:8080").state == backend_state::draining);
+    CHECK(backend_by_key(*d.running(), "10.20.0.12:8080").state == backend_state::down);
+    CHECK(backend_by_key(*d.running(), "10.20.0.14:8080").state == backend_state::unknown);
 
-    auto enabled = m.set_admin("web", "10.20.0.11:8080", control::admin_state::enabled, who);
-    CHECK(backend_by_key(*enabled.snap, "10.20.0.11:8080").state == backend_state::unknown);
+    auto enabled = d.set_admin("web", "10.20.0.11:8080", control::admin_state::enabled);
+    REQUIRE(enabled.ok());
+    CHECK(backend_by_key(*d.running(), "10.20.0.11:8080").state == backend_state::unknown);
 }
 
 // ---- skew detector ----
@@ -1218,7 +1228,8 @@ TEST_CASE("series baseline: an accepted shift moves it, a rollback brings the ol
 }
 
 TEST_CASE("manager: the baseline is recorded, kept past the history cap, moved by acceptance") {
-    control::config_manager m(3); // three versions kept
+    pipeline_driver d({}, {}, "", 3); // three versions kept
+    control::config_manager& m = d.manager();
     control::actor who{1000, 42, "socket"};
     auto cfg_with = [](int weight) {
         return std::make_shared<const config::config>(load_or_fail(basic_config_text(
@@ -1226,7 +1237,7 @@ TEST_CASE("manager: the baseline is recorded, kept past the history cap, moved b
                             "  {{ address = \"10.20.0.12\", port = 8080, weight = 1 }},\n",
                             weight))));
     };
-    REQUIRE(m.start(*cfg_with(1), who, "start").ok);
+    REQUIRE(d.start(*cfg_with(1)).ok);
     for (int w = 2; w <= 6; ++w) { // five quick applies: v2..v6, all inside the window
         m.record(cfg_with(w), who, fmt::format("apply w{}", w), {});
     }
@@ -1249,8 +1260,8 @@ TEST_CASE("manager: the baseline is recorded, kept past the history cap, moved b
     CHECK(view.accepted_from->version == 1); // what the shift was accepted against
     CHECK(view.since.empty());
 
-    auto back = m.rollback(6, who); // inside the window: always allowed
-    REQUIRE(back.ok);
+    auto back = d.rollback(6, who); // inside the window: always allowed
+    REQUIRE(back.ok());
     CHECK(m.history().back().rollback_of == 6);
     CHECK(m.baseline(sys_clock::now()).entry->version == 1); // v6 ran under v1's
 }

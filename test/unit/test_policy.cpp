@@ -3,6 +3,7 @@
 #include "api/commands.hpp"
 #include "control/manager.hpp"
 #include "control/policy.hpp"
+#include "support/changes.hpp"
 #include "support/configs.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,6 +13,7 @@ using namespace std::chrono_literals;
 using evenflow::testing::backend_by_key;
 using evenflow::testing::basic_config_text;
 using evenflow::testing::load_or_fail;
+using evenflow::testing::pipeline_driver;
 
 namespace {
 
@@ -60,30 +62,29 @@ TEST_CASE("probation: a rollback needs action=rollback, probation and an earlier
 // ---- no-backend alarms ----
 
 TEST_CASE("no-backend alarms rise once, keep their start time, and clear") {
-    control::config_manager m;
-    auto cfg = load_or_fail(basic_config_text());
-    auto r = m.start(cfg, {0, 0, "test"}, "start");
-    REQUIRE(r.snap);
+    pipeline_driver d;
+    REQUIRE(d.start(load_or_fail(basic_config_text())).ok);
     control::no_backend_alarms alarms;
     auto t0 = std::chrono::system_clock::time_point{} + 100s;
-    CHECK(alarms.update(*r.snap, t0).empty());
+    CHECK(alarms.update(*d.running(), t0).empty());
 
-    std::unique_ptr<snapshot> all_down;
-    for (const auto& b : r.snap->backends) {
-        all_down = m.set_health(b.id, control::health_verdict::down).snap;
+    std::vector<uint32_t> ids;
+    for (const auto& b : d.running()->backends) {
+        ids.push_back(b.id);
     }
-    REQUIRE(all_down);
-    REQUIRE_FALSE(all_down->services[0].has_backend_up);
-    auto raised = alarms.update(*all_down, t0 + 1s);
+    for (uint32_t id : ids) {
+        CHECK(d.set_health(id, control::health_verdict::down) == 1);
+    }
+    REQUIRE_FALSE(d.running()->services[0].has_backend_up);
+    auto raised = alarms.update(*d.running(), t0 + 1s);
     REQUIRE(raised.size() == 1);
     CHECK(raised[0].service == "web");
     CHECK(raised[0].raised);
-    CHECK(alarms.update(*all_down, t0 + 5s).empty()); // still down: no second event
+    CHECK(alarms.update(*d.running(), t0 + 5s).empty()); // still down: no second event
     CHECK(alarms.active().at("web") == t0 + 1s);
 
-    auto back = m.set_health(r.snap->backends[0].id, control::health_verdict::up).snap;
-    REQUIRE(back);
-    auto cleared = alarms.update(*back, t0 + 9s);
+    CHECK(d.set_health(ids[0], control::health_verdict::up) == 1);
+    auto cleared = alarms.update(*d.running(), t0 + 9s);
     REQUIRE(cleared.size() == 1);
     CHECK_FALSE(cleared[0].raised);
     CHECK(alarms.active().empty());
@@ -92,64 +93,57 @@ TEST_CASE("no-backend alarms rise once, keep their start time, and clear") {
 // ---- runtime stamping ----
 
 TEST_CASE("stamper: drain deadlines start when a backend is first seen draining") {
-    control::config_manager m;
-    auto cfg = load_or_fail(basic_config_text());
-    REQUIRE(m.start(cfg, {0, 0, "test"}, "start").ok);
+    pipeline_driver d;
+    REQUIRE(d.start(load_or_fail(basic_config_text())).ok);
     control::runtime_stamper stamper;
 
-    auto drained =
-        m.set_admin("web", "10.20.0.11:8080", control::admin_state::draining, {0, 0, "test"});
-    REQUIRE(drained.snap);
-    stamper.stamp(*drained.snap, 5'000, false);
-    CHECK(backend_by_key(*drained.snap, "10.20.0.11:8080").drain_deadline_ms == 35'000);
-    CHECK(backend_by_key(*drained.snap, "10.20.0.12:8080").drain_deadline_ms == 0);
+    REQUIRE(d.set_admin("web", "10.20.0.11:8080", control::admin_state::draining).ok());
+    stamper.stamp(d.latest(), 5'000, false);
+    CHECK(backend_by_key(d.latest(), "10.20.0.11:8080").drain_deadline_ms == 35'000);
+    CHECK(backend_by_key(d.latest(), "10.20.0.12:8080").drain_deadline_ms == 0);
 
     // A later snapshot (another change) keeps the first deadline.
-    auto later =
-        m.set_admin("web", "10.20.0.12:8080", control::admin_state::disabled, {0, 0, "test"});
-    stamper.stamp(*later.snap, 20'000, false);
-    CHECK(backend_by_key(*later.snap, "10.20.0.11:8080").drain_deadline_ms == 35'000);
+    REQUIRE(d.set_admin("web", "10.20.0.12:8080", control::admin_state::disabled).ok());
+    stamper.stamp(d.latest(), 20'000, false);
+    CHECK(backend_by_key(d.latest(), "10.20.0.11:8080").drain_deadline_ms == 35'000);
 
     // Enabled again, then drained again: a new clock.
-    auto enabled =
-        m.set_admin("web", "10.20.0.11:8080", control::admin_state::enabled, {0, 0, "test"});
-    stamper.stamp(*enabled.snap, 21'000, false);
-    auto again =
-        m.set_admin("web", "10.20.0.11:8080", control::admin_state::draining, {0, 0, "test"});
-    stamper.stamp(*again.snap, 40'000, false);
-    CHECK(backend_by_key(*again.snap, "10.20.0.11:8080").drain_deadline_ms == 70'000);
+    REQUIRE(d.set_admin("web", "10.20.0.11:8080", control::admin_state::enabled).ok());
+    stamper.stamp(d.latest(), 21'000, false);
+    REQUIRE(d.set_admin("web", "10.20.0.11:8080", control::admin_state::draining).ok());
+    stamper.stamp(d.latest(), 40'000, false);
+    CHECK(backend_by_key(d.latest(), "10.20.0.11:8080").drain_deadline_ms == 70'000);
 }
 
 TEST_CASE("stamper: a zero drain_timeout means no deadline") {
-    control::config_manager m;
+    pipeline_driver d;
     std::string text = basic_config_text();
     text.replace(text.find("health = "), 0, "drain_timeout = \"0s\"\n");
-    REQUIRE(m.start(load_or_fail(text), {0, 0, "test"}, "start").ok);
+    REQUIRE(d.start(load_or_fail(text)).ok);
     control::runtime_stamper stamper;
-    auto drained =
-        m.set_admin("web", "10.20.0.13:8080", control::admin_state::draining, {0, 0, "test"});
-    stamper.stamp(*drained.snap, 5'000, false);
-    CHECK(backend_by_key(*drained.snap, "10.20.0.13:8080").drain_deadline_ms == 0);
+    REQUIRE(d.set_admin("web", "10.20.0.13:8080", control::admin_state::draining).ok());
+    stamper.stamp(d.latest(), 5'000, false);
+    CHECK(backend_by_key(d.latest(), "10.20.0.13:8080").drain_deadline_ms == 0);
 }
 
 TEST_CASE("stamper: in probation, services with down backends keep their pinned flows") {
-    control::config_manager m;
-    REQUIRE(m.start(load_or_fail(basic_config_text()), {0, 0, "test"}, "start").ok);
+    pipeline_driver d;
+    REQUIRE(d.start(load_or_fail(basic_config_text())).ok);
     control::runtime_stamper stamper;
-    auto id = m.registry().id_for("web", *net::ip_addr::parse("10.20.0.13"), 8080);
-    auto down = m.set_health(id, control::health_verdict::down);
-    REQUIRE(down.snap);
+    auto id = d.manager().registry().id_for("web", *net::ip_addr::parse("10.20.0.13"), 8080);
+    REQUIRE(d.set_health(id, control::health_verdict::down) == 1);
+    snapshot* down = &d.latest();
 
-    auto kept = stamper.stamp(*down.snap, 1'000, true);
-    CHECK(down.snap->services[0].keep_pinned_flows);
+    auto kept = stamper.stamp(*down, 1'000, true);
+    CHECK(down->services[0].keep_pinned_flows);
     REQUIRE(kept.size() == 1);
     CHECK(kept[0].service == "web");
     CHECK(kept[0].down_weight == 2);
     CHECK(kept[0].total_weight == 4);
 
     // Out of probation the same snapshot resets them.
-    CHECK(stamper.stamp(*down.snap, 2'000, false).empty());
-    CHECK_FALSE(down.snap->services[0].keep_pinned_flows);
+    CHECK(stamper.stamp(*down, 2'000, false).empty());
+    CHECK_FALSE(down->services[0].keep_pinned_flows);
 }
 
 // ---- command vocabulary ----
