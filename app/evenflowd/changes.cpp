@@ -28,8 +28,10 @@ control::change_pipeline::host evenflowd::pipeline_host() {
     h.backend_in_use = [this](uint32_t id) {
         return sum(worker_stats(), id, &dataplane::backend_counters::active_flows) != 0;
     };
-    h.forget_health = [this] {
-        m_health.forget_verdicts();
+    h.on_automatic_rollback = [this] {
+        for (const auto& m : m_modules) {
+            m->on_automatic_rollback();
+        }
     };
     return h;
 }
@@ -59,8 +61,12 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap, const control::publicati
     }
     // What follows the snapshot runs in the next iterations, each on its own, so that
     // a publication at ten thousand backends does not hold the loop in one piece.
-    m_changes.defer(
-        [this] { m_health.sync(*m_shared.snap.load(), std::chrono::steady_clock::now()); });
+    m_changes.defer([this] {
+        const snapshot& running = *m_shared.snap.load();
+        for (const auto& m : m_modules) {
+            m->on_publish(running);
+        }
+    });
     m_changes.defer([this] { update_no_backend_alarms(); });
     if (what.new_version) {
         m_changes.defer([this] { after_config_change(); });
@@ -74,37 +80,6 @@ void evenflowd::after_config_change() {
     m_skew.reconfigure(manager().running().skew);
     m_slow_path->want_neighbors(manager().running());
     m_slow_path->announce_vips(*m_shared.snap.load());
-}
-
-bool evenflowd::on_probe_reply(const net::packet_meta& meta, uint32_t ack) {
-    namespace flag = net::tcp_flag;
-    bool syn_ack = (meta.tcp_flags & (flag::syn | flag::ack)) == (flag::syn | flag::ack);
-    return m_health.on_reply(meta.key.src, ntohs(meta.key.src_port), ntohs(meta.key.dst_port),
-                             syn_ack ? control::health_checker::reply_kind::syn_ack
-                                     : control::health_checker::reply_kind::rst,
-                             ack, std::chrono::steady_clock::now());
-}
-
-void evenflowd::health_tick() {
-    auto now = std::chrono::steady_clock::now();
-    for (const auto& p : m_health.due(now)) {
-        m_slow_path->send_tcp_syn(p.address, p.port, p.src_port, p.seq);
-    }
-    bool changed = false;
-    control::log_batch lines; // a rack failing is thousands of verdicts: one write
-    for (const auto& t : m_health.take_transitions(now)) {
-        lines.add(t.to == control::health_verdict::down ? "warning" : "info", "health",
-                  {{"service", t.service},
-                   {"backend", t.backend},
-                   {"from", std::string(control::to_string(t.from))},
-                   {"to", std::string(control::to_string(t.to))},
-                   {"reason", t.reason},
-                   {"version", std::to_string(manager().version())}});
-        changed |= manager().record_health(t.backend_id, t.to);
-    }
-    if (changed) {
-        m_changes.request_states_rebuild(); // all of this tick's verdicts, one publication
-    }
 }
 
 void evenflowd::update_no_backend_alarms() {

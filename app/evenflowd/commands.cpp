@@ -140,9 +140,9 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
         states[std::string(to_string(b.state))] = states.value(to_string(b.state), 0) + 1;
     }
     reply["backend_states"] = states;
-    reply["health"] = {{"targets", m_health.targets()},
-                       {"probes_sent", m_health.probes_sent()},
-                       {"probes_deferred", m_health.probes_deferred()}};
+    for (const auto& m : m_modules) {
+        m->status(reply);
+    }
     reply["alarms"] = alarm_count();
     const baseline_drift& d = drift();
     if (const control::history_entry* base =
@@ -410,9 +410,9 @@ evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     reply["neighbor_table"] = {{"ignored_arp", resolver.ignored()},
                                {"mac_changes", resolver.mac_changes()},
                                {"table_full", resolver.table_full()}};
-    reply["health"] = {
-        {"forged_replies", m_health.forged_replies() + m_slow_path->forged_probe_replies()},
-        {"inconclusive", m_health.inconclusive()}};
+    for (const auto& m : m_modules) {
+        m->stats(reply);
+    }
     json neighbors = json::array();
     for (const auto& n : m_slow_path->resolver().list()) {
         char mac[RTE_ETHER_ADDR_FMT_SIZE];

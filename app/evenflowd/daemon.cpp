@@ -210,7 +210,7 @@ bool evenflowd::start() {
         return false;
     }
     m_shared.qsbr = m_qsbr.get();
-    m_shared.probes = &m_health.probes();
+    m_modules = make_modules(m_module_context); // before the workers: what they read
 
     // The first snapshot is published before any worker runs.
     // The saved version (state_dir) or the file's; what runs is saved at once, with the
@@ -277,8 +277,10 @@ bool evenflowd::start() {
 
     m_slow_path =
         std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
-    m_slow_path->on_probe_reply(
-        [this](const net::packet_meta& meta, uint32_t ack) { return on_probe_reply(meta, ack); });
+    m_module_context.slow_path = m_slow_path.get();
+    for (const auto& m : m_modules) {
+        m->start();
+    }
     after_config_change();
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
@@ -416,8 +418,10 @@ void evenflowd::loop() {
             m_next_neighbor_tick = now + 100ms;
             step("neighbors");
         }
-        health_tick();
-        step("health");
+        for (const auto& m : m_modules) {
+            m->tick(now);
+            step(m->name());
+        }
         test_hooks_tick(now);
         if (m_bgp) {
             bgp_tick(now);

@@ -18,7 +18,6 @@
 #include "config/load.hpp"
 #include "control/changes.hpp"
 #include "control/guard.hpp"
-#include "control/health.hpp"
 #include "control/log.hpp"
 #include "control/manager.hpp"
 #include "control/policy.hpp"
@@ -29,6 +28,7 @@
 #include "dataplane/slow_path.hpp"
 #include "dataplane/worker.hpp"
 #include "metrics.hpp"
+#include "module.hpp"
 #include "reclaimer.hpp"
 
 #include <rte_mempool.h>
@@ -102,8 +102,6 @@ private:
     control::change_pipeline::reply_fn reply_to(control_server::ticket ticket);
     void publish(std::unique_ptr<snapshot> snap, const control::publication& what);
     void after_config_change();
-    void health_tick();
-    bool on_probe_reply(const net::packet_meta& meta, uint32_t ack);
     void update_no_backend_alarms();
     // Whether the running config differs from the file (status), cached by the file's
     // mtime and size and the running version.
@@ -161,7 +159,6 @@ private:
     options m_options;
     control::change_pipeline m_changes; // configs and states on their way to the workers
     control::skew_detector m_skew;
-    control::health_checker m_health;
     control::no_backend_alarms m_no_backend;
     control::runtime_stamper m_stamper;
     dataplane::dataplane_shared m_shared;
@@ -169,6 +166,11 @@ private:
     std::vector<std::unique_ptr<dataplane::worker>> m_workers;
     std::vector<unsigned> m_worker_lcores;
     std::unique_ptr<dataplane::slow_path> m_slow_path;
+    // The features (module.hpp), made in start() before the workers.
+    module_context m_module_context{m_changes, m_shared, nullptr, [this] {
+                                        return worker_stats();
+                                    }};
+    std::vector<std::unique_ptr<module>> m_modules;
     rte_mempool* m_pool = nullptr;
     bool m_eal_ready = false;
     bool m_ports_started = false;

@@ -499,13 +499,9 @@ std::string evenflowd::render_metrics() {
     out.help("evenflow_neighbor_arp_ignored_total", "counter",
              "ARP frames not learned from: unsolicited, or a MAC change too soon after one.");
     out.sample("evenflow_neighbor_arp_ignored_total", {}, double(resolver.ignored()));
-    out.help("evenflow_health_forged_replies_total", "counter",
-             "Probe replies that named a probe of ours but could not answer it.");
-    out.sample("evenflow_health_forged_replies_total", {},
-               double(m_health.forged_replies() + m_slow_path->forged_probe_replies()));
-    out.help("evenflow_health_inconclusive_total", "counter",
-             "Probes not judged: their replies may have been dropped by our own overload.");
-    out.sample("evenflow_health_inconclusive_total", {}, double(m_health.inconclusive()));
+    for (const auto& m : m_modules) {
+        m->collect_metrics(out);
+    }
     out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
     out.sample("evenflow_alarms_active", {}, double(alarm_count()));
 

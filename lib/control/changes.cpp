@@ -289,8 +289,8 @@ bool change_pipeline::prepare(change& c, bool* wait) {
             // Verdicts reached under the bad config (a wrong health port, say) go with
             // it, before the rollback builds its snapshot.
             m_manager.forget_health();
-            if (m_host.forget_health) {
-                m_host.forget_health();
+            if (m_host.on_automatic_rollback) {
+                m_host.on_automatic_rollback();
             }
         }
         c.origin = fmt::format("rollback to {}", target);

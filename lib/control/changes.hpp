@@ -73,7 +73,7 @@ public:
         // Whether a flow still holds a backend id (before its id is reused).
         std::function<bool(uint32_t)> backend_in_use;
         // Before an automatic rollback builds: verdicts reached under the bad config go.
-        std::function<void()> forget_health;
+        std::function<void()> on_automatic_rollback;
     };
     // An answer to whoever asked; empty when nobody waits (SIGHUP, the guard).
     using reply_fn = std::function<void(const api::json&)>;

@@ -125,7 +125,7 @@ private:
         h.backend_in_use = [](uint32_t) {
             return false;
         };
-        h.forget_health = [this] {
+        h.on_automatic_rollback = [this] {
             ++forgotten;
         };
         return h;
@@ -164,7 +164,7 @@ private:
 
 public:
     control::change_pipeline pipeline;
-    size_t forgotten = 0; // times the pipeline asked the host to forget health verdicts
+    size_t forgotten = 0; // automatic rollbacks the host was told of before their build
 };
 
 } // namespace evenflow::testing

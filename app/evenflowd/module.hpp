@@ -1,0 +1,57 @@
+// A feature of evenflowd seen from its control loop: what it does each iteration,
+// after each publication and on an automatic rollback, and what it adds to /metrics,
+// `evenctl status` and `evenctl stats`. The daemon keeps the features it runs in one
+// list (modules.cpp) and calls them in turn; a feature's pure logic is in lib/ and its
+// daemon side in app/evenflowd/modules/<name>/ (README "Adding a feature").
+#pragma once
+
+#include "api/protocol.hpp"
+#include "control/changes.hpp"
+#include "dataplane/slow_path.hpp"
+#include "dataplane/worker.hpp"
+#include "metrics.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace evenflow::daemon {
+
+// What a module may use of the daemon; the daemon owns all of it and outlives modules.
+struct module_context {
+    control::change_pipeline& changes;   // configs and states (manager(), requests)
+    dataplane::dataplane_shared& shared; // the running snapshot, what workers read
+    // The control thread's packets (ARP, probes); set before start().
+    dataplane::slow_path* slow_path = nullptr;
+    // Every worker's counters, for sums.
+    std::function<std::vector<const dataplane::worker_stats*>()> worker_stats;
+};
+
+class module {
+public:
+    using clock = std::chrono::steady_clock;
+    virtual ~module() = default;
+    // Its name: the loop step it is timed as, its key in status and stats.
+    virtual const char* name() const = 0;
+    // Once, after the first publication, with the slow path running (before: the
+    // constructor, which may give workers what they read, e.g. probes in flight).
+    virtual void start() {}
+    // Every control-loop iteration.
+    virtual void tick(clock::time_point) {}
+    // After each publication, in an iteration of its own.
+    virtual void on_publish(const snapshot&) {}
+    // Before an automatic rollback builds its snapshot: what was learnt under the bad
+    // config goes with it.
+    virtual void on_automatic_rollback() {}
+    virtual void collect_metrics(exposition&) {}
+    // Its part of `evenctl status` and `evenctl stats` (fields under its name).
+    virtual void status(api::json&) {}
+    virtual void stats(api::json&) {}
+};
+
+// The modules evenflowd runs, in the order it calls them (modules.cpp).
+std::vector<std::unique_ptr<module>> make_modules(module_context& ctx);
+
+} // namespace evenflow::daemon
