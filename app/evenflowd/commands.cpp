@@ -65,10 +65,8 @@ evenflowd::handler evenflowd::handler_for(api::command id) {
         return &evenflowd::cmd_skew;
     case command::clients:
         return &evenflowd::cmd_clients;
-    case command::drain_host:
-        return &evenflowd::cmd_drain_host;
+    case command::drain_host: // modules/bgp
     case command::undrain_host:
-        return &evenflowd::cmd_undrain_host;
     case command::check: // evenctl answers these alone
     case command::top:
     case command::count_:
@@ -77,14 +75,21 @@ evenflowd::handler evenflowd::handler_for(api::command id) {
     return nullptr;
 }
 
-evenflowd::answer_t evenflowd::dispatch(const json& request, const request_context& ctx) {
+answer_t evenflowd::dispatch(const json& request, const request_context& ctx) {
     if (!request.contains("cmd") || !request["cmd"].is_string()) {
         return api::error_reply("malformed request: missing \"cmd\"");
     }
     std::string name = request["cmd"];
     const api::command_spec* spec = api::find_command(name);
     handler h = spec != nullptr ? handler_for(spec->id) : nullptr;
-    if (h == nullptr) {
+    module* answering = nullptr; // a module's command (module::commands)
+    for (const auto& m : m_modules) {
+        const auto ids = m->commands();
+        if (spec != nullptr && std::find(ids.begin(), ids.end(), spec->id) != ids.end()) {
+            answering = m.get();
+        }
+    }
+    if (h == nullptr && answering == nullptr) {
         return api::error_reply(fmt::format("unknown command {:?}", name));
     }
     if (spec->changes_state && ctx.who.uid != 0) {
@@ -102,10 +107,11 @@ evenflowd::answer_t evenflowd::dispatch(const json& request, const request_conte
                 true);
         }
     }
-    return (this->*h)(request, ctx);
+    return answering != nullptr ? answering->handle(spec->id, request, ctx)
+                                : (this->*h)(request, ctx);
 }
 
-evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
+answer_t evenflowd::cmd_status(const json&, const request_context&) {
     json reply = api::ok_reply();
     reply["version"] = manager().version();
     reply["evenflow_version"] = EVENFLOW_VERSION;
@@ -126,12 +132,6 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     }
     reply["file"] = file_status();
     reply["fingerprint"] = fingerprint();
-    reply["host_drained"] = m_host_drained;
-    if (m_bgp) {
-        reply["bgp"] = m_bgp->status();
-        reply["bgp"]["stuck"] =
-            m_liveness.stuck(std::chrono::steady_clock::now(), manager().running().bgp.detection);
-    }
     const snapshot* snap = m_shared.snap.load();
     reply["services"] = snap->services.size();
     reply["backends"] = snap->backends.size();
@@ -237,7 +237,7 @@ evenflowd::answer_t evenflowd::cmd_status(const json&, const request_context&) {
     return reply;
 }
 
-evenflowd::answer_t evenflowd::cmd_services(const json&, const request_context&) {
+answer_t evenflowd::cmd_services(const json&, const request_context&) {
     const snapshot* snap = m_shared.snap.load();
     json rows = json::array();
     for (const snapshot_service& svc : snap->services) {
@@ -260,7 +260,7 @@ evenflowd::answer_t evenflowd::cmd_services(const json&, const request_context&)
     return reply;
 }
 
-evenflowd::answer_t evenflowd::cmd_backends(const json& request, const request_context&) {
+answer_t evenflowd::cmd_backends(const json& request, const request_context&) {
     const snapshot* snap = m_shared.snap.load();
     std::string only = request.value("service", "");
     if (!only.empty() && snap->cfg->find_service(only) == nullptr) {
@@ -311,7 +311,7 @@ evenflowd::answer_t evenflowd::cmd_backends(const json& request, const request_c
     return reply;
 }
 
-evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_context& ctx) {
+answer_t evenflowd::cmd_apply(const json& request, const request_context& ctx) {
     if (!request.contains("config") || !request["config"].is_string()) {
         return api::error_reply("malformed request: apply needs \"config\" (the file's text)");
     }
@@ -324,7 +324,7 @@ evenflowd::answer_t evenflowd::cmd_apply(const json& request, const request_cont
     return std::nullopt; // answered once reviewed, built and published
 }
 
-evenflowd::answer_t evenflowd::cmd_diff(const json& request, const request_context& ctx) {
+answer_t evenflowd::cmd_diff(const json& request, const request_context& ctx) {
     if (!request.contains("config") || !request["config"].is_string()) {
         return api::error_reply("malformed request: diff needs \"config\" (the file's text)");
     }
@@ -336,7 +336,7 @@ evenflowd::answer_t evenflowd::cmd_diff(const json& request, const request_conte
     return std::nullopt; // answered once reviewed, nothing applied
 }
 
-evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) {
+answer_t evenflowd::cmd_history(const json&, const request_context&) {
     json rows = json::array();
     for (const control::history_entry& e : manager().history()) {
         rows.push_back({{"version", e.version},
@@ -356,7 +356,7 @@ evenflowd::answer_t evenflowd::cmd_history(const json&, const request_context&) 
     return reply;
 }
 
-evenflowd::answer_t evenflowd::cmd_rollback(const json& request, const request_context& ctx) {
+answer_t evenflowd::cmd_rollback(const json& request, const request_context& ctx) {
     std::optional<uint64_t> version;
     if (request.contains("version") && !request["version"].is_null()) {
         version = request["version"].get<uint64_t>();
@@ -365,19 +365,19 @@ evenflowd::answer_t evenflowd::cmd_rollback(const json& request, const request_c
     return std::nullopt;
 }
 
-evenflowd::answer_t evenflowd::cmd_drain(const json& request, const request_context& ctx) {
+answer_t evenflowd::cmd_drain(const json& request, const request_context& ctx) {
     return admin_command(request, ctx, control::admin_state::draining);
 }
 
-evenflowd::answer_t evenflowd::cmd_enable(const json& request, const request_context& ctx) {
+answer_t evenflowd::cmd_enable(const json& request, const request_context& ctx) {
     return admin_command(request, ctx, control::admin_state::enabled);
 }
 
-evenflowd::answer_t evenflowd::cmd_disable(const json& request, const request_context& ctx) {
+answer_t evenflowd::cmd_disable(const json& request, const request_context& ctx) {
     return admin_command(request, ctx, control::admin_state::disabled);
 }
 
-evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
+answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     auto workers = worker_stats();
     json totals = json::object();
     for (const auto& c : dataplane::worker_counter_list) {
@@ -427,7 +427,7 @@ evenflowd::answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     return reply;
 }
 
-evenflowd::answer_t evenflowd::cmd_skew(const json&, const request_context&) {
+answer_t evenflowd::cmd_skew(const json&, const request_context&) {
     json rows = json::array();
     for (const auto& [service, since] : m_no_backend.active()) {
         rows.push_back({{"service", service},
@@ -464,7 +464,7 @@ evenflowd::answer_t evenflowd::cmd_skew(const json&, const request_context&) {
     return reply;
 }
 
-evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_context&) {
+answer_t evenflowd::cmd_clients(const json& request, const request_context&) {
     if (!request.contains("service") || !request["service"].is_string()) {
         return api::error_reply("malformed request: needs \"service\"");
     }
@@ -532,58 +532,14 @@ evenflowd::answer_t evenflowd::cmd_clients(const json& request, const request_co
     return reply;
 }
 
-evenflowd::answer_t evenflowd::admin_command(const json& request, const request_context& ctx,
-                                             control::admin_state state) {
+answer_t evenflowd::admin_command(const json& request, const request_context& ctx,
+                                  control::admin_state state) {
     if (!request.contains("service") || !request.contains("backend")) {
         return api::error_reply("malformed request: needs \"service\" and \"backend\"");
     }
     m_changes.request_admin(request["service"], request["backend"], state, ctx.who,
                             reply_to(ctx.ticket));
     return std::nullopt;
-}
-
-} // namespace evenflow::daemon
-
-namespace evenflow::daemon {
-
-evenflowd::answer_t evenflowd::cmd_drain_host(const json& request, const request_context& ctx) {
-    if (!m_bgp) {
-        return api::error_reply("drain-host needs [bgp]: this host announces nothing", true);
-    }
-    m_host_drained = true;
-    control::log_event(
-        "info", "host_drained",
-        {{"uid", std::to_string(ctx.who.uid)}, {"pid", std::to_string(ctx.who.pid)}});
-    bgp_tick(std::chrono::steady_clock::now()); // withdrawn before the answer
-    uint64_t timeout = 0;
-    if (request.contains("timeout") && request["timeout"].is_number_unsigned()) {
-        timeout = request["timeout"].get<uint64_t>();
-    }
-    if (timeout == 0 || active_flows() == 0) {
-        json reply = api::ok_reply();
-        reply["drained"] = true;
-        reply["flows_left"] = active_flows();
-        reply["message"] = fmt::format("VIPs withdrawn; {} flows active", active_flows());
-        return reply;
-    }
-    auto now = std::chrono::steady_clock::now();
-    m_host_drain = host_drain{ctx.ticket, now, now + std::chrono::seconds(timeout)};
-    return std::nullopt; // answered by bgp_tick
-}
-
-evenflowd::answer_t evenflowd::cmd_undrain_host(const json&, const request_context& ctx) {
-    if (!m_bgp) {
-        return api::error_reply("undrain-host needs [bgp]: this host announces nothing", true);
-    }
-    m_host_drained = false;
-    control::log_event(
-        "info", "host_undrained",
-        {{"uid", std::to_string(ctx.who.uid)}, {"pid", std::to_string(ctx.who.pid)}});
-    bgp_tick(std::chrono::steady_clock::now());
-    json reply = api::ok_reply();
-    reply["drained"] = false;
-    reply["message"] = "VIPs with a backend up are announced again";
-    return reply;
 }
 
 } // namespace evenflow::daemon

@@ -250,37 +250,26 @@ bool evenflowd::start() {
         }
     }
 
-    if (manager().running().bgp.enabled) {
-        // BIRD's files beside the control socket (/run/evenflow): they live as long as
-        // the daemon runs.
-        std::string run_dir = std::filesystem::path(m_server.path()).parent_path().string();
-        std::vector<net::ip_addr> vips;
-        for (const auto& w : control::decide_announcements(*m_shared.snap.load(), false, true)) {
-            vips.push_back(w.vip);
-        }
-        m_bgp = std::make_unique<bgp_speaker>();
-        if (std::string bgp_error;
-            !m_bgp->prepare(manager().running().bgp, vips, run_dir, &bgp_error)) {
-            log_event("error", "start_refused", {{"reason", bgp_error}});
-            return false;
-        }
-    }
     if (const char* wedge = std::getenv("EVENFLOW_TEST_WEDGE_FILE")) {
         m_wedge_file = wedge;
         log_event("warning", "test_hook", {{"wedge_file", m_wedge_file}});
+    }
+
+    m_slow_path =
+        std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
+    m_module_context.slow_path = m_slow_path.get();
+    // Before the workers run: [bgp] forks BIRD's watchdog.
+    for (const auto& m : m_modules) {
+        if (std::string module_error; !m->start(&module_error)) {
+            log_event("error", "start_refused", {{"reason", module_error}, {"module", m->name()}});
+            return false;
+        }
     }
 
     for (size_t i = 0; i < m_workers.size(); ++i) {
         rte_eal_remote_launch(dataplane::worker::launch, m_workers[i].get(), m_worker_lcores[i]);
     }
     m_workers_launched = true;
-
-    m_slow_path =
-        std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
-    m_module_context.slow_path = m_slow_path.get();
-    for (const auto& m : m_modules) {
-        m->start();
-    }
     after_config_change();
     // A first sample at zero, so flows of the first second count in the first window.
     m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
@@ -297,9 +286,8 @@ bool evenflowd::start() {
 
 void evenflowd::shutdown() {
     m_metrics.stop();
-    if (m_bgp) {
-        m_bgp->stop();
-        m_bgp.reset();
+    for (const auto& m : m_modules) {
+        m->stop();
     }
     if (m_workers_launched) {
         m_shared.stop.store(true);
@@ -351,43 +339,23 @@ void evenflowd::shutdown() {
 void evenflowd::loop() {
     m_next_stats_tick = std::chrono::steady_clock::now() + 1s;
     auto iteration_start = std::chrono::steady_clock::now();
-    // SIGTERM with [bgp]: withdraw, wait [bgp] convergence for routers, then let
-    // connections drain (until this host forwards nothing for a second, or no flow is
-    // left, or [bgp] drain_timeout), then stop.
-    std::optional<std::chrono::steady_clock::time_point> stop_asked;
-    uint64_t last_forwarded = 0;
-    auto quiet_since = std::chrono::steady_clock::now();
+    // SIGTERM: modules may hold the stop a while (BGP: withdraw, wait for routers, let
+    // connections drain); the loop goes on meanwhile.
+    bool stop_asked = false;
     for (;;) {
-        if (g_stop.load() && !stop_asked) {
-            if (!m_bgp) {
-                break;
-            }
-            stop_asked = std::chrono::steady_clock::now();
-            m_host_drained = true;
-            log_event(
-                "info", "stop_withdrawing",
-                {{"convergence", config::format_duration(manager().running().bgp.convergence)},
-                 {"drain_timeout", config::format_duration(manager().running().bgp.drain_timeout)},
-                 {"flows", std::to_string(active_flows())}});
-        }
-        if (stop_asked) {
-            const auto& bgp = manager().running().bgp;
+        if (g_stop.load()) {
             auto t = std::chrono::steady_clock::now();
-            uint64_t forwarded = sum(worker_stats(), &dataplane::worker_counters::to_backend) +
-                                 sum(worker_stats(), &dataplane::worker_counters::to_client);
-            if (forwarded != last_forwarded) {
-                last_forwarded = forwarded;
-                quiet_since = t;
+            if (!stop_asked) {
+                stop_asked = true;
+                for (const auto& m : m_modules) {
+                    m->on_stop_requested(t);
+                }
             }
-            bool converged = t - *stop_asked >= bgp.convergence;
-            bool drained = active_flows() == 0 || t - quiet_since >= std::chrono::seconds(1);
-            if (converged && (drained || t - *stop_asked >= bgp.convergence + bgp.drain_timeout)) {
-                log_event("info", "stop_drained",
-                          {{"after_s",
-                            fmt::format("{:.2f}",
-                                        std::chrono::duration<double>(t - *stop_asked).count())},
-                           {"flows", std::to_string(active_flows())},
-                           {"why", drained ? "quiet" : "drain_timeout"}});
+            bool held = false;
+            for (const auto& m : m_modules) {
+                held |= m->holds_stop(t);
+            }
+            if (!held) {
                 break;
             }
         }
@@ -423,10 +391,6 @@ void evenflowd::loop() {
             step(m->name());
         }
         test_hooks_tick(now);
-        if (m_bgp) {
-            bgp_tick(now);
-            step("bgp");
-        }
         if (now >= m_next_stats_tick) {
             stats_tick();
             m_next_stats_tick = now + 1s;
@@ -454,10 +418,10 @@ void evenflowd::loop() {
 
 namespace evenflow::daemon {
 
-uint64_t evenflowd::active_flows() const {
+uint64_t module_context::active_flows() const {
     uint64_t n = 0;
-    for (const auto& w : m_workers) {
-        n += w->stats().totals.flows_active.get();
+    for (const dataplane::worker_stats* w : worker_stats()) {
+        n += w->totals.flows_active.get();
     }
     return n;
 }
@@ -476,33 +440,6 @@ void evenflowd::test_hooks_tick(std::chrono::steady_clock::time_point now) {
         }
         if (m_shared.wedge_worker.exchange(wedge) != wedge) {
             log_event("warning", "test_wedge_worker", {{"worker", std::to_string(int(wedge) - 1)}});
-        }
-    }
-}
-
-void evenflowd::bgp_tick(std::chrono::steady_clock::time_point now) {
-    std::vector<uint64_t> counters{m_loop.iterations()};
-    for (const auto& w : m_workers) {
-        counters.push_back(w->stats().totals.loops.get());
-    }
-    m_liveness.observe(counters, now);
-    const auto& bgp = manager().running().bgp;
-    bool live = m_liveness.live(now, bgp.detection);
-    m_bgp->tick(control::decide_announcements(*m_shared.snap.load(), live, m_host_drained), live,
-                m_liveness.oldest(), now);
-    if (m_host_drain) {
-        bool done = active_flows() == 0 || now >= m_host_drain->deadline;
-        if (done) {
-            json reply = api::ok_reply();
-            reply["drained"] = true;
-            reply["flows_left"] = active_flows();
-            reply["waited_s"] = std::chrono::duration<double>(now - m_host_drain->started).count();
-            reply["message"] =
-                fmt::format("VIPs withdrawn; {} after {:.1f} s",
-                            active_flows() == 0 ? "no flow left" : "timeout",
-                            std::chrono::duration<double>(now - m_host_drain->started).count());
-            m_server.reply(m_host_drain->ticket, reply);
-            m_host_drain.reset();
         }
     }
 }

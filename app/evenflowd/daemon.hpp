@@ -8,13 +8,12 @@
 //   changes.cpp         the daemon's side of the change pipeline (control/changes.hpp):
 //                       publication to the workers, health verdicts, the file's status
 //   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
-//   bgp.cpp             [bgp]: the BIRD child and its liveness watchdog (bgp.hpp); the
-//                       loop's bgp_tick and the SIGTERM drain are in daemon.cpp
+//   modules.cpp         the features it runs (module.hpp), each in modules/<name>/:
+//                       health (probes, verdicts), bgp (BIRD, drain-host, SIGTERM drain)
 #pragma once
 
 #include "api/commands.hpp"
 #include "api/protocol.hpp"
-#include "bgp.hpp"
 #include "config/load.hpp"
 #include "control/changes.hpp"
 #include "control/guard.hpp"
@@ -65,13 +64,7 @@ private:
     void shutdown();
 
     // ---- commands.cpp
-    // What a handler knows of its request besides the request itself.
-    struct request_context {
-        control::actor who;
-        control_server::ticket ticket; // to answer later, for changes (changes.cpp)
-    };
-    // An answer now, or nullopt when the change answers once it is done.
-    using answer_t = std::optional<api::json>;
+    // request_context and answer_t: module.hpp (modules answer commands too).
     answer_t dispatch(const api::json& request, const request_context& ctx);
     answer_t cmd_status(const api::json& request, const request_context& ctx);
     answer_t cmd_services(const api::json& request, const request_context& ctx);
@@ -86,8 +79,6 @@ private:
     answer_t cmd_stats(const api::json& request, const request_context& ctx);
     answer_t cmd_skew(const api::json& request, const request_context& ctx);
     answer_t cmd_clients(const api::json& request, const request_context& ctx);
-    answer_t cmd_drain_host(const api::json& request, const request_context& ctx);
-    answer_t cmd_undrain_host(const api::json& request, const request_context& ctx);
     answer_t admin_command(const api::json& request, const request_context& ctx,
                            control::admin_state state);
     using handler = answer_t (evenflowd::*)(const api::json&, const request_context&);
@@ -109,13 +100,10 @@ private:
     // The file as read at start, for file_status: no second load on the loop.
     void note_file_loaded(const config::config& file_cfg);
 
-    // ---- daemon.cpp: [bgp] announcements (speaker: bgp.cpp, policy: control/announce.hpp)
-    // Liveness from the loop counters, the announcements, a drain-host's answer.
+    // ---- daemon.cpp
     // EVENFLOW_TEST_WEDGE_FILE: wedges the worker the file names (liveness and skew
     // tests), with or without [bgp].
     void test_hooks_tick(std::chrono::steady_clock::time_point now);
-    void bgp_tick(std::chrono::steady_clock::time_point now);
-    uint64_t active_flows() const;
 
     // ---- observe.cpp
     void stats_tick();
@@ -166,11 +154,6 @@ private:
     std::vector<std::unique_ptr<dataplane::worker>> m_workers;
     std::vector<unsigned> m_worker_lcores;
     std::unique_ptr<dataplane::slow_path> m_slow_path;
-    // The features (module.hpp), made in start() before the workers.
-    module_context m_module_context{m_changes, m_shared, nullptr, [this] {
-                                        return worker_stats();
-                                    }};
-    std::vector<std::unique_ptr<module>> m_modules;
     rte_mempool* m_pool = nullptr;
     bool m_eal_ready = false;
     bool m_ports_started = false;
@@ -180,15 +163,17 @@ private:
     metrics_server m_metrics;
     std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
     control::loop_watch m_loop;
-    std::unique_ptr<bgp_speaker> m_bgp;
-    control::liveness m_liveness;
-    bool m_host_drained = false;
-    struct host_drain {
-        control_server::ticket ticket;
-        std::chrono::steady_clock::time_point started, deadline;
-    };
-    std::optional<host_drain> m_host_drain; // a drain-host --timeout waiting for flows
-    std::string m_wedge_file;               // test hook: EVENFLOW_TEST_WEDGE_FILE
+    // The features (module.hpp), made in start() before the workers.
+    module_context m_module_context{m_changes,
+                                    m_shared,
+                                    nullptr,
+                                    m_server,
+                                    [this] { return worker_stats(); },
+                                    [this] {
+                                        return m_loop.iterations();
+                                    }};
+    std::vector<std::unique_ptr<module>> m_modules;
+    std::string m_wedge_file; // test hook: EVENFLOW_TEST_WEDGE_FILE
     std::chrono::steady_clock::time_point m_next_wedge_check;
     struct file_check {
         // The file as last loaded (status: does the running config differ from it?).

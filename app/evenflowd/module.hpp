@@ -5,8 +5,10 @@
 // daemon side in app/evenflowd/modules/<name>/ (README "Adding a feature").
 #pragma once
 
+#include "api/commands.hpp"
 #include "api/protocol.hpp"
 #include "control/changes.hpp"
+#include "control_server.hpp"
 #include "dataplane/slow_path.hpp"
 #include "dataplane/worker.hpp"
 #include "metrics.hpp"
@@ -14,6 +16,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,9 +29,22 @@ struct module_context {
     dataplane::dataplane_shared& shared; // the running snapshot, what workers read
     // The control thread's packets (ARP, probes); set before start().
     dataplane::slow_path* slow_path = nullptr;
+    control_server& server; // deferred answers (ticket), the socket's directory
     // Every worker's counters, for sums.
     std::function<std::vector<const dataplane::worker_stats*>()> worker_stats;
+    // Iterations of the control loop so far (is it alive?).
+    std::function<uint64_t()> loop_iterations;
+
+    uint64_t active_flows() const;
 };
+
+// What a command handler knows of its request besides the request itself.
+struct request_context {
+    control::actor who;
+    control_server::ticket ticket; // to answer later (control_server::reply)
+};
+// An answer now, or nullopt when the handler answers later through the ticket.
+using answer_t = std::optional<api::json>;
 
 class module {
 public:
@@ -35,9 +52,10 @@ public:
     virtual ~module() = default;
     // Its name: the loop step it is timed as, its key in status and stats.
     virtual const char* name() const = 0;
-    // Once, after the first publication, with the slow path running (before: the
-    // constructor, which may give workers what they read, e.g. probes in flight).
-    virtual void start() {}
+    // Once, after the first publication, with the slow path and the workers running
+    // (before them: the constructor, which may give workers what they read, e.g. the
+    // probes in flight). False with *error: evenflowd refuses to start.
+    virtual bool start(std::string* /*error*/) { return true; }
     // Every control-loop iteration.
     virtual void tick(clock::time_point) {}
     // After each publication, in an iteration of its own.
@@ -49,6 +67,17 @@ public:
     // Its part of `evenctl status` and `evenctl stats` (fields under its name).
     virtual void status(api::json&) {}
     virtual void stats(api::json&) {}
+    // The commands of lib/api/commands.hpp it answers, and its answers.
+    virtual std::vector<api::command> commands() const { return {}; }
+    virtual answer_t handle(api::command, const api::json& /*request*/, const request_context&) {
+        return std::nullopt;
+    }
+    // SIGTERM: asked once, then polled every iteration; the daemon stops when no module
+    // holds it any more (e.g. BGP: withdraw, wait for routers, let connections drain).
+    virtual void on_stop_requested(clock::time_point) {}
+    virtual bool holds_stop(clock::time_point) { return false; }
+    // Before the workers stop.
+    virtual void stop() {}
 };
 
 // The modules evenflowd runs, in the order it calls them (modules.cpp).

@@ -1,11 +1,12 @@
 // evenflowd's figures: the skew sampler that feeds the detector every second, and
 // the Prometheus exposition and DPDK telemetry endpoints, all read on the control
 // thread from the same counters (dataplane/counters.hpp) that evenctl reads.
-#include "control/low_priority.hpp"
 #include "daemon.hpp"
 
+#include "control/announce.hpp"
 #include "control/guard.hpp"
 #include "control/log.hpp"
+#include "control/low_priority.hpp"
 
 #include <rte_telemetry.h>
 
@@ -194,17 +195,6 @@ std::string evenflowd::render_metrics() {
                  "admin states, table sizes; not health): equal on hosts that agree.");
         out.sample("evenflow_config_fingerprint", {{"fingerprint", fp}},
                    double(std::stoull(fp.substr(0, 13), nullptr, 16)));
-    }
-    if (m_bgp) {
-        out.help("evenflow_bgp_vip_announced", "gauge",
-                 "1 while this host announces the VIP over BGP ([bgp]).");
-        // Held in a variable: a range-for over status()["vips"] would iterate a
-        // temporary that is already destroyed (C++20 lifetime rules).
-        const api::json bgp = m_bgp->status();
-        for (const auto& v : bgp["vips"]) {
-            out.sample("evenflow_bgp_vip_announced", {{"vip", v["vip"].get<std::string>()}},
-                       v["announced"].get<bool>() ? 1.0 : 0.0);
-        }
     }
     const control::change_counters& changes = m_changes.counters();
     auto count = [](const std::map<std::string, uint64_t>& by, const char* key) {

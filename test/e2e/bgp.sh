@@ -131,6 +131,13 @@ check "drain-host" ctl drain-host
 step "drain-host -> withdrawn" absent 1
 check "undrain-host" ctl undrain-host
 step "undrain-host -> announced" present 1
+# With --timeout it waits for the flows to end; with none (net_null carries no
+# traffic) it answers at once. (A deferred answer with live flows: the two-host tier.)
+expect_contains "drain-host --timeout with no flow answers at once" \
+  "$(ctl drain-host --timeout 30 2>&1)" "0 flows active"
+step "drain-host --timeout -> withdrawn" absent 1
+check "undrain-host again" ctl undrain-host
+step "undrain-host -> announced again" present 1
 
 kill -STOP "$pid"
 step "SIGSTOP of evenflowd -> withdrawn (detection ${detection}s)" absent "$((detection + 1))"

@@ -12,9 +12,10 @@ health_module::health_module(module_context& ctx) : m_ctx(ctx) {
     m_ctx.shared.probes = &m_checker.probes();
 }
 
-void health_module::start() {
+bool health_module::start(std::string*) {
     m_ctx.slow_path->on_probe_reply(
         [this](const net::packet_meta& meta, uint32_t ack) { return on_reply(meta, ack); });
+    return true;
 }
 
 bool health_module::on_reply(const net::packet_meta& meta, uint32_t ack) {

@@ -14,7 +14,7 @@ public:
     // Gives the workers the probes in flight they match replies against.
     explicit health_module(module_context& ctx);
     const char* name() const override { return "health"; }
-    void start() override;
+    bool start(std::string* error) override;
     void tick(clock::time_point now) override;
     void on_publish(const snapshot& snap) override;
     void on_automatic_rollback() override { m_checker.forget_verdicts(); }

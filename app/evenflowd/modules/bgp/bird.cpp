@@ -1,4 +1,4 @@
-#include "bgp.hpp"
+#include "bird.hpp"
 
 #include "control/log.hpp"
 #include "control/state_store.hpp"
