@@ -54,20 +54,18 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap, const control::publicati
                    {"version", std::to_string(manager().version())}});
     }
     m_reclaimer.retire(m_shared.snap.replace(std::move(snap), *m_qsbr));
-    m_samples_of = nullptr; // the old snapshot is gone; its address may come back
-    m_labels_of = nullptr;
-    if (what.automatic_rollback) {
-        m_skew.reset_windows(); // alarms of the bad config's traffic go with it
+    m_labels_of = nullptr; // the old snapshot is gone; its address may come back
+    for (const auto& m : m_modules) {
+        m->on_replaced(what);
     }
     // What follows the snapshot runs in the next iterations, each on its own, so that
     // a publication at ten thousand backends does not hold the loop in one piece.
-    m_changes.defer([this] {
+    m_changes.defer([this, what] {
         const snapshot& running = *m_shared.snap.load();
         for (const auto& m : m_modules) {
-            m->on_publish(running);
+            m->on_publish(running, what);
         }
     });
-    m_changes.defer([this] { update_no_backend_alarms(); });
     if (what.new_version) {
         m_changes.defer([this] { after_config_change(); });
         // Shares against the series baseline (status, /metrics), in an iteration of
@@ -77,26 +75,8 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap, const control::publicati
 }
 
 void evenflowd::after_config_change() {
-    m_skew.reconfigure(manager().running().skew);
     m_slow_path->want_neighbors(manager().running());
     m_slow_path->announce_vips(*m_shared.snap.load());
-}
-
-void evenflowd::update_no_backend_alarms() {
-    std::string first_raised;
-    control::log_batch lines;
-    for (const auto& c :
-         m_no_backend.update(*m_shared.snap.load(), std::chrono::system_clock::now())) {
-        lines.add(c.raised ? "warning" : "info", c.raised ? "no_backend_alarm" : "no_backend_clear",
-                  {{"service", c.service}, {"version", std::to_string(manager().version())}});
-        if (c.raised && first_raised.empty()) {
-            first_raised = c.service;
-        }
-    }
-    if (!first_raised.empty()) {
-        m_changes.roll_back_automatically(
-            fmt::format("no backend up for service {}", first_raised));
-    }
 }
 
 } // namespace evenflow::daemon

@@ -30,10 +30,6 @@ double cycles_per_packet(const dataplane::worker_counters& c) {
     return packets == 0 ? 0.0 : double(c.busy_cycles.get()) / double(packets);
 }
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::seconds>(t));
-}
-
 } // namespace
 
 evenflowd::handler evenflowd::handler_for(api::command id) {
@@ -61,10 +57,8 @@ evenflowd::handler evenflowd::handler_for(api::command id) {
         return &evenflowd::cmd_disable;
     case command::stats:
         return &evenflowd::cmd_stats;
-    case command::skew:
-        return &evenflowd::cmd_skew;
+    case command::skew: // modules/skew
     case command::clients:
-        return &evenflowd::cmd_clients;
     case command::drain_host: // modules/bgp
     case command::undrain_host:
     case command::check: // evenctl answers these alone
@@ -143,7 +137,6 @@ answer_t evenflowd::cmd_status(const json&, const request_context&) {
     for (const auto& m : m_modules) {
         m->status(reply);
     }
-    reply["alarms"] = alarm_count();
     const baseline_drift& d = drift();
     if (const control::history_entry* base =
             manager().baseline(std::chrono::system_clock::now()).entry) {
@@ -205,7 +198,7 @@ answer_t evenflowd::cmd_status(const json&, const request_context&) {
                              {"slowest_step_ms", ms(m_loop.slowest_step_took())},
                              {"changes_queued", m_changes.queued()},
                              // seconds the skew judgement waited for a worker's sketches
-                             {"skew_ticks_held", m_skew_ticks_held}};
+                             {"skew_ticks_held", m_skew->ticks_held()}};
     json workers = json::array();
     for (size_t i = 0; i < m_workers.size(); ++i) {
         const dataplane::worker_counters& c = m_workers[i]->stats().totals;
@@ -274,7 +267,7 @@ answer_t evenflowd::cmd_backends(const json& request, const request_context&) {
         if (!only.empty() && svc.name != only) {
             continue;
         }
-        control::backend_view v = m_skew.view(b.id);
+        control::backend_view v = m_skew->detector().view(b.id);
         double drain_left_s = 0;
         if (b.drain_deadline_ms != 0) {
             drain_left_s = std::max(
@@ -424,111 +417,6 @@ answer_t evenflowd::cmd_stats(const json&, const request_context&) {
                              {"waiting", n.waiting}});
     }
     reply["neighbors"] = neighbors;
-    return reply;
-}
-
-answer_t evenflowd::cmd_skew(const json&, const request_context&) {
-    json rows = json::array();
-    for (const auto& [service, since] : m_no_backend.active()) {
-        rows.push_back({{"service", service},
-                        {"backend", "*"},
-                        {"kind", "no_backend"},
-                        {"basis", "health"},
-                        {"observed_share", 0.0},
-                        {"expected_share", 1.0},
-                        {"flows", 0},
-                        {"since", iso_time(since)}});
-    }
-    for (const auto& [id, a] : m_skew.alarms()) {
-        rows.push_back({{"service", a.service},
-                        {"backend", a.backend},
-                        {"kind", control::to_string(a.kind)},
-                        {"basis", control::to_string(a.basis)},
-                        {"observed_share", a.observed_share},
-                        {"expected_share", a.expected_share},
-                        {"flows", a.flows},
-                        {"since", iso_time(a.since)},
-                        {"explanation", control::explain(a, m_skew.view(id))}});
-        if (!a.clients.empty()) {
-            json named = json::array();
-            for (const control::heavy_client& c : a.clients) {
-                named.push_back({{"client", c.client},
-                                 {"to_backend", c.to_backend},
-                                 {"to_service", c.to_service}});
-            }
-            rows.back()["clients"] = named;
-        }
-    }
-    json reply = api::ok_reply();
-    reply["alarms"] = rows;
-    return reply;
-}
-
-answer_t evenflowd::cmd_clients(const json& request, const request_context&) {
-    if (!request.contains("service") || !request["service"].is_string()) {
-        return api::error_reply("malformed request: needs \"service\"");
-    }
-    const std::string& name = request["service"].get_ref<const std::string&>();
-    size_t limit = 10;
-    if (request.contains("limit")) {
-        if (!request["limit"].is_number_unsigned() || request["limit"].get<uint64_t>() == 0 ||
-            request["limit"].get<uint64_t>() > 100) {
-            return api::error_reply("limit must be 1 to 100");
-        }
-        limit = request["limit"].get<size_t>();
-    }
-    const snapshot* snap = m_shared.snap.load();
-    const snapshot_service* svc = nullptr;
-    for (const snapshot_service& s : snap->services) {
-        if (s.name == name) {
-            svc = &s;
-        }
-    }
-    if (svc == nullptr) {
-        return api::error_reply(fmt::format("no service {:?}", name));
-    }
-    std::vector<uint32_t> ids;
-    std::map<uint32_t, std::string> names;
-    uint64_t verified = 0, syns = 0;
-    for (uint32_t i : svc->backend_indexes) {
-        const snapshot_backend& b = snap->backends[i];
-        ids.push_back(b.id);
-        names[b.id] = b.key();
-        control::backend_view v = m_skew.view(b.id);
-        verified += v.window_new_flows;
-        syns += v.window_syns;
-    }
-    using flow::client_event;
-    auto rows_of = [&](bool networks) {
-        json rows = json::array();
-        for (const auto& row : m_skew.clients().top(ids, networks, limit)) {
-            json backends = json::array();
-            for (const auto& [id, c] : row.backends) {
-                backends.push_back({{"backend", names[id]},
-                                    {"verified", c[size_t(client_event::verified)].lower_bound()},
-                                    {"syns", c[size_t(client_event::syn)].lower_bound()}});
-            }
-            const auto& v = row.total[size_t(client_event::verified)];
-            const auto& s = row.total[size_t(client_event::syn)];
-            rows.push_back({{"client", row.text()},
-                            {"verified", v.lower_bound()},
-                            {"verified_at_most", v.count},
-                            {"syns", s.lower_bound()},
-                            {"syns_at_most", s.count},
-                            {"verified_share",
-                             verified == 0 ? 0.0 : double(v.lower_bound()) / double(verified)},
-                            {"syn_share", syns == 0 ? 0.0 : double(s.lower_bound()) / double(syns)},
-                            {"backends", backends}});
-        }
-        return rows;
-    };
-    json reply = api::ok_reply();
-    reply["service"] = name;
-    reply["window_s"] = std::chrono::duration<double>(manager().running().skew.window).count();
-    reply["verified"] = verified;
-    reply["syns"] = syns;
-    reply["addresses"] = rows_of(false);
-    reply["networks"] = rows_of(true);
     return reply;
 }
 

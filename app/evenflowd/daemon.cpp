@@ -211,6 +211,7 @@ bool evenflowd::start() {
     }
     m_shared.qsbr = m_qsbr.get();
     m_modules = make_modules(m_module_context); // before the workers: what they read
+    m_skew = find_module<skew_module>(m_modules);
 
     // The first snapshot is published before any worker runs.
     // The saved version (state_dir) or the file's; what runs is saved at once, with the
@@ -221,7 +222,6 @@ bool evenflowd::start() {
         return false;
     }
     note_file_loaded(cfg);
-    m_skew.reconfigure(manager().running().skew);
     publish(std::move(first.snap), {});
     m_shared.neighbors.publish(dataplane::neighbor_table::build({}), *m_qsbr);
 
@@ -271,9 +271,6 @@ bool evenflowd::start() {
     }
     m_workers_launched = true;
     after_config_change();
-    // A first sample at zero, so flows of the first second count in the first window.
-    m_skew.tick(std::chrono::steady_clock::now(), std::chrono::system_clock::now(),
-                sample_backends());
     log_event("info", "started",
               {{"version", std::to_string(manager().version())},
                {"from", m_changes.start_origin().from},
@@ -337,7 +334,6 @@ void evenflowd::shutdown() {
 }
 
 void evenflowd::loop() {
-    m_next_stats_tick = std::chrono::steady_clock::now() + 1s;
     auto iteration_start = std::chrono::steady_clock::now();
     // SIGTERM: modules may hold the stop a while (BGP: withdraw, wait for routers, let
     // connections drain); the loop goes on meanwhile.
@@ -391,11 +387,6 @@ void evenflowd::loop() {
             step(m->name());
         }
         test_hooks_tick(now);
-        if (now >= m_next_stats_tick) {
-            stats_tick();
-            m_next_stats_tick = now + 1s;
-            step("stats");
-        }
         if (g_reload.exchange(false)) {
             m_changes.request_reload();
         }
@@ -417,6 +408,16 @@ void evenflowd::loop() {
 } // namespace evenflow::daemon
 
 namespace evenflow::daemon {
+
+std::vector<dataplane::worker*> evenflowd::running_workers() const {
+    std::vector<dataplane::worker*> out;
+    if (m_workers_launched) {
+        for (const auto& w : m_workers) {
+            out.push_back(w.get());
+        }
+    }
+    return out;
+}
 
 uint64_t module_context::active_flows() const {
     uint64_t n = 0;

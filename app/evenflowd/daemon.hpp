@@ -7,9 +7,11 @@
 //   commands.cpp        one handler per command of lib/api/commands.hpp
 //   changes.cpp         the daemon's side of the change pipeline (control/changes.hpp):
 //                       publication to the workers, health verdicts, the file's status
-//   observe.cpp         figures: the skew sampler, /metrics, DPDK telemetry
+//   observe.cpp         figures that join every feature: /metrics per backend and
+//                       worker, the baseline drift, DPDK telemetry
 //   modules.cpp         the features it runs (module.hpp), each in modules/<name>/:
-//                       health (probes, verdicts), bgp (BIRD, drain-host, SIGTERM drain)
+//                       health (probes, verdicts), skew (the sampler, alarms, skew and
+//                       clients commands), bgp (BIRD, drain-host, SIGTERM drain)
 #pragma once
 
 #include "api/commands.hpp"
@@ -20,7 +22,6 @@
 #include "control/log.hpp"
 #include "control/manager.hpp"
 #include "control/policy.hpp"
-#include "control/skew.hpp"
 #include "control/state_store.hpp"
 #include "control_server.hpp"
 #include "dataplane/neighbor.hpp"
@@ -28,6 +29,7 @@
 #include "dataplane/worker.hpp"
 #include "metrics.hpp"
 #include "module.hpp"
+#include "modules/skew/skew_module.hpp"
 #include "reclaimer.hpp"
 
 #include <rte_mempool.h>
@@ -77,8 +79,6 @@ private:
     answer_t cmd_enable(const api::json& request, const request_context& ctx);
     answer_t cmd_disable(const api::json& request, const request_context& ctx);
     answer_t cmd_stats(const api::json& request, const request_context& ctx);
-    answer_t cmd_skew(const api::json& request, const request_context& ctx);
-    answer_t cmd_clients(const api::json& request, const request_context& ctx);
     answer_t admin_command(const api::json& request, const request_context& ctx,
                            control::admin_state state);
     using handler = answer_t (evenflowd::*)(const api::json&, const request_context&);
@@ -93,7 +93,6 @@ private:
     control::change_pipeline::reply_fn reply_to(control_server::ticket ticket);
     void publish(std::unique_ptr<snapshot> snap, const control::publication& what);
     void after_config_change();
-    void update_no_backend_alarms();
     // Whether the running config differs from the file (status), cached by the file's
     // mtime and size and the running version.
     api::json file_status();
@@ -106,7 +105,6 @@ private:
     void test_hooks_tick(std::chrono::steady_clock::time_point now);
 
     // ---- observe.cpp
-    void stats_tick();
     std::string render_metrics();
     // Each backend's expected share now and in the series baseline (and, when the
     // baseline is an accepted shift, in the baseline it replaced), for status and
@@ -137,17 +135,11 @@ private:
     void register_telemetry();
     // DPDK telemetry reads a copy; it is refreshed when a telemetry client asks.
     void refresh_telemetry_if_wanted();
-    std::vector<control::backend_sample> sample_backends();
-    // Seals every worker's client sketches and adds them to the skew window; false
-    // when a worker has not sealed its buffer in time.
-    bool collect_clients(std::chrono::steady_clock::time_point now);
     std::vector<const dataplane::worker_stats*> worker_stats() const;
-    size_t alarm_count() const;
+    std::vector<dataplane::worker*> running_workers() const; // empty before they run
 
     options m_options;
     control::change_pipeline m_changes; // configs and states on their way to the workers
-    control::skew_detector m_skew;
-    control::no_backend_alarms m_no_backend;
     control::runtime_stamper m_stamper;
     dataplane::dataplane_shared m_shared;
     std::unique_ptr<dataplane::qsbr_domain> m_qsbr;
@@ -161,7 +153,7 @@ private:
     control_server m_server;
     std::chrono::steady_clock::time_point m_started;
     metrics_server m_metrics;
-    std::chrono::steady_clock::time_point m_next_neighbor_tick, m_next_stats_tick;
+    std::chrono::steady_clock::time_point m_next_neighbor_tick;
     control::loop_watch m_loop;
     // The features (module.hpp), made in start() before the workers.
     module_context m_module_context{m_changes,
@@ -169,11 +161,13 @@ private:
                                     nullptr,
                                     m_server,
                                     [this] { return worker_stats(); },
+                                    [this] { return running_workers(); },
                                     [this] {
                                         return m_loop.iterations();
                                     }};
     std::vector<std::unique_ptr<module>> m_modules;
-    std::string m_wedge_file; // test hook: EVENFLOW_TEST_WEDGE_FILE
+    skew_module* m_skew = nullptr; // alarms: read by the views that join every feature
+    std::string m_wedge_file;      // test hook: EVENFLOW_TEST_WEDGE_FILE
     std::chrono::steady_clock::time_point m_next_wedge_check;
     struct file_check {
         // The file as last loaded (status: does the running config differ from it?).
@@ -191,12 +185,7 @@ private:
         uint64_t admin_generation = 0;
         std::string value; // empty: not computed yet
     } m_fingerprint;
-    reclaimer m_reclaimer;                          // frees old snapshots off the control thread
-    std::vector<control::backend_sample> m_samples; // the skew sampler's, for m_samples_of
-    const snapshot* m_samples_of = nullptr;
-    static constexpr int max_ticks_without_clients = 5;
-    int m_ticks_without_clients = 0;   // stats ticks held back for a worker's sketches, in a row
-    uint64_t m_skew_ticks_held = 0;    // and since start (status)
+    reclaimer m_reclaimer;             // frees old snapshots off the control thread
     std::vector<std::string> m_labels; // /metrics labels per backend of m_labels_of
     const snapshot* m_labels_of = nullptr;
     baseline_drift m_drift;

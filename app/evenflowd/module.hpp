@@ -32,6 +32,9 @@ struct module_context {
     control_server& server; // deferred answers (ticket), the socket's directory
     // Every worker's counters, for sums.
     std::function<std::vector<const dataplane::worker_stats*>()> worker_stats;
+    // The workers, once they run (empty before): what a module asks of them (e.g. a
+    // seal of their client sketches).
+    std::function<std::vector<dataplane::worker*>()> workers;
     // Iterations of the control loop so far (is it alive?).
     std::function<uint64_t()> loop_iterations;
 
@@ -46,6 +49,9 @@ struct request_context {
 // An answer now, or nullopt when the handler answers later through the ticket.
 using answer_t = std::optional<api::json>;
 
+// A time in answers: "2026-12-07T15:17:12Z" (UTC).
+std::string iso_time(std::chrono::system_clock::time_point t);
+
 class module {
 public:
     using clock = std::chrono::steady_clock;
@@ -58,8 +64,11 @@ public:
     virtual bool start(std::string* /*error*/) { return true; }
     // Every control-loop iteration.
     virtual void tick(clock::time_point) {}
+    // As a snapshot replaces the running one (before the old one is freed): for what
+    // is keyed by the old snapshot.
+    virtual void on_replaced(const control::publication&) {}
     // After each publication, in an iteration of its own.
-    virtual void on_publish(const snapshot&) {}
+    virtual void on_publish(const snapshot&, const control::publication&) {}
     // Before an automatic rollback builds its snapshot: what was learnt under the bad
     // config goes with it.
     virtual void on_automatic_rollback() {}
@@ -82,5 +91,16 @@ public:
 
 // The modules evenflowd runs, in the order it calls them (modules.cpp).
 std::vector<std::unique_ptr<module>> make_modules(module_context& ctx);
+
+// The module of type T in `modules`, for the views that join several features' figures.
+template <typename T>
+T* find_module(const std::vector<std::unique_ptr<module>>& modules) {
+    for (const auto& m : modules) {
+        if (auto* found = dynamic_cast<T*>(m.get())) {
+            return found;
+        }
+    }
+    return nullptr;
+}
 
 } // namespace evenflow::daemon

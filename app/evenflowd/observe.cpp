@@ -1,6 +1,7 @@
-// evenflowd's figures: the skew sampler that feeds the detector every second, and
-// the Prometheus exposition and DPDK telemetry endpoints, all read on the control
-// thread from the same counters (dataplane/counters.hpp) that evenctl reads.
+// evenflowd's figures that join every feature: the Prometheus exposition (each
+// module adds its own series) and DPDK telemetry endpoints, and the baseline drift,
+// all read on the control thread from the same counters (dataplane/counters.hpp) that
+// evenctl reads.
 #include "daemon.hpp"
 
 #include "control/announce.hpp"
@@ -281,7 +282,7 @@ std::string evenflowd::render_metrics() {
         r.pkts_from = sum(workers, b.id, &backend_counters::packets_from);
         r.bytes_to = sum(workers, b.id, &backend_counters::bytes_to);
         r.bytes_from = sum(workers, b.id, &backend_counters::bytes_from);
-        r.view = m_skew.view(b.id);
+        r.view = m_skew->detector().view(b.id);
         rows.push_back(r);
     }
     // Per-service aggregates first: always present, whatever metrics_backends says.
@@ -339,8 +340,9 @@ std::string evenflowd::render_metrics() {
     const config::metrics_backends& selection = manager().running().control.metrics_backends;
     if (selection.which != config::metrics_backends::kind::all) {
         auto in_trouble = [&](const row& r) {
-            return !takes_new_flows(r.b->state) || m_skew.alarms().count(r.b->id) != 0 ||
-                   m_no_backend.active().count(r.service) != 0;
+            return !takes_new_flows(r.b->state) ||
+                   m_skew->detector().alarms().count(r.b->id) != 0 ||
+                   m_skew->no_backend().active().count(r.service) != 0;
         };
         std::vector<row> busiest;
         std::vector<row> kept;
@@ -407,8 +409,9 @@ std::string evenflowd::render_metrics() {
             return r.b->expected_share > 0 ? r.view.observed_share / r.b->expected_share : 0.0;
         });
     auto alarm_kind = [&](const row& r) -> std::optional<control::skew_kind> {
-        auto it = m_skew.alarms().find(r.b->id);
-        return it == m_skew.alarms().end() ? std::nullopt : std::optional(it->second.kind);
+        const auto& alarms = m_skew->detector().alarms();
+        auto it = alarms.find(r.b->id);
+        return it == alarms.end() ? std::nullopt : std::optional(it->second.kind);
     };
     per_backend("evenflow_backend_skew_alarm", "gauge",
                 "1 while a skew alarm that points at the config (hot or starved) is active.",
@@ -421,25 +424,6 @@ std::string evenflowd::render_metrics() {
                 [&](const row& r) {
                     return alarm_kind(r) == control::skew_kind::heavy_hitter ? 1.0 : 0.0;
                 });
-    // The clients heavy_hitter alarms name: at most five per alarm, so the label set
-    // stays bounded whatever the traffic.
-    out.help("evenflow_heavy_hitter_connections", "gauge",
-             "Connections (basis new_flows) or SYNs (basis syns) a client named by a "
-             "heavy_hitter alarm opened to the backend in the skew window (lower bound).");
-    for (const auto& [id, a] : m_skew.alarms()) {
-        if (a.kind != control::skew_kind::heavy_hitter) {
-            continue;
-        }
-        for (const control::heavy_client& c : a.clients) {
-            out.sample("evenflow_heavy_hitter_connections",
-                       {{"service", a.service},
-                        {"backend", a.backend},
-                        {"client", c.client},
-                        {"basis", std::string(control::to_string(a.basis))}},
-                       double(c.to_backend));
-        }
-    }
-
     out.help("evenflow_service_backends_up", "gauge", "Backends taking new flows.");
     out.help("evenflow_service_no_backend_alarm", "gauge", "1 while no backend is up.");
     for (const snapshot_service& svc : snap->services) {
@@ -449,7 +433,7 @@ std::string evenflowd::render_metrics() {
         }
         out.sample("evenflow_service_backends_up", {{"service", svc.name}}, up);
         out.sample("evenflow_service_no_backend_alarm", {{"service", svc.name}},
-                   m_no_backend.active().count(svc.name) ? 1.0 : 0.0);
+                   m_skew->no_backend().active().count(svc.name) ? 1.0 : 0.0);
     }
 
     for (const dataplane::worker_counter_info& m : dataplane::worker_counter_list) {
@@ -492,8 +476,6 @@ std::string evenflowd::render_metrics() {
     for (const auto& m : m_modules) {
         m->collect_metrics(out);
     }
-    out.help("evenflow_alarms_active", "gauge", "Skew and no-backend alarms active.");
-    out.sample("evenflow_alarms_active", {}, double(alarm_count()));
 
     return out.take();
 }
@@ -510,7 +492,8 @@ void evenflowd::refresh_telemetry_if_wanted() {
         backends.emplace_back(
             fmt::format("{}/{}", snap->services[b.service_index].name, b.key()),
             fmt::format("state={} expected={:.3f} observed={:.3f} active={} new={}",
-                        to_string(b.state), b.expected_share, m_skew.view(b.id).observed_share,
+                        to_string(b.state), b.expected_share,
+                        m_skew->detector().view(b.id).observed_share,
                         sum(workers, b.id, &backend_counters::active_flows),
                         sum(workers, b.id, &backend_counters::new_flows)));
     }
@@ -519,7 +502,7 @@ void evenflowd::refresh_telemetry_if_wanted() {
         g_telemetry.version = manager().version();
         g_telemetry.uptime_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - m_started).count();
-        g_telemetry.alarms = alarm_count();
+        g_telemetry.alarms = m_skew->alarm_count();
         g_telemetry.backends = std::move(backends);
         g_telemetry.workers.clear();
         for (const auto& w : m_workers) {
@@ -542,138 +525,6 @@ std::vector<const dataplane::worker_stats*> evenflowd::worker_stats() const {
         out.push_back(&w->stats());
     }
     return out;
-}
-
-size_t evenflowd::alarm_count() const {
-    return m_skew.alarms().size() + m_no_backend.active().size();
-}
-
-std::vector<control::backend_sample> evenflowd::sample_backends() {
-    // Names and expected shares change only with the snapshot: kept from one tick to
-    // the next, so a tick at ten thousand backends only reads counters.
-    const snapshot* snap = m_shared.snap.load();
-    if (m_samples_of != snap) {
-        m_samples.clear();
-        for (const snapshot_backend& b : snap->backends) {
-            control::backend_sample s;
-            s.id = b.id;
-            s.service = snap->services[b.service_index].name;
-            s.backend = b.key();
-            s.expected_share = b.expected_share;
-            s.pins_clients = snap->services[b.service_index].hash == config::hash_mode::src_ip;
-            m_samples.push_back(std::move(s));
-        }
-        m_samples_of = snap;
-    }
-    auto workers = worker_stats();
-    for (control::backend_sample& s : m_samples) {
-        using dataplane::backend_counters;
-        s.new_flows = sum(workers, s.id, &backend_counters::new_flows);
-        s.syns = sum(workers, s.id, &backend_counters::syns);
-        s.active_flows = sum(workers, s.id, &backend_counters::active_flows);
-        s.bytes = sum(workers, s.id, &backend_counters::bytes_to) +
-                  sum(workers, s.id, &backend_counters::bytes_from);
-        s.packets = sum(workers, s.id, &backend_counters::packets_to) +
-                    sum(workers, s.id, &backend_counters::packets_from);
-    }
-    return m_samples;
-}
-
-bool evenflowd::collect_clients(std::chrono::steady_clock::time_point now) {
-    if (!m_workers_launched) {
-        return true;
-    }
-    auto take_sealed = [&] {
-        std::vector<const flow::client_sketches::buffer*> sealed;
-        for (auto& w : m_workers) {
-            if (w->clients().sealed_ready()) {
-                sealed.push_back(&w->clients().sealed());
-            }
-        }
-        if (!sealed.empty()) {
-            m_skew.clients().add(now, sealed);
-        }
-        for (auto& w : m_workers) {
-            if (w->clients().sealed_ready()) {
-                w->clients().release_sealed();
-            }
-        }
-    };
-    // A buffer sealed too late for the last tick first, so that every worker is asked
-    // for a seal now and the sketches reach as far as the counters read next.
-    take_sealed();
-    for (auto& w : m_workers) {
-        w->clients().request_seal();
-    }
-    // A worker acknowledges at its next poll, microseconds away unless its thread is
-    // preempted (two cores shared with other processes): wait up to 20 ms, sleeping
-    // so that the core is not taken from them.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
-    auto all_sealed = [&] {
-        return std::all_of(m_workers.begin(), m_workers.end(),
-                           [](const auto& w) { return w->clients().sealed_ready(); });
-    };
-    while (!all_sealed() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    take_sealed();
-    return std::none_of(m_workers.begin(), m_workers.end(),
-                        [](const auto& w) { return w->clients().pending(); });
-}
-
-void evenflowd::stats_tick() {
-    const auto now = std::chrono::steady_clock::now();
-    // Sketches first, then counters: what the counters hold beyond the sketches
-    // (events in between) is never credited to a heavy client. A worker that has not
-    // sealed its buffer yet holds the next judgement back: counters ahead of the
-    // sketches would make a few clients' skew look like the config's, and roll it
-    // back. Its buffer is taken at the next tick; after max_ticks_without_clients in
-    // a row (a wedged worker, which liveness reports) the detector judges anyway.
-    if (!collect_clients(now)) {
-        if (++m_ticks_without_clients <= max_ticks_without_clients) {
-            ++m_skew_ticks_held;
-            return;
-        }
-        if (m_ticks_without_clients == max_ticks_without_clients + 1) {
-            log_event("warning", "skew_clients_incomplete",
-                      {{"seconds", std::to_string(max_ticks_without_clients)}});
-        }
-    } else {
-        m_ticks_without_clients = 0;
-    }
-    auto events = m_skew.tick(now, std::chrono::system_clock::now(), sample_backends());
-    for (const auto& e : events) {
-        std::vector<control::log_field> fields = {
-            {"service", e.alarm.service},
-            {"backend", e.alarm.backend},
-            {"kind", std::string(control::to_string(e.alarm.kind))},
-            {"basis", std::string(control::to_string(e.alarm.basis))},
-            {"observed", fmt::format("{:.3f}", e.alarm.observed_share)},
-            {"expected", fmt::format("{:.3f}", e.alarm.expected_share)},
-            {"flows", std::to_string(e.alarm.flows)},
-            {"version", std::to_string(manager().version())}};
-        if (!e.alarm.clients.empty()) {
-            std::string names;
-            for (const auto& c : e.alarm.clients) {
-                names += (names.empty() ? "" : " ") + c.client;
-            }
-            fields.emplace_back("clients", names);
-        }
-        log_event(e.raised ? "warning" : "info", e.raised ? "skew_alarm" : "skew_clear", fields);
-    }
-    for (const auto& e : events) {
-        // Bytes and packets skew is reported, not rolled back: it is as often the
-        // traffic's shape (one client's downloads) as the config's doing; so is a
-        // skew a few clients explain (heavy_hitter).
-        if (e.raised && control::causes_rollback(e.alarm)) {
-            m_changes.roll_back_automatically(
-                fmt::format("skew alarm: {} backend {} {} ({} observed, {} expected)",
-                            e.alarm.service, e.alarm.backend, control::to_string(e.alarm.kind),
-                            fmt::format("{:.1f}%", e.alarm.observed_share * 100),
-                            fmt::format("{:.1f}%", e.alarm.expected_share * 100)));
-            break;
-        }
-    }
 }
 
 } // namespace evenflow::daemon

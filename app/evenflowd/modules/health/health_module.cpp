@@ -50,7 +50,7 @@ void health_module::tick(clock::time_point) {
     }
 }
 
-void health_module::on_publish(const snapshot& snap) {
+void health_module::on_publish(const snapshot& snap, const control::publication&) {
     m_checker.sync(snap, clock::now());
 }
 

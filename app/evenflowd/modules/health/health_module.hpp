@@ -16,7 +16,7 @@ public:
     const char* name() const override { return "health"; }
     bool start(std::string* error) override;
     void tick(clock::time_point now) override;
-    void on_publish(const snapshot& snap) override;
+    void on_publish(const snapshot& snap, const control::publication& what) override;
     void on_automatic_rollback() override { m_checker.forget_verdicts(); }
     void collect_metrics(exposition& out) override;
     void status(api::json& out) override;
