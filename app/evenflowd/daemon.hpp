@@ -106,6 +106,9 @@ private:
 
     // ---- observe.cpp
     std::string render_metrics();
+    void config_metrics(exposition& out);
+    void backend_metrics(exposition& out, const snapshot& running);
+    void worker_metrics(exposition& out);
     // Each backend's expected share now and in the series baseline (and, when the
     // baseline is an accepted shift, in the baseline it replaced), for status and
     // /metrics. Computed off the loop (ten thousand backends take tens of ms) whenever

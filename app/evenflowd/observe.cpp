@@ -184,7 +184,19 @@ const std::string& evenflowd::fingerprint() {
 std::string evenflowd::render_metrics() {
     exposition out;
     const snapshot* snap = m_shared.snap.load();
+    out.reserve(size_t(snap->backends.size()) * 1500 + 65536);
+    config_metrics(out);
+    backend_metrics(out, *snap);
+    worker_metrics(out);
+    for (const auto& m : m_modules) {
+        m->collect_metrics(out);
+    }
+    return out.take();
+}
 
+// The running version, its fingerprint, the change pipeline's counts and the series
+// baseline with each backend's drift from it.
+void evenflowd::config_metrics(exposition& out) {
     out.help("evenflow_config_version", "gauge", "Running configuration version.");
     out.sample("evenflow_config_version", {}, double(manager().version()));
     {
@@ -251,7 +263,11 @@ std::string evenflowd::render_metrics() {
                  "baseline it replaced (-1..1).");
         out.raw(d.accepted_samples);
     }
+}
 
+// Per service, then per backend ([control] metrics_backends selects which).
+void evenflowd::backend_metrics(exposition& out, const snapshot& running) {
+    const snapshot* snap = &running;
     struct row {
         const snapshot_backend* b;
         std::string service;
@@ -269,7 +285,6 @@ std::string evenflowd::render_metrics() {
         }
         m_labels_of = snap;
     }
-    out.reserve(size_t(snap->backends.size()) * 1500 + 65536);
     std::vector<row> rows;
     for (const snapshot_backend& b : snap->backends) {
         using dataplane::backend_counters;
@@ -435,7 +450,10 @@ std::string evenflowd::render_metrics() {
         out.sample("evenflow_service_no_backend_alarm", {{"service", svc.name}},
                    m_skew->no_backend().active().count(svc.name) ? 1.0 : 0.0);
     }
+}
 
+// Per worker, the control loop and the neighbor table.
+void evenflowd::worker_metrics(exposition& out) {
     for (const dataplane::worker_counter_info& m : dataplane::worker_counter_list) {
         if (!m.exported) {
             continue;
@@ -473,11 +491,6 @@ std::string evenflowd::render_metrics() {
     out.help("evenflow_neighbor_arp_ignored_total", "counter",
              "ARP frames not learned from: unsolicited, or a MAC change too soon after one.");
     out.sample("evenflow_neighbor_arp_ignored_total", {}, double(resolver.ignored()));
-    for (const auto& m : m_modules) {
-        m->collect_metrics(out);
-    }
-
-    return out.take();
 }
 
 void evenflowd::refresh_telemetry_if_wanted() {
