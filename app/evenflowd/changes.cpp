@@ -1,7 +1,7 @@
 // The daemon's side of the change pipeline (lib/control/changes.hpp, which reviews,
 // builds, saves and records every change): a publication's way to the workers (RCU)
-// and the work that follows it, health verdicts into the pipeline, and whether the
-// running config is the file's (status).
+// and the work that follows it (the modules' on_replaced and on_publish), and whether
+// the running config is the file's (status).
 #include "daemon.hpp"
 
 #include "config/diff.hpp"
@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include <arpa/inet.h>
+#include <algorithm>
 
 namespace evenflow::daemon {
 
@@ -25,8 +25,11 @@ control::change_pipeline::host evenflowd::pipeline_host() {
     h.running_snapshot = [this] {
         return m_shared.snap.load();
     };
+    // Asked once per id while ids are reclaimed (tens of thousands): no list per call.
     h.backend_in_use = [this](uint32_t id) {
-        return sum(worker_stats(), id, &dataplane::backend_counters::active_flows) != 0;
+        return std::any_of(m_workers.begin(), m_workers.end(), [id](const auto& w) {
+            return w->stats().backends[id].active_flows.get() != 0;
+        });
     };
     h.on_automatic_rollback = [this] {
         for (const auto& m : m_modules) {
@@ -79,17 +82,13 @@ void evenflowd::after_config_change() {
     m_slow_path->announce_vips(*m_shared.snap.load());
 }
 
-} // namespace evenflow::daemon
-
-namespace evenflow::daemon {
-
 void evenflowd::note_file_loaded(const config::config& file_cfg) {
     std::error_code ec;
     auto mtime = std::filesystem::last_write_time(m_options.config_path, ec);
     uintmax_t size = ec ? 0 : std::filesystem::file_size(m_options.config_path, ec);
     if (!ec) {
         m_file_check.file = std::make_unique<const config::config>(file_cfg);
-        m_file_check.hash = control::text_hash(file_cfg.source_text);
+        m_file_check.hash = m_changes.file_hash(); // the pipeline hashed it at start
         m_file_check.mtime = mtime;
         m_file_check.size = size;
         m_file_check.loaded = true;

@@ -51,14 +51,6 @@ void install_signal_handlers() {
     signal(SIGPIPE, SIG_IGN);
 }
 
-std::string join(const std::vector<std::string>& words, std::string_view sep) {
-    std::string out;
-    for (size_t i = 0; i < words.size(); ++i) {
-        out += (i ? std::string(sep) : std::string()) + words[i];
-    }
-    return out;
-}
-
 } // namespace
 
 evenflowd::evenflowd(options opts)
@@ -123,7 +115,7 @@ bool evenflowd::start() {
     if (rte_eal_init(int(argv.size()), argv.data()) < 0) {
         log_event("error", "start_refused",
                   {{"reason", fmt::format("EAL init failed: {}", rte_strerror(rte_errno))},
-                   {"eal_args", join(args, " ")}});
+                   {"eal_args", fmt::format("{}", fmt::join(args, " "))}});
         return false;
     }
     m_eal_ready = true;
@@ -420,11 +412,7 @@ std::vector<dataplane::worker*> evenflowd::running_workers() const {
 }
 
 uint64_t module_context::active_flows() const {
-    uint64_t n = 0;
-    for (const dataplane::worker_stats* w : worker_stats()) {
-        n += w->totals.flows_active.get();
-    }
-    return n;
+    return sum(worker_stats(), &dataplane::worker_counters::flows_active);
 }
 
 void evenflowd::test_hooks_tick(std::chrono::steady_clock::time_point now) {

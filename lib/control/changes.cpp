@@ -17,20 +17,12 @@ using api::json;
 
 namespace {
 
-std::string join(const std::vector<std::string>& lines, std::string_view sep) {
-    std::string out;
-    for (size_t i = 0; i < lines.size(); ++i) {
-        out += (i ? std::string(sep) : std::string()) + lines[i];
-    }
-    return out;
-}
-
 std::string diagnostics_text(const config::load_result& r) {
     std::vector<std::string> lines;
     for (const auto& d : r.errors) {
         lines.push_back(d.to_string());
     }
-    return join(lines, "\n");
+    return fmt::format("{}", fmt::join(lines, "\n"));
 }
 
 json refusal_reply(const std::string& message, uint64_t version) {
@@ -243,10 +235,11 @@ bool change_pipeline::prepare(change& c, bool* wait) {
         case apply_verdict::shift: {
             json reply = refusal_reply("refused: this config shifts traffic too far (evenctl "
                                        "apply FILE --accept-shift to apply it anyway):\n  " +
-                                           join(e.shift_lines, "\n  "),
+                                           fmt::format("{}", fmt::join(e.shift_lines, "\n  ")),
                                        m_manager.version());
             reply["shift"] = e.shift_lines;
-            refuse(c, "shift", "distribution shift", reply, {{"shift", join(e.shift_lines, "; ")}});
+            refuse(c, "shift", "distribution shift", reply,
+                   {{"shift", fmt::format("{}", fmt::join(e.shift_lines, "; "))}});
             return false;
         }
         case apply_verdict::restart:
@@ -426,7 +419,7 @@ void change_pipeline::finish(change& c) {
         if (c.shift_accepted) {
             // The history says who moved the baseline, and the log says past what.
             log_change("apply", version, c,
-                       {{"accepted_shift", join(c.shift_lines, "; ")},
+                       {{"accepted_shift", fmt::format("{}", fmt::join(c.shift_lines, "; "))},
                         {"baseline", std::to_string(version)}});
         } else {
             log_change("apply", version, c);
@@ -502,102 +495,102 @@ bool change_pipeline::save_state(const history_entry* pending, std::string* erro
     return true;
 }
 
-change_result change_pipeline::start(const config::config& file_cfg) {
-    change_result r = [&] {
-        actor who = daemon_actor("startup");
-        m_file_hash = text_hash(file_cfg.source_text);
-        const std::string& dir = file_cfg.control.state_dir;
-        std::string reason;
-        bool trouble = false; // a state that should have been usable and was not
-        if (dir.empty()) {
-            reason = "state_dir is \"\": no state is kept";
-        } else if (std::string error; !m_state.open(dir, &error)) {
-            reason = error;
+// The saved version when it may be resumed, else the file's; says which in the log.
+change_result change_pipeline::first_version(const config::config& file_cfg) {
+    actor who = daemon_actor("startup");
+    m_file_hash = text_hash(file_cfg.source_text);
+    const std::string& dir = file_cfg.control.state_dir;
+    std::string reason;
+    bool trouble = false; // a state that should have been usable and was not
+    if (dir.empty()) {
+        reason = "state_dir is \"\": no state is kept";
+    } else if (std::string error; !m_state.open(dir, &error)) {
+        reason = error;
+        trouble = true;
+    }
+    if (!file_cfg.dataplane.hash_seed) {
+        m_manager.set_fallback_seed(host_hash_seed()); // before any snapshot is built
+    }
+    if (!m_state.is_open()) {
+        // nothing to resume (reason says why)
+    } else if (auto saved = m_state.load(&reason); !saved) {
+        trouble = reason.rfind("no state saved", 0) != 0;
+        m_manager.continue_numbering(m_state.highest_version_file() + 1);
+    } else {
+        m_manager.continue_numbering(saved->next_version);
+        if (saved->file_hash != m_file_hash) {
+            reason = fmt::format("{} changed since version {} was saved: the file is the "
+                                 "desired state",
+                                 m_config_path, saved->history.back().version);
+        } else {
+            std::vector<history_entry> entries;
+            for (saved_version& v : saved->history) {
+                std::string name = fmt::format("{}/v{}.toml", dir, v.version);
+                config::load_result loaded = config::load_string(v.text, name);
+                if (!loaded.ok()) {
+                    reason = fmt::format("saved version {} does not load: {}", v.version,
+                                         loaded.errors.empty() ? "" : loaded.errors[0].to_string());
+                    break;
+                }
+                history_entry e;
+                e.version = v.version;
+                e.at = std::chrono::system_clock::time_point(std::chrono::milliseconds(v.at_ms));
+                e.who = v.who;
+                e.origin = v.origin;
+                e.diff = v.diff;
+                e.accepted_shift = v.accepted_shift;
+                e.accepted_from = v.accepted_from;
+                e.rollback_of = v.rollback_of;
+                e.baseline = v.baseline;
+                e.cfg = std::make_shared<const config::config>(std::move(*loaded.value));
+                entries.push_back(std::move(e));
+            }
+            if (reason.empty()) {
+                reason = config::restart_required(file_cfg, *entries.back().cfg);
+            }
+            if (reason.empty()) {
+                std::vector<config_manager::named_admin> admin;
+                for (const saved_admin& a : saved->admin) {
+                    admin.emplace_back(a.service, a.backend, a.state);
+                }
+                std::vector<std::string> skipped;
+                change_result resumed =
+                    m_manager.resume(std::move(entries), saved->next_version, admin, &skipped);
+                if (resumed.ok) {
+                    m_start_origin = {
+                        "resumed", resumed.version,
+                        fmt::format("resumed version {} from {}", resumed.version, dir)};
+                    log_event("info", "state_resumed",
+                              {{"version", std::to_string(resumed.version)},
+                               {"dir", dir},
+                               {"versions", std::to_string(m_manager.history().size())},
+                               {"admin_states", std::to_string(admin.size() - skipped.size())},
+                               {"file", m_config_path}});
+                    for (const std::string& s : skipped) {
+                        log_event("warning", "state_admin_skipped", {{"state", s}});
+                    }
+                    return resumed;
+                }
+                reason = resumed.error;
+            }
+            reason = "the saved state cannot be resumed: " + reason;
             trouble = true;
         }
-        if (!file_cfg.dataplane.hash_seed) {
-            m_manager.set_fallback_seed(host_hash_seed()); // before any snapshot is built
-        }
-        if (!m_state.is_open()) {
-            // nothing to resume (reason says why)
-        } else if (auto saved = m_state.load(&reason); !saved) {
-            trouble = reason.rfind("no state saved", 0) != 0;
-            m_manager.continue_numbering(m_state.highest_version_file() + 1);
-        } else {
-            m_manager.continue_numbering(saved->next_version);
-            if (saved->file_hash != m_file_hash) {
-                reason = fmt::format("{} changed since version {} was saved: the file is the "
-                                     "desired state",
-                                     m_config_path, saved->history.back().version);
-            } else {
-                std::vector<history_entry> entries;
-                for (saved_version& v : saved->history) {
-                    std::string name = fmt::format("{}/v{}.toml", dir, v.version);
-                    config::load_result loaded = config::load_string(v.text, name);
-                    if (!loaded.ok()) {
-                        reason =
-                            fmt::format("saved version {} does not load: {}", v.version,
-                                        loaded.errors.empty() ? "" : loaded.errors[0].to_string());
-                        break;
-                    }
-                    history_entry e;
-                    e.version = v.version;
-                    e.at =
-                        std::chrono::system_clock::time_point(std::chrono::milliseconds(v.at_ms));
-                    e.who = v.who;
-                    e.origin = v.origin;
-                    e.diff = v.diff;
-                    e.accepted_shift = v.accepted_shift;
-                    e.accepted_from = v.accepted_from;
-                    e.rollback_of = v.rollback_of;
-                    e.baseline = v.baseline;
-                    e.cfg = std::make_shared<const config::config>(std::move(*loaded.value));
-                    entries.push_back(std::move(e));
-                }
-                if (reason.empty()) {
-                    reason = config::restart_required(file_cfg, *entries.back().cfg);
-                }
-                if (reason.empty()) {
-                    std::vector<config_manager::named_admin> admin;
-                    for (const saved_admin& a : saved->admin) {
-                        admin.emplace_back(a.service, a.backend, a.state);
-                    }
-                    std::vector<std::string> skipped;
-                    change_result resumed =
-                        m_manager.resume(std::move(entries), saved->next_version, admin, &skipped);
-                    if (resumed.ok) {
-                        m_start_origin = {
-                            "resumed", resumed.version,
-                            fmt::format("resumed version {} from {}", resumed.version, dir)};
-                        log_event("info", "state_resumed",
-                                  {{"version", std::to_string(resumed.version)},
-                                   {"dir", dir},
-                                   {"versions", std::to_string(m_manager.history().size())},
-                                   {"admin_states", std::to_string(admin.size() - skipped.size())},
-                                   {"file", m_config_path}});
-                        for (const std::string& s : skipped) {
-                            log_event("warning", "state_admin_skipped", {{"state", s}});
-                        }
-                        return resumed;
-                    }
-                    reason = resumed.error;
-                }
-                reason = "the saved state cannot be resumed: " + reason;
-                trouble = true;
-            }
-        }
-        change_result first =
-            m_manager.start(file_cfg, who, fmt::format("start {}", m_config_path));
-        if (first.ok) {
-            m_start_origin = {"file", first.version, reason};
-            log_event(trouble ? "warning" : "info", "state_not_resumed",
-                      {{"version", std::to_string(first.version)},
-                       {"file", m_config_path},
-                       {"dir", dir},
-                       {"reason", reason}});
-        }
-        return first;
-    }();
+    }
+    change_result first = m_manager.start(file_cfg, who, fmt::format("start {}", m_config_path));
+    if (first.ok) {
+        m_start_origin = {"file", first.version, reason};
+        log_event(trouble ? "warning" : "info", "state_not_resumed",
+                  {{"version", std::to_string(first.version)},
+                   {"file", m_config_path},
+                   {"dir", dir},
+                   {"reason", reason}});
+    }
+    return first;
+}
+
+change_result change_pipeline::start(const config::config& file_cfg) {
+    change_result r = first_version(file_cfg);
     // What runs is saved at once, with the file's hash, so that a crash from here on
     // resumes it.
     if (std::string error; r.ok && !save_state(nullptr, &error)) {

@@ -139,6 +139,7 @@ private:
     void log_change(const char* event, uint64_t version, const change& c,
                     std::initializer_list<log_field> extra = {});
     void reclaim_ids_if_short();
+    change_result first_version(const config::config& file_cfg);
     bool save_state(const history_entry* pending, std::string* error);
     bool note_file_text(const std::string& text, bool from_file);
     net::hash_seed host_hash_seed();
