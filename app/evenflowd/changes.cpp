@@ -1,14 +1,9 @@
 // The daemon's side of the change pipeline (lib/control/changes.hpp, which reviews,
 // builds, saves and records every change): a publication's way to the workers (RCU)
-// and the work that follows it (the modules' on_replaced and on_publish), and whether
-// the running config is the file's (status).
+// and the work that follows it (the modules' on_replaced and on_publish).
 #include "daemon.hpp"
 
-#include "config/diff.hpp"
-#include "config/load.hpp"
 #include "control/log.hpp"
-
-#include <fmt/format.h>
 
 #include <algorithm>
 
@@ -80,63 +75,6 @@ void evenflowd::publish(std::unique_ptr<snapshot> snap, const control::publicati
 void evenflowd::after_config_change() {
     m_slow_path->want_neighbors(manager().running());
     m_slow_path->announce_vips(*m_shared.snap.load());
-}
-
-void evenflowd::note_file_loaded(const config::config& file_cfg) {
-    std::error_code ec;
-    auto mtime = std::filesystem::last_write_time(m_options.config_path, ec);
-    uintmax_t size = ec ? 0 : std::filesystem::file_size(m_options.config_path, ec);
-    if (!ec) {
-        m_file_check.file = std::make_unique<const config::config>(file_cfg);
-        m_file_check.hash = m_changes.file_hash(); // the pipeline hashed it at start
-        m_file_check.mtime = mtime;
-        m_file_check.size = size;
-        m_file_check.loaded = true;
-    }
-}
-
-json evenflowd::file_status() {
-    json out = {{"path", m_options.config_path}};
-    std::error_code ec;
-    auto mtime = std::filesystem::last_write_time(m_options.config_path, ec);
-    uintmax_t size = ec ? 0 : std::filesystem::file_size(m_options.config_path, ec);
-    if (ec) {
-        out["error"] = fmt::format("cannot read {}: {}", m_options.config_path, ec.message());
-        return out;
-    }
-    file_check& fc = m_file_check;
-    const bool file_known = fc.loaded && fc.mtime == mtime && fc.size == size;
-    if (file_known && fc.version == manager().version()) {
-        return fc.result;
-    }
-    if (!file_known) {
-        // The file is read and loaded once per change of it (at a thousand services a
-        // load is ~70 ms of the control loop); a new version only diffs again.
-        config::load_result loaded = config::load_file(m_options.config_path);
-        fc.file = loaded.ok() ? std::make_unique<const config::config>(std::move(*loaded.value))
-                              : nullptr;
-        fc.error = loaded.ok() ? ""
-                               : fmt::format("{} does not load ({} errors)", m_options.config_path,
-                                             loaded.errors.size());
-        fc.hash = loaded.ok() ? control::text_hash(fc.file->source_text) : "";
-        fc.mtime = mtime;
-        fc.size = size;
-        fc.loaded = true;
-    }
-    if (fc.file == nullptr) {
-        out["error"] = fc.error;
-    } else {
-        const config::config& running = manager().running();
-        size_t changes = fc.file->source_text == running.source_text
-                             ? 0
-                             : config::diff(running, *fc.file).size();
-        out["differs"] = changes != 0;
-        out["changes"] = changes;
-        out["hash"] = fc.hash;
-    }
-    fc.version = manager().version();
-    fc.result = out;
-    return out;
 }
 
 } // namespace evenflow::daemon

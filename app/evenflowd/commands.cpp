@@ -105,7 +105,26 @@ answer_t evenflowd::dispatch(const json& request, const request_context& ctx) {
                                 : (this->*h)(request, ctx);
 }
 
-answer_t evenflowd::cmd_status(const json&, const request_context&) {
+answer_t evenflowd::cmd_status(const json&, const request_context& ctx) {
+    if (!m_file_status.current(manager().history().back().cfg, manager().version())) {
+        m_status_waiting.push_back(ctx.ticket); // answered once the file is read
+        return std::nullopt;
+    }
+    return status_reply();
+}
+
+void evenflowd::answer_waiting_status() {
+    if (m_status_waiting.empty() || !m_file_status.finished()) {
+        return;
+    }
+    json reply = status_reply();
+    for (control_server::ticket t : m_status_waiting) {
+        m_server.reply(t, reply);
+    }
+    m_status_waiting.clear();
+}
+
+json evenflowd::status_reply() {
     json reply = api::ok_reply();
     reply["version"] = manager().version();
     reply["evenflow_version"] = EVENFLOW_VERSION;
@@ -124,7 +143,7 @@ answer_t evenflowd::cmd_status(const json&, const request_context&) {
     if (!m_changes.state_error().empty()) {
         reply["state"]["save_error"] = m_changes.state_error();
     }
-    reply["file"] = file_status();
+    reply["file"] = m_file_status.answer();
     reply["fingerprint"] = fingerprint();
     const snapshot* snap = m_shared.snap.load();
     reply["services"] = snap->services.size();

@@ -213,7 +213,7 @@ bool evenflowd::start() {
         log_event("error", "start_refused", {{"reason", first.error}});
         return false;
     }
-    note_file_loaded(cfg);
+    m_file_status.seed(std::make_shared<const config::config>(cfg), m_changes.file_hash());
     publish(std::move(first.snap), {});
     m_shared.neighbors.publish(dataplane::neighbor_table::build({}), *m_qsbr);
 
@@ -383,6 +383,7 @@ void evenflowd::loop() {
             m_changes.request_reload();
         }
         m_changes.advance();
+        answer_waiting_status();
         step("changes");
         if (m_metrics.wanted()) {
             m_metrics.publish(render_metrics());

@@ -6,7 +6,8 @@
 //   control_server.cpp  the socket transport (control_server.hpp)
 //   commands.cpp        one handler per command of lib/api/commands.hpp
 //   changes.cpp         the daemon's side of the change pipeline (control/changes.hpp):
-//                       publication to the workers, health verdicts, the file's status
+//                       publication to the workers
+//   file_status.cpp     does the running config differ from the file (status)
 //   observe.cpp         figures that join every feature: /metrics per backend and
 //                       worker, the baseline drift, DPDK telemetry
 //   modules.cpp         the features it runs (module.hpp), each in modules/<name>/:
@@ -27,6 +28,7 @@
 #include "dataplane/neighbor.hpp"
 #include "dataplane/slow_path.hpp"
 #include "dataplane/worker.hpp"
+#include "file_status.hpp"
 #include "metrics.hpp"
 #include "module.hpp"
 #include "modules/skew/skew_module.hpp"
@@ -69,6 +71,9 @@ private:
     // request_context and answer_t: module.hpp (modules answer commands too).
     answer_t dispatch(const api::json& request, const request_context& ctx);
     answer_t cmd_status(const api::json& request, const request_context& ctx);
+    api::json status_reply();
+    // Answers the statuses that waited for the config file's read (file_status.hpp).
+    void answer_waiting_status();
     answer_t cmd_services(const api::json& request, const request_context& ctx);
     answer_t cmd_backends(const api::json& request, const request_context& ctx);
     answer_t cmd_apply(const api::json& request, const request_context& ctx);
@@ -93,11 +98,6 @@ private:
     control::change_pipeline::reply_fn reply_to(control_server::ticket ticket);
     void publish(std::unique_ptr<snapshot> snap, const control::publication& what);
     void after_config_change();
-    // Whether the running config differs from the file (status), cached by the file's
-    // mtime and size and the running version.
-    api::json file_status();
-    // The file as read at start, for file_status: no second load on the loop.
-    void note_file_loaded(const config::config& file_cfg);
 
     // ---- daemon.cpp
     // EVENFLOW_TEST_WEDGE_FILE: wedges the worker the file names (liveness and skew
@@ -172,17 +172,9 @@ private:
     skew_module* m_skew = nullptr; // alarms: read by the views that join every feature
     std::string m_wedge_file;      // test hook: EVENFLOW_TEST_WEDGE_FILE
     std::chrono::steady_clock::time_point m_next_wedge_check;
-    struct file_check {
-        // The file as last loaded (status: does the running config differ from it?).
-        std::filesystem::file_time_type mtime{};
-        uintmax_t size = 0;
-        bool loaded = false;
-        std::unique_ptr<const config::config> file; // null when it does not load
-        std::string error, hash;
-        // The answer for the running version `version`.
-        uint64_t version = 0;
-        api::json result;
-    } m_file_check;
+    // `evenctl status`'s "file", read off the loop; the statuses waiting for it.
+    config_file_status m_file_status{m_options.config_path};
+    std::vector<control_server::ticket> m_status_waiting;
     struct {
         uint64_t version = 0;
         uint64_t admin_generation = 0;

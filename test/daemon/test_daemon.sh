@@ -103,6 +103,23 @@ expect_eq "shift: --accept-shift applies" "$rc" "0"
 expect_contains "shift: version 4" "$out" "version 4 running"
 ctl rollback >/dev/null
 
+# ---- status: the running config against its file (read off the control loop) ----
+file_field() { ctl --json status | json "r['file'].get('$1')"; }
+expect_eq "file: the running config is the file's" "$(file_field differs)" "False"
+cp "$work/v1.toml" "$work/v1.kept"
+cp "$work/v2.toml" "$work/v1.toml"
+expect_eq "file edited (b4 added): status says it differs" "$(file_field differs)" "True"
+expect_eq "file edited: the diff counts its change" "$(file_field changes)" "1"
+echo 'colour = "blue"' >>"$work/v1.toml"
+expect_contains "file broken: status says it does not load" "$(file_field error)" \
+  "v1.toml does not load (1 errors)"
+expect_contains "file broken: evenctl status says so" "$(ctl status)" "does not load"
+rm "$work/v1.toml"
+expect_contains "file removed: status says it cannot be read" "$(file_field error)" "cannot read"
+cp "$work/v1.kept" "$work/v1.toml"
+expect_eq "file restored: the running config is the file's again" "$(file_field differs)" "False"
+expect_eq "file: the daemon still answers, version 5" "$(json 'r["version"]' <<<"$(ctl --json status)")" "5"
+
 # ---- drain / disable / enable ----
 state_of() { ctl --json backends web | json "[b['state'] for b in r['backends'] if b['backend']=='$1'][0]"; }
 ctl drain web 10.20.0.11:8080 >/dev/null
