@@ -2,6 +2,7 @@
 // control thread's rings, frames that are not ours, forged replies, and the ICMP
 // errors Path MTU Discovery needs. Exact bytes where packets come out; counters where
 // they must not.
+#include "connections.hpp"
 #include "control/health.hpp"
 #include "dataplane/neighbor.hpp"
 #include "dataplane/slow_path.hpp"
@@ -21,58 +22,6 @@ using namespace evenflow::testing;
 using net::drop_reason;
 
 namespace {
-
-constexpr const char* vip = "10.10.0.100";
-
-struct legit {
-    std::string client;
-    uint16_t port;
-    uint32_t backend = 0; // address the SYN went to (host order)
-};
-
-bytes to_vip(ring_rig& rig, const std::string& client, uint16_t port, uint8_t flags,
-             const std::string& payload = "") {
-    return packet_builder()
-        .eth(router_mac, rig.lb_mac(client_side))
-        .ipv4(client, vip)
-        .tcp(port, 80, flags, 1000, 1)
-        .payload(payload)
-        .build();
-}
-
-bytes from_backend(ring_rig& rig, uint32_t backend, const std::string& client, uint16_t port,
-                   uint8_t flags) {
-    int last = int(backend & 0xff);
-    return packet_builder()
-        .eth(backend_mac(last), rig.lb_mac(backend_side))
-        .ipv4(fmt::format("10.20.0.{}", last), client)
-        .tcp(8080, port, flags, 5000, 1001)
-        .build();
-}
-
-std::string ipv4_text(uint32_t a) {
-    return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
-}
-
-// Opens `n` connections with complete handshakes (SYN, the backend's SYN-ACK, ACK).
-std::vector<legit> open_connections(ring_rig& rig, const std::string& client, uint16_t first,
-                                    int n) {
-    std::vector<legit> out;
-    for (int i = 0; i < n; ++i) {
-        legit c{client, uint16_t(first + i)};
-        auto syn = rig.exchange(client_side, to_vip(rig, client, c.port, tcp_flags::syn));
-        REQUIRE(syn.backend.size() == 1);
-        c.backend = get32(syn.backend[0], 30);
-        auto synack = rig.exchange(backend_side, from_backend(rig, c.backend, client, c.port,
-                                                              tcp_flags::syn | tcp_flags::ack));
-        REQUIRE(synack.client.size() == 1);
-        REQUIRE(
-            rig.exchange(client_side, to_vip(rig, client, c.port, tcp_flags::ack)).backend.size() ==
-            1);
-        out.push_back(c);
-    }
-    return out;
-}
 
 uint64_t stateless(ring_rig& rig) {
     return rig.worker->stats().totals.stateless_forward.get();

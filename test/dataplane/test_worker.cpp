@@ -1,5 +1,6 @@
 // The worker loop on real DPDK ports (net_ring), driven packet by packet: exact
 // bytes out for each case, checksums verified by an independent computation.
+#include "connections.hpp"
 #include "dataplane/slow_path.hpp"
 #include "fixtures.hpp"
 #include "rig.hpp"
@@ -18,28 +19,6 @@ using net::drop_reason;
 namespace {
 
 constexpr const char* client_ip = "198.51.100.7"; // off-link: reached through 10.10.0.1
-constexpr const char* vip = "10.10.0.100";
-
-// A client's flow key toward the VIP's port 80.
-net::flow_key vip_key(const char* src, uint16_t sport) {
-    net::flow_key key;
-    key.src = *net::ip_addr::parse(src);
-    key.dst = *net::ip_addr::parse(vip);
-    key.src_port = htons(sport);
-    key.dst_port = htons(80);
-    key.proto = 6;
-    return key;
-}
-
-// The backend Maglev picks for this client port, read from the published snapshot.
-const snapshot_backend& chosen_backend(ring_rig& rig, const char* src, uint16_t sport) {
-    const snapshot* snap = rig.shared.snap.load();
-    const snapshot_service* svc = snap->find_service(*net::ip_addr::parse(vip), htons(80), 6);
-    net::flow_key key = vip_key(src, sport);
-    const snapshot_backend* b = snap->find_backend(svc->pick(svc->flow_hash(key)));
-    REQUIRE(b != nullptr);
-    return *b;
-}
 
 // A backend's segment to the client (replies arrive on the backend side).
 bytes backend_packet(ring_rig& rig, const snapshot_backend& b, uint16_t client_port, uint8_t flags,

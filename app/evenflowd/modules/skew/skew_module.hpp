@@ -3,7 +3,8 @@
 // points at the config rolls it back in probation ([skew] action), and after each
 // publication services with no backend up raise a no_backend alarm (control/policy.hpp).
 // `evenctl skew` lists the alarms, `evenctl clients` who sends a service's traffic.
-// Unit tests: test/unit/test_control.cpp, test_clients.cpp, test_policy.cpp; end to end:
+// Tests: the module in-process, test_skew_module.cpp beside it; the logic in
+// test/unit/test_control.cpp, test_clients.cpp, test_policy.cpp; end to end:
 // test/e2e/skew.sh, replay.sh.
 #pragma once
 
