@@ -1,7 +1,8 @@
 // Health checks from the daemon: probes sent through the slow path at the rate the
 // checker allows, replies the workers matched handed to it, and its verdicts handed to
-// the change pipeline (one states rebuild per tick). The checker itself, pure, is
-// lib/control/health.* (test/unit/test_control.cpp); end to end: test/e2e/health.sh.
+// the change pipeline (one states rebuild per tick). Tests: the module in-process,
+// test_health_module.cpp beside it; the checker itself, pure, is lib/control/health.*
+// (test/unit/test_control.cpp); end to end: test/e2e/health.sh.
 #pragma once
 
 #include "control/health.hpp"

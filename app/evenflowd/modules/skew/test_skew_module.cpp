@@ -7,6 +7,7 @@
 #include "modules/skew/skew_module.hpp"
 
 #include "dataplane/connections.hpp"
+#include "dataplane/module_context.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -16,7 +17,6 @@
 
 using namespace evenflow;
 using namespace evenflow::testing;
-using evenflow::daemon::module_context;
 using evenflow::daemon::skew_module;
 
 namespace {
@@ -78,21 +78,8 @@ struct skew_rig {
     }
 
     ring_rig rig;
-    daemon::control_server server{
-        [](const api::json&, const control::actor&, daemon::control_server::ticket) {
-            return std::optional<api::json>{};
-        }};
-    module_context ctx{
-        rig.changes.pipeline,
-        rig.shared,
-        nullptr,
-        server,
-        [this] { return std::vector<const dataplane::worker_stats*>{&rig.worker->stats()}; },
-        [this] { return std::vector<dataplane::worker*>{rig.worker}; },
-        [] {
-            return uint64_t(1);
-        }};
-    skew_module skew{ctx};
+    rig_module_context context{rig};
+    skew_module skew{context.ctx};
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
