@@ -90,20 +90,51 @@ bool evenflowd::start() {
         return false;
     }
     const config::config& cfg = *loaded.value;
-
-    // Refuse early if another daemon answers on the socket: before EAL takes ports.
-    {
-        std::string ignored;
-        int fd = api::connect_socket(cfg.control.socket, &ignored);
-        if (fd >= 0) {
-            close(fd);
-            log_event("error", "start_refused",
-                      {{"reason", "another evenflowd answers on the control socket"},
-                       {"socket", cfg.control.socket}});
-            return false;
-        }
+    // In this order; a step that refuses logs why (start_refused), and shutdown()
+    // undoes what the steps before it did.
+    if (!no_other_daemon(cfg) || !start_eal(cfg) || !start_ports(cfg) || !create_rings(cfg)) {
+        return false;
+    }
+    m_modules = make_modules(m_module_context); // before the workers: what they read
+    m_skew = find_module<skew_module>(m_modules);
+    if (!publish_first(cfg) || !create_workers(cfg) || !open_control(cfg) || !start_modules()) {
+        return false;
+    }
+    if (const char* wedge = std::getenv("EVENFLOW_TEST_WEDGE_FILE")) {
+        m_wedge_file = wedge;
+        log_event("warning", "test_hook", {{"wedge_file", m_wedge_file}});
     }
 
+    for (size_t i = 0; i < m_workers.size(); ++i) {
+        rte_eal_remote_launch(dataplane::worker::launch, m_workers[i].get(), m_worker_lcores[i]);
+    }
+    m_workers_launched = true;
+    after_config_change();
+    log_event("info", "started",
+              {{"version", std::to_string(manager().version())},
+               {"from", m_changes.start_origin().from},
+               {"workers", std::to_string(m_workers.size())},
+               {"services", std::to_string(manager().running().services.size())},
+               {"socket", m_server.path()},
+               {"pid", std::to_string(getpid())}});
+    return true;
+}
+
+bool evenflowd::no_other_daemon(const config::config& cfg) {
+    // Before EAL takes the ports.
+    std::string ignored;
+    int fd = api::connect_socket(cfg.control.socket, &ignored);
+    if (fd < 0) {
+        return true;
+    }
+    close(fd);
+    log_event("error", "start_refused",
+              {{"reason", "another evenflowd answers on the control socket"},
+               {"socket", cfg.control.socket}});
+    return false;
+}
+
+bool evenflowd::start_eal(const config::config& cfg) {
     // EAL: [eal] args, then the extras from the command line.
     std::vector<std::string> args{"evenflowd"};
     args.insert(args.end(), cfg.eal.args.begin(), cfg.eal.args.end());
@@ -135,7 +166,10 @@ bool evenflowd::start() {
             return false;
         }
     }
+    return true;
+}
 
+bool evenflowd::start_ports(const config::config& cfg) {
     const auto workers = uint16_t(cfg.dataplane.workers.size());
     m_shared.steering = dataplane::flow_steering(workers);
     dataplane::port_options port_opts;
@@ -164,6 +198,11 @@ bool evenflowd::start() {
                    {"address", i.address.to_string()},
                    {"steering", std::string(dataplane::to_string(i.steering))}});
     }
+    return true;
+}
+
+bool evenflowd::create_rings(const config::config& cfg) {
+    const auto workers = uint16_t(cfg.dataplane.workers.size());
     // Hand-off rings between every pair of workers, when a port needs them.
     bool handoff = std::any_of(m_shared.interfaces.begin(), m_shared.interfaces.end(),
                                [](const dataplane::interface_info& i) {
@@ -202,9 +241,10 @@ bool evenflowd::start() {
         return false;
     }
     m_shared.qsbr = m_qsbr.get();
-    m_modules = make_modules(m_module_context); // before the workers: what they read
-    m_skew = find_module<skew_module>(m_modules);
+    return true;
+}
 
+bool evenflowd::publish_first(const config::config& cfg) {
     // The first snapshot is published before any worker runs.
     // The saved version (state_dir) or the file's; what runs is saved at once, with the
     // file's hash, so that a crash from here on resumes it.
@@ -216,7 +256,11 @@ bool evenflowd::start() {
     m_file_status.seed(std::make_shared<const config::config>(cfg), m_changes.file_hash());
     publish(std::move(first.snap), {});
     m_shared.neighbors.publish(dataplane::neighbor_table::build({}), *m_qsbr);
+    return true;
+}
 
+bool evenflowd::create_workers(const config::config& cfg) {
+    std::string error;
     for (size_t i = 0; i < cfg.dataplane.workers.size(); ++i) {
         auto w = dataplane::worker::create(
             dataplane::worker_config::from(cfg.dataplane, uint32_t(i)), m_shared, &error);
@@ -228,6 +272,13 @@ bool evenflowd::start() {
         m_worker_lcores.push_back(cfg.dataplane.workers[i]);
     }
 
+    m_slow_path =
+        std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
+    m_module_context.slow_path = m_slow_path.get();
+    return true;
+}
+
+bool evenflowd::open_control(const config::config& cfg) {
     if (std::string socket_error;
         !m_server.open(cfg.control.socket, cfg.control.socket_group, &socket_error)) {
         log_event("error", "start_refused",
@@ -241,15 +292,10 @@ bool evenflowd::start() {
             return false;
         }
     }
+    return true;
+}
 
-    if (const char* wedge = std::getenv("EVENFLOW_TEST_WEDGE_FILE")) {
-        m_wedge_file = wedge;
-        log_event("warning", "test_hook", {{"wedge_file", m_wedge_file}});
-    }
-
-    m_slow_path =
-        std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
-    m_module_context.slow_path = m_slow_path.get();
+bool evenflowd::start_modules() {
     // Before the workers run: [bgp] forks BIRD's watchdog.
     for (const auto& m : m_modules) {
         if (std::string module_error; !m->start(&module_error)) {
@@ -257,19 +303,6 @@ bool evenflowd::start() {
             return false;
         }
     }
-
-    for (size_t i = 0; i < m_workers.size(); ++i) {
-        rte_eal_remote_launch(dataplane::worker::launch, m_workers[i].get(), m_worker_lcores[i]);
-    }
-    m_workers_launched = true;
-    after_config_change();
-    log_event("info", "started",
-              {{"version", std::to_string(manager().version())},
-               {"from", m_changes.start_origin().from},
-               {"workers", std::to_string(m_workers.size())},
-               {"services", std::to_string(manager().running().services.size())},
-               {"socket", m_server.path()},
-               {"pid", std::to_string(getpid())}});
     return true;
 }
 

@@ -64,6 +64,15 @@ public:
 private:
     // ---- daemon.cpp
     bool start();
+    // start()'s steps, in order: false when evenflowd refuses to start (logged).
+    bool no_other_daemon(const config::config& cfg);
+    bool start_eal(const config::config& cfg);
+    bool start_ports(const config::config& cfg);
+    bool create_rings(const config::config& cfg);
+    bool publish_first(const config::config& cfg);
+    bool create_workers(const config::config& cfg);
+    bool open_control(const config::config& cfg);
+    bool start_modules();
     void loop();
     void shutdown();
 
