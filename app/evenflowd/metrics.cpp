@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
 
 namespace evenflow::daemon {
@@ -39,15 +40,23 @@ bool metrics_server::start(const std::string& listen, std::string* error) {
         m_server.reset();
         return false;
     }
-    m_thread = std::thread([this] { m_server->listen_after_bind(); });
+    m_listen_returned.store(false);
+    m_thread = std::thread([this] {
+        m_server->listen_after_bind();
+        m_listen_returned.store(true);
+    });
     return true;
 }
 
 void metrics_server::stop() {
-    if (m_server) {
-        m_server->stop();
-    }
     if (m_thread.joinable()) {
+        // httplib's stop() does nothing until the thread has begun listening
+        // (is_running): a stop right after start (a start refused by a later step)
+        // would leave the thread in accept() for ever, and this join with it.
+        while (!m_server->is_running() && !m_listen_returned.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        m_server->stop();
         m_thread.join();
     }
     m_server.reset();

@@ -34,9 +34,10 @@ private:
     std::thread m_thread;
     mutable std::mutex m_mutex;
     std::condition_variable m_published;
-    std::string m_text;                // guarded by m_mutex
-    uint64_t m_generation = 0;         // guarded by m_mutex: renderings published so far
-    std::atomic<bool> m_wanted{false}; // http: set, ctlplane: clear by publishing
+    std::string m_text;                         // guarded by m_mutex
+    uint64_t m_generation = 0;                  // guarded by m_mutex: renderings published so far
+    std::atomic<bool> m_wanted{false};          // http: set, ctlplane: clear by publishing
+    std::atomic<bool> m_listen_returned{false}; // the HTTP thread is done
 };
 
 // Appends one sample line: NAME{LABELS} VALUE, escaping label values.

@@ -315,6 +315,33 @@ expect_eq "SIGTERM: exit 0" "$rc" "0"
 if [[ -e $sock ]]; then fail "SIGTERM: socket removed"; else pass "SIGTERM: socket removed"; fi
 expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=apply version=2"
 
+# ---- a start refused after the metrics server has started exits at once ----
+# (httplib's stop() did nothing until its thread listened: a refusal right after the
+# start could leave evenflowd joining that thread for minutes.) Five times: it raced.
+cp "$work/v2.toml" "$work/nobird.toml"
+cat >>"$work/nobird.toml" <<'BGP'
+
+[bgp]
+local_as = 65001
+router_id = "10.97.30.2"
+next_hop = "10.97.30.2"
+peers = [{ address = "10.97.30.1", as = 65000 }]
+speaker = "/nonexistent/bird"
+BGP
+refused_slowest=0
+for attempt in 1 2 3 4 5; do
+  t0=$(now)
+  timeout 60 "$evenflowd" --config "$work/nobird.toml" >"$work/nobird.log" 2>&1; rc=$?
+  took=$(elapsed "$t0" "$(now)")
+  refused_slowest=$(python3 -c "print(max($refused_slowest, $took))")
+  [[ $rc == 1 ]] || break
+done
+expect_eq "refused after metrics started: exit 1, five times" "$rc" "1"
+expect_contains "refused after metrics started: says why" "$(cat "$work/nobird.log")" \
+  "speaker /nonexistent/bird cannot be run"
+figure "start refused by [bgp] after the metrics server started: slowest exit of 5: $refused_slowest s"
+within "start refused after the metrics server started: exits, s" "$refused_slowest" 10
+
 # ---- two workers on one CPU (--lcores): both run, both take part in RCU ----
 sed -e 's/"-l", "0-1"/"--lcores", "0@0,1@1,2@1"/' -e 's/^workers = \[1\]/workers = [1, 2]/' \
   -e "s/$prefix/$prefix-2/" "$work/v2.toml" >"$work/two.toml"
