@@ -318,16 +318,8 @@ expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=
 # ---- a start refused after the metrics server has started exits at once ----
 # (httplib's stop() did nothing until its thread listened: a refusal right after the
 # start could leave evenflowd joining that thread for minutes.) Five times: it raced.
-cp "$work/v2.toml" "$work/nobird.toml"
-cat >>"$work/nobird.toml" <<'BGP'
-
-[bgp]
-local_as = 65001
-router_id = "10.97.30.2"
-next_hop = "10.97.30.2"
-peers = [{ address = "10.97.30.1", as = 65000 }]
-speaker = "/nonexistent/bird"
-BGP
+{ cat "$work/v2.toml"; config_bgp 10.97.30.2 10.97.30.1 'speaker = "/nonexistent/bird"'; } \
+  >"$work/nobird.toml"
 refused_slowest=0
 for attempt in 1 2 3 4 5; do
   t0=$(now)

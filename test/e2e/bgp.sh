@@ -60,19 +60,8 @@ check "router BIRD starts" ip netns exec "$ns_r" bird -c "$work/router.conf" -s 
     "--vdev=net_null0,no-rx=1" "--vdev=net_null1,no-rx=1"
   config_pool web '{ kind = "none" }' -- 10.20.0.11:8080:1 10.20.0.12:8080:1
   config_service web $vip 80 web
-  cat <<BGP
-
-[bgp]
-local_as = 65001
-router_id = "10.97.30.2"
-next_hop = "10.97.30.2"
-peers = [{ address = "10.97.30.1", as = 65000 }]
-hold_time = "3s"
-detection = "${detection}s"
-convergence = "1s"
-drain_timeout = "5s"
-return_path = "ecmp"
-BGP
+  config_bgp 10.97.30.2 10.97.30.1 'hold_time = "3s"' "detection = \"${detection}s\"" \
+    'convergence = "1s"' 'drain_timeout = "5s"' 'return_path = "ecmp"'
 } >"$work/h1.toml"
 
 # waitroute present|absent: seconds until the router's kernel has (no) route to the VIP

@@ -102,3 +102,13 @@ config_skew() {
   (($#)) && printf '%s\n' "$@"
   return 0
 }
+
+# [bgp] for a host at ADDRESS (AS 65001, its router_id and next_hop) peering with a
+# router at PEER (AS 65000); further lines (KEY = VALUE) follow as given.
+config_bgp() { # ADDRESS PEER [LINE...]
+  printf '\n[bgp]\nlocal_as = 65001\nrouter_id = %s\nnext_hop = %s\npeers = [{ address = %s, as = 65000 }]\n' \
+    "$(toml_str "$1")" "$(toml_str "$1")" "$(toml_str "$2")"
+  shift 2
+  (($#)) && printf '%s\n' "$@"
+  return 0
+}
