@@ -113,14 +113,15 @@ std::string bird_protocol(const net::ip_addr& vip) {
     return name;
 }
 
-std::string render_bird_config(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
+std::string render_bird_config(const config::bgp_config& bgp,
+                               const std::vector<vip_announcement>& vips,
                                const std::string& log_path) {
     auto secs = [](config::duration d) {
         return std::max<long>(1, long(std::chrono::duration_cast<std::chrono::seconds>(d).count()));
     };
     std::string out = fmt::format(
-        "# Written by evenflowd at start ([bgp]); not to be edited: evenflowd enables and\n"
-        "# disables the vip_* protocols as it announces and withdraws.\n"
+        "# Written by evenflowd ([bgp]); not to be edited: evenflowd enables and disables\n"
+        "# the vip_* protocols as it announces and withdraws, and writes their state here.\n"
         "log \"{}\" all;\n"
         "router id {};\n"
         "protocol device {{ }}\n",
@@ -129,9 +130,12 @@ std::string render_bird_config(const config::bgp_config& bgp, const std::vector<
         out += "protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; "
                "multiplier 3; }; }\n";
     }
-    for (const net::ip_addr& vip : vips) {
-        out += fmt::format("protocol static {} {{ disabled; ipv4; route {}/32 blackhole; }}\n",
-                           bird_protocol(vip), vip.to_string());
+    for (const vip_announcement& v : vips) {
+        // `disabled` as it is announced now: BIRD's `configure` sets each protocol to
+        // what the file says, so a file that said `disabled` for every VIP withdrew the
+        // announced ones at each reconfigure (a VIP added or removed).
+        out += fmt::format("protocol static {} {{ {}ipv4; route {}/32 blackhole; }}\n",
+                           bird_protocol(v.vip), v.announce ? "" : "disabled; ", v.vip.to_string());
     }
     size_t i = 0;
     for (const config::bgp_peer& p : bgp.peers) {

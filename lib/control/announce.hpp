@@ -55,9 +55,12 @@ private:
 };
 
 // BIRD 2's configuration for a host: one BGP session per [bgp] peer, exporting the
-// routes of static protocols named vip_N (one per VIP, created disabled; the daemon
-// enables them). The routes are blackholes that only BGP exports (no kernel protocol).
-std::string render_bird_config(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
+// routes of static protocols named vip_N (one per VIP, enabled when it is announced,
+// disabled when not: the daemon enables and disables them at run time, and keeps the
+// file saying the same, so that a reconfigure or a restart of BIRD changes nothing).
+// The routes are blackholes that only BGP exports (no kernel protocol).
+std::string render_bird_config(const config::bgp_config& bgp,
+                               const std::vector<vip_announcement>& vips,
                                const std::string& log_path);
 // The static protocol of a VIP in that configuration.
 std::string bird_protocol(const net::ip_addr& vip);

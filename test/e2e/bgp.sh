@@ -80,6 +80,20 @@ print("never")
 sys.exit(1)
 PY
 }
+# route_gaps VIP SECONDS: samples (every 5 ms for SECONDS) in which the router had no
+# route to VIP; writes the count.
+route_gaps() {
+  python3 - "$ns_r" "$1" "$2" <<'PY'
+import subprocess, sys, time
+ns, vip, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+gaps, t0 = 0, time.time()
+while time.time() - t0 < seconds:
+    out = subprocess.run(["ip", "-n", ns, "route", "show", vip], capture_output=True, text=True).stdout
+    gaps += 0 if out.strip() else 1
+    time.sleep(0.005)
+print(gaps)
+PY
+}
 step() { # WHAT present|absent BOUND_S: one check and one figure
   local t
   t=$(waitroute "$2")
@@ -128,6 +142,26 @@ step "drain-host --timeout -> withdrawn" absent 1
 check "undrain-host again" ctl undrain-host
 step "undrain-host -> announced again" present 1
 
+# A VIP added and removed by applies (BIRD reconfigured each time): the announced VIP
+# stays announced throughout; the new one is announced, then withdrawn.
+{ cat "$work/h1.toml"; config_service api 10.97.100.101 80 web; } >"$work/h1-two.toml"
+bird_log=${sock%.sock}-bird.log
+disabled_before=$(grep -c "Disabling protocol vip_${vip//./_}\$" "$bird_log")
+route_gaps "$vip" 3 >"$work/gaps" &
+gaps_pid=$!
+sleep 0.3
+check "apply: a second VIP" ctl apply "$work/h1-two.toml"
+vip_first=$vip vip=10.97.100.101
+step "a VIP added by apply -> announced" present 2
+check "apply: the second VIP removed" ctl apply "$work/h1.toml"
+step "the VIP removed by apply -> withdrawn" absent 2
+vip=$vip_first
+wait "$gaps_pid"
+expect_eq "the announced VIP stayed announced through both reconfigures (samples without its route)" \
+  "$(cat "$work/gaps")" "0"
+expect_eq "BIRD never disabled the announced VIP's protocol in those reconfigures" \
+  "$(grep -c "Disabling protocol vip_${vip//./_}\$" "$bird_log")" "$disabled_before"
+
 kill -STOP "$pid"
 step "SIGSTOP of evenflowd -> withdrawn (detection ${detection}s)" absent "$((detection + 1))"
 kill -CONT "$pid"
@@ -144,7 +178,7 @@ wait "$pid" 2>/dev/null
 pid=
 step "kill -9 of evenflowd -> withdrawn (BIRD dies with it)" absent 1
 sleep 0.2
-expect_eq "no BIRD of the host is left" "$(pgrep -f "^/usr/sbin/bird -f -c $work/bird.conf" | wc -l)" "0"
+expect_eq "no BIRD of the host is left" "$(pgrep -f "^/usr/sbin/bird -f -c ${sock%.sock}-bird.conf" | wc -l)" "0"
 
 start_daemon "$work/h1.toml" || finish
 step "restart -> announced" present 10

@@ -82,7 +82,8 @@ TEST_CASE("liveness: every counter must move within the detection time") {
     CHECK(l.live(t + 1200ms, 1s));
 }
 
-TEST_CASE("BIRD configuration: one disabled static protocol per VIP, one session per peer") {
+TEST_CASE("BIRD configuration: one static protocol per VIP, enabled as it is announced; one "
+          "session per peer") {
     config::bgp_config bgp;
     bgp.enabled = true;
     bgp.local_as = 65001;
@@ -90,9 +91,16 @@ TEST_CASE("BIRD configuration: one disabled static protocol per VIP, one session
     bgp.next_hop = testing::ip("10.30.0.2");
     bgp.peers = {{testing::ip("10.30.0.1"), 65000}, {testing::ip("10.30.0.9"), 65000}};
     std::string text =
-        control::render_bird_config(bgp, {testing::ip("10.10.0.100")}, "/run/evenflow/bird.log");
+        control::render_bird_config(bgp,
+                                    {{testing::ip("10.10.0.100"), true, "announced"},
+                                     {testing::ip("10.10.0.101"), false, "no backend up"}},
+                                    "/run/evenflow/evenflow-bird.log");
     CHECK(control::bird_protocol(testing::ip("10.10.0.100")) == "vip_10_10_0_100");
-    CHECK(text.find("protocol static vip_10_10_0_100 { disabled; ipv4; route 10.10.0.100/32 "
+    // What BIRD's `configure` sets each protocol to: as announced now, so that a
+    // reconfigure (a VIP added) or a restart of BIRD withdraws nothing announced.
+    CHECK(text.find("protocol static vip_10_10_0_100 { ipv4; route 10.10.0.100/32 "
+                    "blackhole; }") != std::string::npos);
+    CHECK(text.find("protocol static vip_10_10_0_101 { disabled; ipv4; route 10.10.0.101/32 "
                     "blackhole; }") != std::string::npos);
     CHECK(text.find("neighbor 10.30.0.1 as 65000;") != std::string::npos);
     CHECK(text.find("neighbor 10.30.0.9 as 65000;") != std::string::npos);

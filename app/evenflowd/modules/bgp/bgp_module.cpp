@@ -16,15 +16,17 @@ bool bgp_module::start(std::string* error) {
     if (!running.bgp.enabled) {
         return true;
     }
-    // BIRD's files beside the control socket (/run/evenflow): they live as long as the
-    // daemon runs.
-    std::string run_dir = std::filesystem::path(m_ctx.server.path()).parent_path().string();
+    // BIRD's files beside the control socket (/run/evenflow), named after it
+    // (evenflow.sock: evenflow-bird.conf, ...): they live as long as the daemon runs,
+    // and two daemons whose sockets share a directory keep theirs apart.
+    std::filesystem::path socket(m_ctx.server.path());
+    std::string files = (socket.parent_path() / (socket.stem().string() + "-bird")).string();
     std::vector<net::ip_addr> vips;
     for (const auto& w : control::decide_announcements(*m_ctx.shared.snap.load(), false, true)) {
         vips.push_back(w.vip);
     }
     m_speaker = std::make_unique<bgp_speaker>();
-    return m_speaker->prepare(running.bgp, vips, run_dir, error);
+    return m_speaker->prepare(running.bgp, vips, files, error);
 }
 
 void bgp_module::tick(clock::time_point now) {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -37,18 +38,23 @@ bgp_speaker::~bgp_speaker() {
 }
 
 bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
-                          const std::string& run_dir, std::string* error) {
+                          const std::string& files, std::string* error) {
     m_bgp = bgp;
-    m_conf = run_dir + "/bird.conf";
-    m_ctl = run_dir + "/bird.ctl";
-    m_log = run_dir + "/bird.log";
-    m_pidfile = run_dir + "/bird.pid";
+    m_conf = files + ".conf";
+    m_ctl = files + ".ctl";
+    m_log = files + ".log";
+    m_pidfile = files + ".pid";
     if (access(bgp.speaker.c_str(), X_OK) != 0) {
         *error = fmt::format("[bgp] speaker {} cannot be run: {} (Debian package bird2)",
                              bgp.speaker, std::strerror(errno));
         return false;
     }
-    if (!control::write_file_atomic(m_conf, control::render_bird_config(bgp, vips, m_log), error)) {
+    std::vector<control::vip_announcement> withdrawn;
+    for (const net::ip_addr& vip : vips) {
+        withdrawn.push_back({vip, false, "starting"});
+    }
+    m_written = control::render_bird_config(bgp, withdrawn, m_log);
+    if (!control::write_file_atomic(m_conf, m_written, error)) {
         return false;
     }
     m_vips = vips;
@@ -215,19 +221,9 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
     for (const auto& w : wanted) {
         vips.push_back(w.vip);
     }
-    if (vips != m_vips) {
-        std::string error;
-        if (control::write_file_atomic(m_conf, control::render_bird_config(m_bgp, vips, m_log),
-                                       &error)) {
-            m_vips = vips;
-            std::string reply;
-            if (m_bird_pid > 0 && !birdc("configure", &reply)) {
-                log_event("warning", "bgp_reconfigure_failed", {{"reply", reply}});
-            }
-            m_applied.clear();
-        } else {
-            log_event("warning", "bgp_reconfigure_failed", {{"reason", error}});
-        }
+    if (std::string text = control::render_bird_config(m_bgp, wanted, m_log);
+        text != m_written && now >= m_next_configure) {
+        write_config(text, vips, now);
     }
     reap();
     if (m_bird_pid <= 0 && live && now >= m_next_start) {
@@ -245,8 +241,9 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
     bool reassert = now >= m_next_reassert;
     for (const auto& w : wanted) {
         auto it = m_applied.find(w.vip);
-        if (!reassert && it != m_applied.end() && it->second == w.announce) {
-            continue;
+        if (!reassert && ((it != m_applied.end() && it->second == w.announce) ||
+                          (it == m_applied.end() && m_failed.count(w.vip) != 0))) {
+            continue; // in line, or refused and tried again at the next reassert
         }
         std::string reply;
         std::string proto = control::bird_protocol(w.vip);
@@ -257,12 +254,43 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
                           {{"vip", w.vip.to_string()}, {"why", w.why}});
             }
             m_applied[w.vip] = w.announce;
+            m_failed.erase(w.vip);
         } else {
-            m_applied.erase(w.vip); // try again next time
+            m_applied.erase(w.vip);
+            if (m_failed.insert(w.vip).second) {
+                log_event("warning", "bgp_command_failed",
+                          {{"vip", w.vip.to_string()}, {"reply", reply}});
+            }
         }
     }
     if (reassert) {
         m_next_reassert = now + 1s;
+    }
+}
+
+void bgp_speaker::write_config(const std::string& text, const std::vector<net::ip_addr>& vips,
+                               std::chrono::steady_clock::time_point now) {
+    std::string error, reply;
+    if (!control::write_file_atomic(m_conf, text, &error)) {
+        log_event("warning", "bgp_reconfigure_failed", {{"reason", error}});
+        m_next_configure = now + 1s;
+        return;
+    }
+    if (vips != m_vips && m_bird_pid > 0 && !birdc("configure", &reply)) {
+        // BIRD goes on with the configuration it has; the file says so again, so that
+        // a restart of BIRD does not fail on what it refused.
+        log_event("warning", "bgp_reconfigure_failed", {{"reply", reply}});
+        control::write_file_atomic(m_conf, m_written, &error);
+        m_next_configure = now + 1s;
+        return;
+    }
+    m_written = text;
+    if (vips != m_vips) {
+        for (auto it = m_applied.begin(); it != m_applied.end();) {
+            it = std::find(vips.begin(), vips.end(), it->first) == vips.end() ? m_applied.erase(it)
+                                                                              : std::next(it);
+        }
+        m_vips = vips;
     }
 }
 

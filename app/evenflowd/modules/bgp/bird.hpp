@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,17 @@ public:
     bgp_speaker& operator=(const bgp_speaker&) = delete;
     ~bgp_speaker();
 
-    // Before EAL init (one thread): writes BIRD's config in `run_dir`, checks it
-    // (bird -p) and forks the watchdog. False with *error.
+    // Before the workers run (one thread): writes BIRD's config (every VIP withdrawn)
+    // in files named `files`.conf, .ctl, .log and .pid (beside the control socket and
+    // named after it: two daemons never share them), checks it (bird -p) and forks the
+    // watchdog. False with *error.
     bool prepare(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
-                 const std::string& run_dir, std::string* error);
+                 const std::string& files, std::string* error);
     // Every control-loop iteration: the heartbeat when live, BIRD (re)started when it
     // is not running and the daemon is live, and the announcements brought in line.
     // `progress`: when the daemon last made progress everywhere (the heartbeat the
-    // watchdog checks against [bgp] detection). A changed VIP set rewrites BIRD's
-    // configuration and reloads it.
+    // watchdog checks against [bgp] detection). BIRD's configuration file says what
+    // is announced (rewritten when that changes); a changed VIP set reloads it.
     void tick(const std::vector<control::vip_announcement>& wanted, bool live,
               std::chrono::steady_clock::time_point progress,
               std::chrono::steady_clock::time_point now);
@@ -69,6 +72,13 @@ private:
     uint64_t m_starts = 0;
     bool m_live = true;
     std::vector<net::ip_addr> m_vips; // in BIRD's configuration
+    std::string m_written;            // the configuration BIRD runs (or will, at start)
+    std::chrono::steady_clock::time_point m_next_configure{}; // after a failed one
+    std::set<net::ip_addr> m_failed; // enable/disable refused: tried again at reassert
+    // Writes `text` as BIRD's configuration and reloads BIRD when the VIP set changed;
+    // on a refusal BIRD keeps its configuration and so does the file.
+    void write_config(const std::string& text, const std::vector<net::ip_addr>& vips,
+                      std::chrono::steady_clock::time_point now);
 };
 
 } // namespace evenflow::daemon
