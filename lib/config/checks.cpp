@@ -18,6 +18,14 @@ void loader::check_services() {
         const auto& service = m_config.services[s];
         const auto& src = m_service_src[s];
         const std::string path = element("services", s);
+        if (m_config.bgp.enabled && src.vip_ok && !service.vip.is_v4()) {
+            // BIRD is written an IPv4 session with an IPv4 next hop: it would refuse
+            // the route, and every later reconfigure with it.
+            error(*src.vip, child(path, "vip"),
+                  fmt::format("vip {} is IPv6, and [bgp] announces IPv4 VIPs only (its "
+                              "next_hop is IPv4); serve it from hosts without [bgp]",
+                              service.vip.to_string()));
+        }
         if (!src.pool_ok) {
             continue;
         }

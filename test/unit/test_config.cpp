@@ -278,6 +278,8 @@ const std::vector<bad_case> bad_cases = {
      {R"~(8:11: error: interfaces[0].address: "10.10.0.2" has no prefix length; write e.g. "10.10.0.2/24")~"}},
     {"bad_vip.toml",
      {R"~(19:7: error: services[0].vip: "10.10.0.300" is not an IP address; write e.g. "10.20.0.11" or "2001:db8::11")~"}},
+    {"bgp_ipv6_vip.toml",
+     {R"~(18:7: error: services[0].vip: vip 2001:db8:10::100 is IPv6, and [bgp] announces IPv4 VIPs only (its next_hop is IPv4); serve it from hosts without [bgp])~"}},
     {"duplicate_backend.toml",
      {R"~(14:3: error: pools[0].backends[1]: backend 10.20.0.11:8080 is already listed as backends[0]; list it once and raise its weight instead)~"}},
     {"duplicate_device.toml",
