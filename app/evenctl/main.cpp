@@ -440,6 +440,9 @@ using renderer = void (*)(const json&);
 void render_host(const json& r) {
     std::printf("host %s: %s\n", r.value("drained", false) ? "drained" : "announcing",
                 r.value("message", std::string()).c_str());
+    if (r.contains("warning")) {
+        std::printf("warning: %s\n", r.value("warning", std::string()).c_str());
+    }
 }
 
 renderer renderer_for(const evenflow::api::command_spec& spec) {

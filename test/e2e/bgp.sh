@@ -80,18 +80,18 @@ print("never")
 sys.exit(1)
 PY
 }
-# route_gaps VIP SECONDS: samples (every 5 ms for SECONDS) in which the router had no
-# route to VIP; writes the count.
-route_gaps() {
-  python3 - "$ns_r" "$1" "$2" <<'PY'
+# route_samples VIP SECONDS present|absent: of samples every 5 ms for SECONDS, how many
+# found the router's route to VIP present (or absent); writes the count.
+route_samples() {
+  python3 - "$ns_r" "$1" "$2" "$3" <<'PY'
 import subprocess, sys, time
-ns, vip, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-gaps, t0 = 0, time.time()
+ns, vip, seconds, want = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "present"
+count, t0 = 0, time.time()
 while time.time() - t0 < seconds:
     out = subprocess.run(["ip", "-n", ns, "route", "show", vip], capture_output=True, text=True).stdout
-    gaps += 0 if out.strip() else 1
+    count += 1 if bool(out.strip()) == want else 0
     time.sleep(0.005)
-print(gaps)
+print(count)
 PY
 }
 step() { # WHAT present|absent BOUND_S: one check and one figure
@@ -147,7 +147,7 @@ step "undrain-host -> announced again" present 1
 { cat "$work/h1.toml"; config_service api 10.97.100.101 80 web; } >"$work/h1-two.toml"
 bird_log=${sock%.sock}-bird.log
 disabled_before=$(grep -c "Disabling protocol vip_${vip//./_}\$" "$bird_log")
-route_gaps "$vip" 3 >"$work/gaps" &
+route_samples "$vip" 3 absent >"$work/gaps" &
 gaps_pid=$!
 sleep 0.3
 check "apply: a second VIP" ctl apply "$work/h1-two.toml"
@@ -182,6 +182,22 @@ expect_eq "no BIRD of the host is left" "$(pgrep -f "^/usr/sbin/bird -f -c ${soc
 
 start_daemon "$work/h1.toml" || finish
 step "restart -> announced" present 10
+
+# drain-host outlives a crash: kill -9 of a drained host, and it starts drained.
+check "drain-host before a crash" ctl drain-host
+step "drain-host -> withdrawn" absent 1
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+pid=
+start_daemon "$work/h1.toml" || finish
+expect_eq "restarted after kill -9: still drained (status)" \
+  "$(ctl --json status | json 'r["host_drained"]')" "True"
+check "restarted after kill -9: the log says the drain was resumed" \
+  grep -q 'event=host_drain_resumed' "$log"
+expect_eq "restarted after kill -9: the VIP stays withdrawn (samples with its route in 3 s)" \
+  "$(route_samples "$vip" 3 present)" "0"
+check "undrain-host" ctl undrain-host
+step "undrain-host after the restart -> announced" present 2
 t_term=$(now)
 kill -TERM "$pid"
 step "SIGTERM -> withdrawn first" absent 1

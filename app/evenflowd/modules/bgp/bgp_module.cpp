@@ -1,6 +1,7 @@
 #include "bgp_module.hpp"
 
 #include "control/log.hpp"
+#include "control/state_store.hpp"
 
 #include <fmt/format.h>
 
@@ -26,7 +27,42 @@ bool bgp_module::start(std::string* error) {
         vips.push_back(w.vip);
     }
     m_speaker = std::make_unique<bgp_speaker>();
-    return m_speaker->prepare(running.bgp, vips, files, error);
+    if (!m_speaker->prepare(running.bgp, vips, files, error)) {
+        return false;
+    }
+    // An operator's drain-host outlives a crash or a restart: the host stays withdrawn
+    // until undrain-host.
+    if (std::string marker = drain_marker(); !marker.empty() && std::filesystem::exists(marker)) {
+        m_host_drained = true;
+        log_event("warning", "host_drain_resumed",
+                  {{"marker", marker}, {"undo", "evenctl undrain-host"}});
+    }
+    return true;
+}
+
+std::string bgp_module::drain_marker() const {
+    const control::state_store& state = m_ctx.changes.state();
+    return state.is_open() ? state.dir() + "/host-drained" : "";
+}
+
+std::string bgp_module::remember_drain(bool drained, const control::actor& who) {
+    const std::string marker = drain_marker();
+    if (marker.empty()) {
+        return "no state_dir: a restart announces again";
+    }
+    std::string error;
+    if (drained) {
+        const std::string text = fmt::format("drained by uid {} (pid {}) at {}\n", who.uid, who.pid,
+                                             iso_time(std::chrono::system_clock::now()));
+        if (!control::write_file_atomic(marker, text, &error)) {
+            log_event("warning", "host_drain_not_saved", {{"reason", error}});
+            return fmt::format("not saved ({}): a restart announces again", error);
+        }
+    } else if (std::error_code ec; !std::filesystem::remove(marker, ec) && ec) {
+        log_event("warning", "host_drain_not_saved", {{"reason", ec.message()}});
+        return fmt::format("not saved ({}): a restart stays drained", ec.message());
+    }
+    return "";
 }
 
 void bgp_module::tick(clock::time_point now) {
@@ -94,6 +130,7 @@ answer_t bgp_module::drain_host(const json& request, const request_context& ctx)
     log_event("info", "host_drained",
               {{"uid", std::to_string(ctx.who.uid)}, {"pid", std::to_string(ctx.who.pid)}});
     tick(clock::now()); // withdrawn before the answer
+    const std::string unsaved = remember_drain(true, ctx.who);
     uint64_t timeout = 0;
     if (request.contains("timeout") && request["timeout"].is_number_unsigned()) {
         timeout = request["timeout"].get<uint64_t>();
@@ -104,6 +141,9 @@ answer_t bgp_module::drain_host(const json& request, const request_context& ctx)
         reply["drained"] = true;
         reply["flows_left"] = flows;
         reply["message"] = fmt::format("VIPs withdrawn; {} flows active", flows);
+        if (!unsaved.empty()) {
+            reply["warning"] = unsaved;
+        }
         return reply;
     }
     auto now = clock::now();
@@ -122,6 +162,9 @@ answer_t bgp_module::undrain_host(const request_context& ctx) {
     json reply = api::ok_reply();
     reply["drained"] = false;
     reply["message"] = "VIPs with a backend up are announced again";
+    if (std::string unsaved = remember_drain(false, ctx.who); !unsaved.empty()) {
+        reply["warning"] = unsaved;
+    }
     return reply;
 }
 

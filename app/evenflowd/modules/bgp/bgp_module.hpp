@@ -34,6 +34,11 @@ private:
     answer_t drain_host(const api::json& request, const request_context& ctx);
     answer_t undrain_host(const request_context& ctx);
     uint64_t forwarded() const;
+    // state_dir/host-drained while an operator's drain-host holds ("" without
+    // state_dir): read at start, so that a restart does not announce a drained host.
+    std::string drain_marker() const;
+    // Saves or clears it; what an operator should know when that failed ("" when not).
+    std::string remember_drain(bool drained, const control::actor& who);
 
     module_context& m_ctx;
     std::unique_ptr<bgp_speaker> m_speaker; // null without [bgp]
