@@ -122,10 +122,10 @@ std::string render_bird_config(const config::bgp_config& bgp,
     std::string out = fmt::format(
         "# Written by evenflowd ([bgp]); not to be edited: evenflowd enables and disables\n"
         "# the vip_* protocols as it announces and withdraws, and writes their state here.\n"
-        "log \"{}\" all;\n"
+        "log \"{}\" {} \"{}.old\" all;\n"
         "router id {};\n"
         "protocol device {{ }}\n",
-        log_path, bgp.router_id.to_string());
+        log_path, bird_log_limit, log_path, bgp.router_id.to_string());
     if (bgp.bfd) {
         out += "protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; "
                "multiplier 3; }; }\n";
@@ -145,6 +145,8 @@ std::string render_bird_config(const config::bgp_config& bgp,
             "  neighbor {} as {};\n"
             "  hold time {}; keepalive time {}; connect retry time 1; error wait time 1, 5;\n"
             "  graceful restart off;\n"
+            // Listens on its own address only, not on every address of the host.
+            "  strict bind yes;\n"
             "{}"
             "  ipv4 {{ import none; export where proto ~ \"vip_*\"; next hop address {}; }};\n"
             "}}\n",

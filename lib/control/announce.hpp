@@ -62,6 +62,9 @@ private:
 std::string render_bird_config(const config::bgp_config& bgp,
                                const std::vector<vip_announcement>& vips,
                                const std::string& log_path);
+// BIRD's log (in the run directory, a tmpfs) is rotated at this size, one old file
+// kept: a peer that keeps failing cannot fill memory.
+inline constexpr size_t bird_log_limit = 4'000'000;
 // The static protocol of a VIP in that configuration.
 std::string bird_protocol(const net::ip_addr& vip);
 

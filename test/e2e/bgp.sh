@@ -162,6 +162,36 @@ expect_eq "the announced VIP stayed announced through both reconfigures (samples
 expect_eq "BIRD never disabled the announced VIP's protocol in those reconfigures" \
   "$(grep -c "Disabling protocol vip_${vip//./_}\$" "$bird_log")" "$disabled_before"
 
+# What BIRD is given: none of the daemon's descriptors, a listener on its own address.
+bird_pid=$(ctl --json status | json 'r["bgp"]["pid"]')
+shared_fds=$(python3 - "$pid" "$bird_pid" <<'PY'
+import os, sys
+def targets(p):
+    out = {}
+    for fd in os.listdir(f"/proc/{p}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{p}/fd/{fd}")
+        except OSError:
+            pass
+    return out
+daemon, bird = targets(sys.argv[1]), targets(sys.argv[2])
+print(sorted(t for fd, t in bird.items() if fd > 2 and t in set(daemon.values())))
+PY
+)
+expect_eq "BIRD holds none of the daemon's descriptors" "$shared_fds" "[]"
+expect_eq "BIRD listens on the host's address only (strict bind)" \
+  "$(ip netns exec "$ns_h" ss -Hltn 'sport = :179' | awk '{print $4}' | sort -u | tr '\n' ' ')" "10.97.30.2:179 "
+# The watchdog killed: a new one at once, and it still withdraws a frozen daemon.
+wdog=$(ctl --json status | json 'r["bgp"]["watchdog_pid"]')
+kill -KILL "$wdog"
+for _ in $(seq 1 50); do
+  [[ $(ctl --json status | json 'r["bgp"]["watchdog_pid"]') != "$wdog" ]] && break
+  sleep 0.1
+done
+check "the watchdog killed: the log says so" grep -q 'event=bgp_watchdog_died' "$log"
+check "the watchdog killed: a new one runs" \
+  kill -0 "$(ctl --json status | json 'r["bgp"]["watchdog_pid"]')"
+
 kill -STOP "$pid"
 step "SIGSTOP of evenflowd -> withdrawn (detection ${detection}s)" absent "$((detection + 1))"
 kill -CONT "$pid"

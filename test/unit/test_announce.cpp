@@ -106,6 +106,9 @@ TEST_CASE("BIRD configuration: one static protocol per VIP, enabled as it is ann
     CHECK(text.find("neighbor 10.30.0.9 as 65000;") != std::string::npos);
     CHECK(text.find("hold time 3; keepalive time 1;") != std::string::npos);
     CHECK(text.find("graceful restart off;") != std::string::npos);
+    CHECK(text.find("strict bind yes;") != std::string::npos);
+    CHECK(text.find("log \"/run/evenflow/evenflow-bird.log\" 4000000 "
+                    "\"/run/evenflow/evenflow-bird.log.old\" all;") != std::string::npos);
     CHECK(text.find("bfd") == std::string::npos);
 }
 

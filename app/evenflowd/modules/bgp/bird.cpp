@@ -79,6 +79,10 @@ bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::
     m_page = new (mem) shared_page;
     m_page->detection_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(bgp.detection).count();
+    return start_watchdog(error);
+}
+
+bool bgp_speaker::start_watchdog(std::string* error) {
     pid_t parent = getpid();
     m_watchdog = fork();
     if (m_watchdog < 0) {
@@ -93,6 +97,8 @@ bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::
         if (getppid() != parent) {
             _exit(0);
         }
+        // Nothing of the daemon's (DPDK's files, the control socket) stays open in it.
+        close_range(3, ~0U, 0);
         for (;;) {
             int64_t hb = m_page->heartbeat_ms.load();
             int32_t bird = m_page->bird_pid.load();
@@ -116,14 +122,22 @@ bool bgp_speaker::start_bird(std::string* error) {
         argv.push_back(a.data());
     }
     argv.push_back(nullptr);
+    const pid_t parent = getpid();
     pid_t pid = vfork();
     if (pid < 0) {
         *error = fmt::format("vfork: {}", std::strerror(errno));
         return false;
     }
     if (pid == 0) {
-        // Dies with the thread that started it (the control thread, i.e. the daemon).
+        // Dies with the thread that started it (the control thread, i.e. the daemon),
+        // and at once if the daemon died before the line above ran.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(0);
+        }
+        // BIRD gets none of the daemon's descriptors (DPDK's hugepage and device files,
+        // the control socket, the metrics listener): only stdin, stdout and stderr.
+        close_range(3, ~0U, 0);
         execv(argv[0], argv.data());
         _exit(127);
     }
@@ -137,6 +151,15 @@ bool bgp_speaker::start_bird(std::string* error) {
 }
 
 void bgp_speaker::reap() {
+    if (m_watchdog > 0 && waitpid(m_watchdog, nullptr, WNOHANG) == m_watchdog) {
+        // Without it a frozen daemon would stay announced: a new one at once (an error
+        // only if that fails).
+        log_event("warning", "bgp_watchdog_died", {{"pid", std::to_string(m_watchdog)}});
+        m_watchdog = -1;
+        if (std::string error; !start_watchdog(&error)) {
+            log_event("error", "bgp_watchdog_start_failed", {{"reason", error}});
+        }
+    }
     if (m_bird_pid <= 0) {
         return;
     }
@@ -341,6 +364,7 @@ api::json bgp_speaker::status() const {
             {"pid", m_bird_pid},
             {"starts", m_starts},
             {"watchdog_kills", m_page != nullptr ? m_page->kills.load() : 0},
+            {"watchdog_pid", m_watchdog},
             {"live", m_live},
             {"vips", vips}};
 }

@@ -57,6 +57,8 @@ private:
         std::atomic<uint64_t> kills{0}; // watchdog: rw
     };
     bool start_bird(std::string* error);
+    // Forks the watchdog (at prepare, and again should it die).
+    bool start_watchdog(std::string* error);
     void reap();
     // One command on BIRD's socket; true when BIRD accepted it.
     bool birdc(const std::string& command, std::string* reply);
