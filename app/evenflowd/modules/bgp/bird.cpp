@@ -54,6 +54,9 @@ bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::
         withdrawn.push_back({vip, false, "starting"});
     }
     m_written = control::render_bird_config(bgp, withdrawn, m_log);
+    for (const net::ip_addr& vip : vips) {
+        m_written_state.emplace_back(vip, false);
+    }
     if (!control::write_file_atomic(m_conf, m_written, error)) {
         return false;
     }
@@ -240,13 +243,14 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
     m_page->heartbeat_ms = std::max<int64_t>(
         1,
         std::chrono::duration_cast<std::chrono::milliseconds>(progress.time_since_epoch()).count());
-    std::vector<net::ip_addr> vips;
+    // The file is rendered again only when what it says changed (a VIP, or whether it
+    // is announced), not every iteration.
+    std::vector<std::pair<net::ip_addr, bool>> said;
     for (const auto& w : wanted) {
-        vips.push_back(w.vip);
+        said.emplace_back(w.vip, w.announce);
     }
-    if (std::string text = control::render_bird_config(m_bgp, wanted, m_log);
-        text != m_written && now >= m_next_configure) {
-        write_config(text, vips, now);
+    if (said != m_written_state && now >= m_next_configure) {
+        write_config(wanted, std::move(said), now);
     }
     reap();
     if (m_bird_pid <= 0 && live && now >= m_next_start) {
@@ -291,8 +295,14 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
     }
 }
 
-void bgp_speaker::write_config(const std::string& text, const std::vector<net::ip_addr>& vips,
+void bgp_speaker::write_config(const std::vector<control::vip_announcement>& wanted,
+                               std::vector<std::pair<net::ip_addr, bool>> said,
                                std::chrono::steady_clock::time_point now) {
+    std::vector<net::ip_addr> vips;
+    for (const auto& [vip, announced] : said) {
+        vips.push_back(vip);
+    }
+    const std::string text = control::render_bird_config(m_bgp, wanted, m_log);
     std::string error, reply;
     if (!control::write_file_atomic(m_conf, text, &error)) {
         log_event("warning", "bgp_reconfigure_failed", {{"reason", error}});
@@ -308,6 +318,7 @@ void bgp_speaker::write_config(const std::string& text, const std::vector<net::i
         return;
     }
     m_written = text;
+    m_written_state = std::move(said);
     if (vips != m_vips) {
         for (auto it = m_applied.begin(); it != m_applied.end();) {
             it = std::find(vips.begin(), vips.end(), it->first) == vips.end() ? m_applied.erase(it)

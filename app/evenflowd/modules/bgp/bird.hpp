@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace evenflow::daemon {
@@ -75,11 +76,14 @@ private:
     bool m_live = true;
     std::vector<net::ip_addr> m_vips; // in BIRD's configuration
     std::string m_written;            // the configuration BIRD runs (or will, at start)
-    std::chrono::steady_clock::time_point m_next_configure{}; // after a failed one
+    std::vector<std::pair<net::ip_addr, bool>> m_written_state; // its VIPs, announced or not
+    std::chrono::steady_clock::time_point m_next_configure{};   // after a failed one
     std::set<net::ip_addr> m_failed; // enable/disable refused: tried again at reassert
-    // Writes `text` as BIRD's configuration and reloads BIRD when the VIP set changed;
-    // on a refusal BIRD keeps its configuration and so does the file.
-    void write_config(const std::string& text, const std::vector<net::ip_addr>& vips,
+    // Writes BIRD's configuration for `wanted` (`said`: its VIPs, announced or not) and
+    // reloads BIRD when the VIP set changed; on a refusal BIRD keeps its configuration
+    // and so does the file.
+    void write_config(const std::vector<control::vip_announcement>& wanted,
+                      std::vector<std::pair<net::ip_addr, bool>> said,
                       std::chrono::steady_clock::time_point now);
 };
 
