@@ -319,6 +319,17 @@ void render_stats(const json& r) {
         }
         n.print(stdout);
     }
+    if (r.contains("kernel_interfaces") && !r["kernel_interfaces"].empty()) {
+        std::printf("\n");
+        table k({"INTERFACE", "KERNEL", "TO KERNEL", "FROM KERNEL", "DROPPED"});
+        for (const auto& e : r["kernel_interfaces"]) {
+            k.add({e["interface"], e["kernel_interface"],
+                   std::to_string(e["to_kernel"].get<uint64_t>()),
+                   std::to_string(e["from_kernel"].get<uint64_t>()),
+                   std::to_string(e["to_kernel_dropped"].get<uint64_t>())});
+        }
+        k.print(stdout);
+    }
 }
 
 void render_skew(const json& r) {

@@ -422,6 +422,15 @@ answer_t evenflowd::cmd_stats(const json&, const request_context&) {
     reply["neighbor_table"] = {{"ignored_arp", resolver.ignored()},
                                {"mac_changes", resolver.mac_changes()},
                                {"table_full", resolver.table_full()}};
+    json kernel = json::array();
+    for (const auto& k : m_kernel.entries()) {
+        kernel.push_back({{"interface", m_shared.interfaces[k.iface].name},
+                          {"kernel_interface", k.kernel},
+                          {"to_kernel", k.stats.to_kernel},
+                          {"from_kernel", k.stats.from_kernel},
+                          {"to_kernel_dropped", k.stats.to_kernel_dropped}});
+    }
+    reply["kernel_interfaces"] = kernel;
     for (const auto& m : m_modules) {
         m->stats(reply);
     }

@@ -187,6 +187,21 @@ bool evenflowd::start_ports(const config::config& cfg) {
         return false;
     }
     m_ports_started = true;
+    if (!m_kernel.start(m_shared.interfaces, m_pool, &error)) {
+        log_event("error", "start_refused", {{"reason", error}});
+        return false;
+    }
+    for (const auto& k : m_kernel.entries()) {
+        log_event("info", "kernel_interface_up",
+                  {{"interface", m_shared.interfaces[k.iface].name},
+                   {"kernel_interface", k.kernel},
+                   {"address", m_shared.interfaces[k.iface].address.to_string()}});
+    }
+    if (cfg.bgp.enabled) {
+        for (const auto& peer : cfg.bgp.peers) {
+            m_shared.routing_peers.push_back(peer.address);
+        }
+    }
     for (const auto& i : m_shared.interfaces) {
         char mac[RTE_ETHER_ADDR_FMT_SIZE];
         rte_ether_format_addr(mac, sizeof mac, &i.mac);
@@ -272,8 +287,8 @@ bool evenflowd::create_workers(const config::config& cfg) {
         m_worker_lcores.push_back(cfg.dataplane.workers[i]);
     }
 
-    m_slow_path =
-        std::make_unique<dataplane::slow_path>(m_shared, m_pool, m_workers[0]->inject_ring());
+    m_slow_path = std::make_unique<dataplane::slow_path>(m_shared, m_pool,
+                                                         m_workers[0]->inject_ring(), &m_kernel);
     m_module_context.slow_path = m_slow_path.get();
     return true;
 }
@@ -338,6 +353,7 @@ void evenflowd::shutdown() {
         free_ring(r);
     }
     m_shared.handoff.clear();
+    m_kernel.stop();
     if (m_ports_started) {
         dataplane::stop_ports(m_shared.interfaces);
         m_ports_started = false;

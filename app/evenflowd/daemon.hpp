@@ -157,6 +157,7 @@ private:
     std::unique_ptr<dataplane::qsbr_domain> m_qsbr;
     std::vector<std::unique_ptr<dataplane::worker>> m_workers;
     std::vector<unsigned> m_worker_lcores;
+    dataplane::kernel_interfaces m_kernel; // before m_slow_path, which uses it
     std::unique_ptr<dataplane::slow_path> m_slow_path;
     rte_mempool* m_pool = nullptr;
     bool m_eal_ready = false;

@@ -491,6 +491,23 @@ void evenflowd::worker_metrics(exposition& out) {
     out.help("evenflow_neighbor_arp_ignored_total", "counter",
              "ARP frames not learned from: unsolicited, or a MAC change too soon after one.");
     out.sample("evenflow_neighbor_arp_ignored_total", {}, double(resolver.ignored()));
+    if (!m_kernel.entries().empty()) {
+        out.help("evenflow_kernel_interface_packets_total", "counter",
+                 "Frames through the exception path, by interface and direction (to_kernel: "
+                 "the host's own traffic from the port; from_kernel: the kernel's, sent out).");
+        out.help("evenflow_kernel_interface_dropped_total", "counter",
+                 "Frames for a kernel interface its TAP queue did not take.");
+    }
+    for (const auto& k : m_kernel.entries()) {
+        const std::string& name = m_shared.interfaces[k.iface].name;
+        out.sample("evenflow_kernel_interface_packets_total",
+                   {{"interface", name}, {"direction", "to_kernel"}}, double(k.stats.to_kernel));
+        out.sample("evenflow_kernel_interface_packets_total",
+                   {{"interface", name}, {"direction", "from_kernel"}},
+                   double(k.stats.from_kernel));
+        out.sample("evenflow_kernel_interface_dropped_total", {{"interface", name}},
+                   double(k.stats.to_kernel_dropped));
+    }
 }
 
 void evenflowd::refresh_telemetry_if_wanted() {

@@ -68,6 +68,13 @@ struct interface_config {
     net::ip_prefix address;
     std::optional<net::ip_addr> gateway;
     uint16_t vlan = 0; // 802.1Q tag sent and accepted on the port; 0: untagged only
+    // The exception path: a kernel interface (DPDK's TAP PMD) of this name, holding the
+    // interface's address and MAC, receives the host's own traffic from the port (BGP,
+    // BFD, ICMP errors, ARP replies) and sends the kernel's out of it. "": none, and
+    // packets to the address that the workers do not answer themselves are dropped.
+    std::string kernel_interface;
+
+    bool operator==(const interface_config&) const = default;
 };
 
 struct backend_config {

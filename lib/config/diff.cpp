@@ -55,6 +55,10 @@ std::string gateway_text(const std::optional<net::ip_addr>& g) {
     return g ? g->to_string() : "none";
 }
 
+std::string kernel_interface_text(const std::string& name) {
+    return name.empty() ? "none" : name;
+}
+
 std::string port_text(const std::optional<uint16_t>& p) {
     return p ? fmt::format("{}", *p) : "backend's own";
 }
@@ -151,6 +155,8 @@ void diff_interfaces(const config& before, const config& after, lines& out) {
             change(out, prefix, "address", a->address.to_string(), b->address.to_string());
             change(out, prefix, "gateway", gateway_text(a->gateway), gateway_text(b->gateway));
             change(out, prefix, "vlan", std::to_string(a->vlan), std::to_string(b->vlan));
+            change(out, prefix, "kernel_interface", kernel_interface_text(a->kernel_interface),
+                   kernel_interface_text(b->kernel_interface));
         }
     }
 }

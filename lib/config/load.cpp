@@ -132,6 +132,19 @@ void loader::read_bgp(const toml::table& table) {
     if (auto* n = member(table, "next_hop", path, "next_hop = \"10.30.0.2\"")) {
         if (auto a = v4(*n, child(path, "next_hop"))) {
             bgp.next_hop = *a;
+            // The session's source address: on a port DPDK owns, the kernel has it only
+            // through the exception path.
+            for (size_t i = 0; i < m_config.interfaces.size(); ++i) {
+                const auto& iface = m_config.interfaces[i];
+                if (iface.address.addr == *a && iface.kernel_interface.empty()) {
+                    warning(*n, child(path, "next_hop"),
+                            fmt::format("BGP runs from {}, interfaces[{}]'s address, which has "
+                                        "no kernel_interface: on a port DPDK owns the kernel "
+                                        "never holds that address and the session cannot come "
+                                        "up; add kernel_interface = \"ef-{}\" to interfaces[{}]",
+                                        a->to_string(), i, iface.name.substr(0, 12), i));
+                }
+            }
         }
     }
     if (auto* n =
@@ -357,7 +370,7 @@ void loader::read_dataplane(const toml::table& table) {
 }
 
 void loader::read_interface(const toml::table& table, const std::string& path) {
-    check_keys(table, path, {"name", "device", "address", "gateway", "vlan"});
+    check_keys(table, path, {"name", "device", "address", "gateway", "vlan", "kernel_interface"});
     interface_config iface;
     bool name_ok = false, device_ok = false, address_ok = false;
 
@@ -418,9 +431,30 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
         }
     }
 
+    if (auto* n = member(table, "kernel_interface", path)) {
+        auto key = child(path, "kernel_interface");
+        if (auto name = get_string(*n, key)) {
+            if (std::string why = kernel_interface_name_error(*name); !why.empty()) {
+                error(*n, key, why);
+            } else if (address_ok && !iface.address.addr.is_v4()) {
+                error(*n, key,
+                      fmt::format("the kernel interface is given IPv4 addresses only; {} is "
+                                  "IPv6",
+                                  iface.address.to_string()));
+            } else {
+                iface.kernel_interface = *name;
+            }
+        }
+    }
+
     // Uniqueness against the interfaces read so far.
     for (size_t i = 0; i < m_config.interfaces.size(); ++i) {
         const auto& other = m_config.interfaces[i];
+        if (!iface.kernel_interface.empty() && other.kernel_interface == iface.kernel_interface) {
+            error(*table.get("kernel_interface"), child(path, "kernel_interface"),
+                  fmt::format("kernel interface \"{}\" is already interfaces[{}]'s",
+                              iface.kernel_interface, i));
+        }
         if (name_ok && other.name == iface.name) {
             error(*table.get("name"), child(path, "name"),
                   fmt::format("interface name \"{}\" is already used by interfaces[{}]; "

@@ -198,14 +198,7 @@ std::vector<std::string> settings_needing_restart(const config& running, const c
 
 std::string restart_required(const config& running, const config& next) {
     std::vector<std::string> fixed = settings_needing_restart(running, next);
-    bool same_interfaces = running.interfaces.size() == next.interfaces.size();
-    for (size_t i = 0; same_interfaces && i < running.interfaces.size(); ++i) {
-        const auto& x = running.interfaces[i];
-        const auto& y = next.interfaces[i];
-        same_interfaces = x.name == y.name && x.device == y.device && x.address == y.address &&
-                          x.gateway == y.gateway && x.vlan == y.vlan;
-    }
-    if (!same_interfaces) {
+    if (running.interfaces != next.interfaces) {
         fixed.emplace_back("interfaces");
     }
     // A service's live connections were set up for its mode (DNAT replies come back

@@ -3,6 +3,8 @@
 
 #include "net/addr.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace evenflow::config {
@@ -64,6 +66,26 @@ std::optional<duration> parse_duration(std::string_view text) {
 bool all_digits(std::string_view s) {
     return !s.empty() &&
            std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string kernel_interface_name_error(std::string_view name) {
+    // IFNAMSIZ is 16 with the terminating NUL; dev_valid_name() in the kernel says the rest.
+    constexpr size_t max_length = 15;
+    if (name.empty() || name.size() > max_length) {
+        return fmt::format("\"{}\" is {} bytes; a Linux interface name has 1 to {}", name,
+                           name.size(), max_length);
+    }
+    if (name == "." || name == "..") {
+        return fmt::format("\"{}\" cannot name an interface", name);
+    }
+    for (char c : name) {
+        if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) {
+            return fmt::format("\"{}\" has a character interface names cannot have ('/', ':', "
+                               "space or a control character)",
+                               name);
+        }
+    }
+    return {};
 }
 
 bool valid_listen_address(std::string_view text) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace evenflow::config {
@@ -20,6 +21,10 @@ bool all_digits(std::string_view s);
 
 // "" or HOST:PORT where HOST is "localhost", an IPv4 address or a bracketed IPv6 address.
 bool valid_listen_address(std::string_view text);
+
+// Why `name` cannot be a Linux interface name (1 to 15 bytes, none of them '/', ':',
+// whitespace or control characters, not "." or ".."); "" when it can.
+std::string kernel_interface_name_error(std::string_view name);
 
 // Bounds the loader enforces; README's configuration reference lists the same ranges.
 namespace bounds {

@@ -67,6 +67,11 @@ enum class metric_kind : uint8_t { counter, gauge };
     X(to_control, counter, "Packets handed to the control thread (ARP, probes, unresolved).",      \
       false)                                                                                       \
     X(from_control, counter, "Packets the control thread originated, transmitted here.", false)    \
+    X(to_host, counter,                                                                            \
+      "Packets for the host's own kernel interfaces (exception path), routing peers' excluded.",   \
+      true)                                                                                        \
+    X(to_host_peer, counter,                                                                       \
+      "Packets from routing peers ([bgp] peers) for the host's own kernel interfaces.", true)      \
     X(handoff_out, counter, "Packets passed to the worker that owns their connection.", true)      \
     X(handoff_in, counter, "Packets received from other workers for connections owned here.",      \
       true)                                                                                        \

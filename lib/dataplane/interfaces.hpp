@@ -26,6 +26,8 @@ struct interface_info {
     port_role role = port_role::both;               // which side it faces
     steering_mode steering = steering_mode::single; // how packets reach their owner
     uint16_t mtu = RTE_ETHER_MTU;                   // largest IP packet it sends
+    // The kernel interface of the exception path (kernel_interfaces.hpp); "": none.
+    std::string kernel_interface;
 
     // The IPv4 prefix as route() tests it per packet (network byte order); set with
     // the address by set_address().

@@ -13,8 +13,10 @@ namespace evenflow::dataplane {
 rte_mempool* create_packet_pool(size_t interfaces, const port_options& options,
                                 std::string* error) {
     // Every descriptor of every queue can hold a buffer, plus what the rings to and
-    // from the control thread and the neighbor wait queues may hold.
-    size_t per_port = size_t(options.queues) * (options.rx_descriptors + options.tx_descriptors);
+    // from the control thread, the neighbor wait queues and the kernel interfaces'
+    // queues (kernel_interfaces.cpp: 256 + 256) may hold.
+    size_t per_port =
+        size_t(options.queues) * (options.rx_descriptors + options.tx_descriptors) + 512;
     size_t count = interfaces * per_port + size_t(options.queues) * 1024 + 4096 + 4096;
     rte_mempool* pool = rte_pktmbuf_pool_create("ef_mbufs", uint32_t(count), 256, 0,
                                                 RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
@@ -184,6 +186,7 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
     out.set_address(ic.address);
     out.gateway = ic.gateway;
     out.vlan = ic.vlan;
+    out.kernel_interface = ic.kernel_interface;
     return true;
 }
 

@@ -30,6 +30,14 @@ void slow_path::inject(rte_mbuf* m, uint16_t iface) {
     }
 }
 
+void slow_path::to_kernel(rte_mbuf* m) {
+    if (m_kernel == nullptr) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    m_kernel->deliver(m);
+}
+
 void slow_path::send_arp(uint16_t iface, uint16_t op, const net::ip_addr& sender,
                          const net::ip_addr& target, const rte_ether_addr* target_mac) {
     rte_mbuf* m = rte_pktmbuf_alloc(m_pool);
@@ -77,6 +85,11 @@ void slow_path::handle_arp(rte_mbuf* m) {
             rte_ether_addr_copy(&ifc.mac, &eth->src_addr);
             inject(waiting, iface);
         }
+    }
+    // The kernel side resolves its own next hops (the BGP peer): it sees the same.
+    if (!ifc.kernel_interface.empty()) {
+        to_kernel(m);
+        return;
     }
     rte_pktmbuf_free(m);
 }
@@ -169,11 +182,14 @@ void slow_path::send_tcp_syn(const net::ip_addr& dst, uint16_t dst_port, uint16_
 }
 
 unsigned slow_path::drain() {
-    // Probe replies first, then ARP, then packets waiting for a next hop, each with
-    // its own cap per call: whatever floods one ring, the others keep moving.
-    static constexpr unsigned cap[] = {256, 512, 512}; // by control_reason
-    static constexpr control_reason order[] = {control_reason::probe, control_reason::arp,
-                                               control_reason::unresolved};
+    // Probe replies first, then the routing peers' packets, ARP, packets waiting for
+    // a next hop and the host's other packets, each with its own cap per call:
+    // whatever floods one ring, the others keep moving.
+    static constexpr unsigned cap[] = {256, 512, 512, 256, 256}; // by control_reason
+    static constexpr control_reason order[] = {control_reason::probe, control_reason::peer,
+                                               control_reason::arp, control_reason::unresolved,
+                                               control_reason::host};
+    static_assert(std::size(cap) == size_t(control_reason::count_));
     unsigned total = 0;
     for (control_reason reason : order) {
         rte_ring* ring = m_shared.to_control[size_t(reason)];
@@ -193,6 +209,10 @@ unsigned slow_path::drain() {
                 case control_reason::probe:
                     handle_probe_reply(pkts[i]);
                     break;
+                case control_reason::peer:
+                case control_reason::host:
+                    to_kernel(pkts[i]);
+                    break;
                 case control_reason::count_:
                     rte_pktmbuf_free(pkts[i]);
                     break;
@@ -203,6 +223,20 @@ unsigned slow_path::drain() {
                 break;
             }
         }
+        total += taken;
+    }
+    // What the kernel sends leaves by its data port, as the workers' own packets do.
+    if (m_kernel != nullptr) {
+        constexpr unsigned kernel_cap = 256;
+        rte_mbuf* pkts[64];
+        unsigned taken = 0, n = 0;
+        do {
+            n = m_kernel->receive(pkts, 64);
+            for (unsigned i = 0; i < n; ++i) {
+                inject(pkts[i], pkts[i]->port);
+            }
+            taken += n;
+        } while (n == 64 && taken < kernel_cap);
         total += taken;
     }
     if (m_resolve_now) {

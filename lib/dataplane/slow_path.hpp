@@ -1,9 +1,11 @@
 // The control thread's half of the packet path: ARP (answer, learn), packets held
-// while their next hop resolves, neighbor refresh, gratuitous ARP for VIPs.
+// while their next hop resolves, neighbor refresh, gratuitous ARP for VIPs, and the
+// host's own traffic to and from its kernel interfaces (kernel_interfaces.hpp).
 // Control thread only; packets it originates go out through worker 0's inject ring.
 #pragma once
 
 #include "config/config.hpp"
+#include "dataplane/kernel_interfaces.hpp"
 #include "dataplane/neighbor.hpp"
 #include "dataplane/worker.hpp"
 
@@ -31,11 +33,14 @@ public:
         rte_ether_addr old_mac, new_mac;
     };
 
-    slow_path(dataplane_shared& shared, rte_mempool* pool, rte_ring* inject)
-        : m_shared(shared), m_pool(pool), m_inject(inject) {}
+    // `kernel` (may be null: no interface has a kernel side) outlives the slow path.
+    slow_path(dataplane_shared& shared, rte_mempool* pool, rte_ring* inject,
+              kernel_interfaces* kernel = nullptr)
+        : m_shared(shared), m_pool(pool), m_inject(inject), m_kernel(kernel) {}
 
-    // Handles what the workers handed over; republishes the neighbor table when it
-    // changed. Returns the number of packets taken from the ring.
+    // Handles what the workers handed over and what the kernel interfaces sent;
+    // republishes the neighbor table when it changed. Returns the number of packets
+    // taken from the rings and the kernel.
     unsigned drain();
     // Sends due ARP requests (new, retried, refreshing); frees packets given up on.
     void tick(std::chrono::steady_clock::time_point now);
@@ -62,10 +67,13 @@ private:
     void send_arp(uint16_t iface, uint16_t op, const net::ip_addr& sender,
                   const net::ip_addr& target, const rte_ether_addr* target_mac);
     void inject(rte_mbuf* m, uint16_t iface);
+    // To the kernel side of m->port's interface, or freed when it has none.
+    void to_kernel(rte_mbuf* m);
 
     dataplane_shared& m_shared;
     rte_mempool* m_pool;
     rte_ring* m_inject;
+    kernel_interfaces* m_kernel;
     neighbor_resolver m_resolver;
     std::vector<net::ip_addr> m_announced_vips;
     probe_reply_handler m_probe_reply;

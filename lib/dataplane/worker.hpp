@@ -39,17 +39,22 @@ enum class control_reason : uint8_t {
                 // answered by the worker itself)
     unresolved, // a forwarded packet whose next hop has no MAC yet: hold, resolve
     probe,      // a SYN-ACK or RST to a probe port of ours: a health-probe reply
+    host,       // to an interface's address with a kernel side, not answered by the worker:
+                // for the kernel (kernel_interfaces.hpp)
+    peer,       // the same from a routing peer ([bgp] peers: BGP, BFD), in a lane of its own
+                // so that a flood at the host's address cannot starve the session
     count_
 };
 constexpr auto choice_names(control_reason) { // config/choices.hpp
-    return std::to_array<std::string_view>({"arp", "unresolved", "probe"});
+    return std::to_array<std::string_view>({"arp", "unresolved", "probe", "host", "peer"});
 }
 std::string_view to_string(control_reason r);
 
 // Packets per second a worker may hand to the control thread, by reason, with a
 // burst of a tenth of that. Above it they are dropped and counted (drop reason
 // control_budget): the control thread's work stays bounded whatever arrives.
-inline constexpr double control_budget_per_s[] = {2'000, 10'000, 50'000};
+inline constexpr double control_budget_per_s[] = {2'000, 10'000, 50'000, 2'000, 10'000};
+static_assert(std::size(control_budget_per_s) == size_t(control_reason::count_));
 
 // State every worker and the control thread share. Immutable after start-up except
 // for the published objects and the stop flag.
@@ -67,6 +72,8 @@ struct dataplane_shared {
     // The health probes in flight (ctlplane: opens and closes, dataplane: matches
     // replies, marks lost ones). nullptr: none are, every probe-port segment is forged.
     net::probe_table* probes = nullptr;
+    // ro after start: [bgp] peers; their packets to a kernel side go in the `peer` lane.
+    std::vector<net::ip_addr> routing_peers;
     std::atomic<bool> stop{false}; // ctlplane: rw, dataplane: ro
     // Test hook: worker N-1 spins without polling while this is N (0: none).
     std::atomic<uint32_t> wedge_worker{0}; // ctlplane: rw, dataplane: ro
@@ -176,6 +183,12 @@ private:
     void handle_local_tcp(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta);
     // False when it was dropped (budget or ring full), counted.
     bool to_control(uint16_t iface, rte_mbuf* m, control_reason reason);
+    // A packet to one of our addresses that the worker does not answer itself: to the
+    // kernel side of the interface (lanes `peer` and `host`) when it arrived for that
+    // interface's address and the interface has one; dropped as `otherwise` if not.
+    void to_host(uint16_t iface, rte_mbuf* m, const net::packet_meta& meta,
+                 net::drop_reason otherwise);
+    bool for_kernel(uint16_t iface, const net::packet_meta& meta) const;
     // Adds or removes the 802.1Q tag the egress interface wants; false when the
     // buffer has no room for it.
     bool set_vlan(uint16_t iface, rte_mbuf* m);

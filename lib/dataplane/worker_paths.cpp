@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace evenflow::dataplane {
@@ -63,7 +64,10 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
                     const neighbor_table* neigh, uint32_t now) {
     rte_mbuf* m = item.mbuf;
     packet_meta& meta = item.meta;
-    if (item.parsed != drop_reason::none) {
+    // Neither TCP nor ICMP (UDP: BFD, say) is no business of the balancer's, but may
+    // be the host's own.
+    const bool host_only = item.parsed == drop_reason::unsupported_l4 && for_kernel(iface, meta);
+    if (item.parsed != drop_reason::none && !host_only) {
         drop(m, item.parsed);
         return;
     }
@@ -74,6 +78,10 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
         return;
     }
     if (!admitted(iface, item)) {
+        return;
+    }
+    if (host_only) {
+        to_host(iface, m, meta, drop_reason::unsupported_l4);
         return;
     }
     switch (meta.l3) {
@@ -154,7 +162,28 @@ void worker::handle_local_tcp(uint16_t iface, rte_mbuf* m, const packet_meta& me
             return;
         }
     }
-    drop(m, drop_reason::not_a_probe_reply);
+    if (net::is_probe_port(dst_port)) {
+        drop(m, drop_reason::not_a_probe_reply); // the kernel's ports are below that range
+        return;
+    }
+    to_host(iface, m, meta, drop_reason::not_a_probe_reply);
+}
+
+bool worker::for_kernel(uint16_t iface, const packet_meta& meta) const {
+    const interface_info& ifc = m_shared.interfaces[iface];
+    return !ifc.kernel_interface.empty() && meta.key.dst == ifc.address.addr;
+}
+
+void worker::to_host(uint16_t iface, rte_mbuf* m, const packet_meta& meta, drop_reason otherwise) {
+    if (!for_kernel(iface, meta)) {
+        drop(m, otherwise);
+        return;
+    }
+    const auto& peers = m_shared.routing_peers;
+    const bool from_peer = std::find(peers.begin(), peers.end(), meta.key.src) != peers.end();
+    if (to_control(iface, m, from_peer ? control_reason::peer : control_reason::host)) {
+        (from_peer ? m_stats.totals.to_host_peer : m_stats.totals.to_host).add();
+    }
 }
 
 void worker::handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
@@ -171,7 +200,7 @@ void worker::handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
     }
     net::icmp_quote quote;
     if (!net::read_icmp_error(frame_of(m), meta, quote)) {
-        drop(m, drop_reason::not_for_us);
+        to_host(iface, m, meta, drop_reason::not_for_us); // an echo reply to the kernel's ping
         return;
     }
     if (to_vip) {
@@ -188,14 +217,16 @@ void worker::handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
     } else {
         // From the backends' side, about a packet sent to a backend: the client hears
         // of it from the VIP, as if the VIP had answered.
+        // An error about a packet of the host's own (a BGP segment too big for the
+        // path, say) comes to our address, on either side.
         if (m_shared.interfaces[iface].role == port_role::client) {
-            drop(m, drop_reason::reply_on_client_side);
+            to_host(iface, m, meta, drop_reason::reply_on_client_side);
             return;
         }
         net::flow_key reverse = quote.key.reversed();
         flow::flow_entry* e = m_flows->lookup(reverse, net::flow_hash(reverse), now);
         if (e == nullptr || e->value.direction != flow::flow_direction::backend_to_client) {
-            drop(m, drop_reason::icmp_no_flow);
+            to_host(iface, m, meta, drop_reason::icmp_no_flow);
             return;
         }
         net::rewrite_icmp_error(frame_of(m), meta, quote, net::icmp_side::destination,

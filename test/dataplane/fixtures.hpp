@@ -28,16 +28,22 @@ inline const std::vector<std::string> fixture_checked_counters = {
     "to_backend",  "to_client",         "syns",        "new_flows",  "stateless_forward",
     "resets_sent", "icmp_echo_replies", "arp_replies", "to_control", "icmp_errors_translated"};
 
+// The rig's worker's counter of that name (worker_counter_list).
+inline uint64_t counter_named(ring_rig& rig, const std::string& name) {
+    const dataplane::worker_counters& totals = rig.worker->stats().totals;
+    for (const auto& c : dataplane::worker_counter_list) {
+        if (c.name == name) {
+            return (totals.*c.field).get();
+        }
+    }
+    FAIL("no worker counter named " << name);
+    return 0;
+}
+
 inline void run_fixtures(ring_rig& rig, const std::vector<packet_fixture>& rows) {
     const dataplane::worker_counters& totals = rig.worker->stats().totals;
     auto counter_value = [&](const std::string& name) {
-        for (const auto& c : dataplane::worker_counter_list) {
-            if (c.name == name) {
-                return (totals.*c.field).get();
-            }
-        }
-        FAIL("no worker counter named " << name);
-        return uint64_t(0);
+        return counter_named(rig, name);
     };
     for (const packet_fixture& row : rows) {
         INFO("fixture: " << row.name);

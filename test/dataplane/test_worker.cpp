@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <map>
 
 using namespace evenflow;
@@ -754,4 +755,135 @@ TEST_CASE("tunnel: a flow past its SYN is one-way, evictable, kept like an estab
     CHECK(state_of(40000) == flow::flow_state::one_way);
     rig.exchange(client_side, client_packet(rig, 40000, tcp_flags::fin | tcp_flags::ack, 1001));
     CHECK(state_of(40000) == flow::flow_state::closing);
+}
+
+TEST_CASE("worker: the host's own packets go to its kernel interface, the peers' in their lane") {
+    // The client side has a kernel interface (the exception path) and 10.10.0.1 is a
+    // routing peer; the backend side has none.
+    std::string text = basic_config_text();
+    const std::string anchor = "gateway = \"10.10.0.1\"\n";
+    text.replace(text.find(anchor), anchor.size(), anchor + "kernel_interface = \"ef-test0\"\n");
+    ring_rig rig(text);
+    rig.shared.routing_peers = {*net::ip_addr::parse("10.10.0.1")};
+    rig.become_reader();
+    auto to_us = [&](const char* src) {
+        packet_builder p;
+        p.eth(router_mac, rig.lb_mac(client_side)).ipv4(src, "10.10.0.2").ttl(255);
+        return p;
+    };
+    bytes bfd_header(8, 0); // UDP 49152 -> 3784 (BFD), length and checksum unchecked here
+    put16(bfd_header, 0, 49152);
+    put16(bfd_header, 2, 3784);
+    put16(bfd_header, 4, 8);
+    auto ring_count = [&](dataplane::control_reason r) {
+        return rte_ring_count(rig.shared.to_control[size_t(r)]);
+    };
+
+    // Each frame is checked where the worker puts it: the lane's ring, untouched.
+    struct lane_case {
+        const char* name;
+        uint16_t side;
+        bytes frame;
+        dataplane::control_reason lane;
+        const char* counter;
+    };
+    const std::vector<lane_case> lanes = {
+        {"BGP from the peer", client_side,
+         to_us("10.10.0.1").tcp(40000, 179, tcp_flags::syn).build(),
+         dataplane::control_reason::peer, "to_host_peer"},
+        {"BFD (UDP) from the peer", client_side, to_us("10.10.0.1").raw_l4(17, bfd_header).build(),
+         dataplane::control_reason::peer, "to_host_peer"},
+        {"TCP from anyone else", client_side,
+         to_us("10.10.0.77").tcp(40000, 22, tcp_flags::syn).build(),
+         dataplane::control_reason::host, "to_host"},
+        {"an echo reply (the kernel's ping)", client_side, to_us("10.10.0.77").icmp(0).build(),
+         dataplane::control_reason::host, "to_host"},
+    };
+    for (const lane_case& c : lanes) {
+        INFO(c.name);
+        const auto before = counter_named(rig, c.counter);
+        rig.send(c.side, c.frame);
+        rig.poll();
+        CHECK(rig.received(client_side).empty());
+        CHECK(rig.received(backend_side).empty());
+        REQUIRE(ring_count(c.lane) == 1);
+        rte_mbuf* m = nullptr;
+        REQUIRE(rte_ring_dequeue(rig.shared.to_control[size_t(c.lane)],
+                                 reinterpret_cast<void**>(&m)) == 0);
+        CHECK(m->port == client_side);
+        CHECK(bytes(rte_pktmbuf_mtod(m, uint8_t*),
+                    rte_pktmbuf_mtod(m, uint8_t*) + rte_pktmbuf_data_len(m)) == c.frame);
+        rte_pktmbuf_free(m);
+        CHECK(counter_named(rig, c.counter) - before == 1);
+    }
+
+    std::vector<packet_fixture> rows = {
+        {"TCP to a probe port that answers no probe: dropped, never the kernel's",
+         client_side,
+         to_us("10.10.0.77").tcp(40000, 61000, tcp_flags::syn | tcp_flags::ack).build(),
+         {},
+         {},
+         {},
+         {{drop_reason::not_a_probe_reply, 1}}},
+        {"TCP to the address of an interface without one: dropped",
+         backend_side,
+         packet_builder()
+             .eth(backend_mac(11), rig.lb_mac(backend_side))
+             .ipv4("10.20.0.11", "10.20.0.1")
+             .tcp(40000, 179, tcp_flags::syn)
+             .build(),
+         {},
+         {},
+         {},
+         {{drop_reason::not_a_probe_reply, 1}}},
+        {"UDP to the address of an interface without one: dropped",
+         backend_side,
+         packet_builder()
+             .eth(backend_mac(11), rig.lb_mac(backend_side))
+             .ipv4("10.20.0.11", "10.20.0.1")
+             .raw_l4(17, bfd_header)
+             .build(),
+         {},
+         {},
+         {},
+         {{drop_reason::unsupported_l4, 1}}},
+        {"UDP from the peer to the VIP: not the host's",
+         client_side,
+         packet_builder()
+             .eth(router_mac, rig.lb_mac(client_side))
+             .ipv4("10.10.0.1", vip)
+             .raw_l4(17, bfd_header)
+             .build(),
+         {},
+         {},
+         {},
+         {{drop_reason::unsupported_l4, 1}}},
+    };
+    run_fixtures(rig, rows);
+
+    // A flood at the host's address from anyone but the peer stops at the host lane's
+    // budget (its burst: a tenth of a second's worth); the peer's packets still pass.
+    const auto host_burst =
+        uint64_t(dataplane::control_budget_per_s[size_t(dataplane::control_reason::host)] / 10);
+    const uint64_t budget_drops = rig.drops(drop_reason::control_budget);
+    const auto flood_start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 2000; ++i) {
+        rig.send(client_side, to_us("10.10.0.77").tcp(uint16_t(20000 + i), 179).build());
+        if (i % 32 == 31) {
+            rig.poll();
+        }
+    }
+    rig.send(client_side, to_us("10.10.0.1").tcp(40001, 179, tcp_flags::ack).build());
+    rig.poll();
+    const std::chrono::duration<double> flood_time = std::chrono::steady_clock::now() - flood_start;
+    const auto host_passed = ring_count(dataplane::control_reason::host);
+    // The burst less the two of the lane cases above, plus what refilled meanwhile.
+    CHECK(host_passed >= host_burst - 2);
+    CHECK(double(host_passed) <=
+          double(host_burst) + 1 +
+              dataplane::control_budget_per_s[size_t(dataplane::control_reason::host)] *
+                  flood_time.count());
+    CHECK(rig.drops(drop_reason::control_budget) - budget_drops == 2000 - host_passed);
+    CHECK(ring_count(dataplane::control_reason::peer) == 1);
+    rig.to_control();
 }

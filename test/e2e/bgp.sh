@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # [bgp]: health-gated VIP announcements through the real BGP speaker (BIRD 2, Debian
 # bird2). A router namespace runs BIRD with a kernel protocol; evenflowd runs in a host
-# namespace on net_null ports (no traffic: this tier is about what the router sees)
-# and drives its own BIRD. Each step measures how long until the router's kernel route
+# namespace with its client-side port on the veth to the router (net_af_packet; the
+# veth's kernel stack sees none of its frames, as with a NIC DPDK owns) and drives its
+# own BIRD, whose session runs over that port through the exception path: the kernel
+# interface evenflowd makes (kernel_interface), holding the port's address and MAC.
+# A SYN flood at the host's address, from sources that are not the peer, must not
+# break the session. Each step measures how long until the router's kernel route
 # to the VIP appears or goes:
 #   announced at start; withdrawn when the service has no backend up, on drain-host,
-#   on SIGSTOP of the daemon and on a wedged worker (the liveness watchdog, test hook
-#   EVENFLOW_TEST_WEDGE_FILE), each announced again on recovery; kill -9 of the daemon
-#   withdraws (BIRD dies with it); SIGTERM withdraws first, waits [bgp] convergence,
-#   then stops. Status and /metrics carry the fingerprint.
+#   on SIGSTOP of the daemon and on a wedged worker (BFD first, then the liveness
+#   watchdog; test hook EVENFLOW_TEST_WEDGE_FILE), each announced again on recovery; kill -9 of the daemon
+#   withdraws (BFD, and BIRD dies with it); SIGTERM withdraws first, waits [bgp]
+#   convergence, then stops. Status and /metrics carry the fingerprint. The router's
+#   route changes are read from `ip monitor route`, timed from the event.
 #
 #   test/e2e/bgp.sh BUILD_DIR
 set -uo pipefail
@@ -17,7 +22,7 @@ set -uo pipefail
 source "$(dirname "$0")/../lib/harness.sh"
 harness_init e2e-bgp "${1:?usage: test/e2e/bgp.sh BUILD_DIR}"
 needs_root "network namespaces, DPDK, BIRD"
-needs_tools ip bird birdc python3 curl
+needs_tools ip nft ethtool bird birdc python3 curl hping3
 needs_binaries "$evenflowd" "$evenctl"
 make_workdir
 
@@ -27,6 +32,7 @@ remove_on_teardown "/var/run/dpdk/$prefix"
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup_bgp() {
   [[ -s $work/router.pid ]] && kill "$(cat "$work/router.pid")" 2>/dev/null
+  [[ -n ${monitor_pid:-} ]] && kill "$monitor_pid" 2>/dev/null
   ip netns del "$ns_r" 2>/dev/null
   ip netns del "$ns_h" 2>/dev/null
   return 0
@@ -36,18 +42,22 @@ trap 'teardown; cleanup_bgp; harness_cleanup' EXIT
 if ! ip netns add "$ns_r" || ! ip netns add "$ns_h"; then fail "namespaces $ns_r $ns_h"; finish; fi
 ip link add efbgp-r0 netns "$ns_r" type veth peer name efbgp-h0 netns "$ns_h"
 ip -n "$ns_r" addr add 10.97.30.1/24 dev efbgp-r0
-ip -n "$ns_h" addr add 10.97.30.2/24 dev efbgp-h0
 for n in "$ns_r" "$ns_h"; do ip -n "$n" link set lo up; done
 ip -n "$ns_r" link set efbgp-r0 up
 ip -n "$ns_h" link set efbgp-h0 up
+# The host's veth is evenflowd's port, which the kernel's stack must not see; the
+# router's sends whole checksums, as a wire does (veth offloads them otherwise).
+check "efbgp-h0 is DPDK's alone" dpdk_owned "$ns_h" efbgp-h0
+check "the router's veth computes checksums" ip netns exec "$ns_r" ethtool -K efbgp-r0 tx off
 
 cat >"$work/router.conf" <<ROUTER
 log "$work/router.log" all;
 router id 10.97.30.1;
 protocol device { }
 protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
+protocol bfd { interface "efbgp-r0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
 protocol bgp h1 {
-  local 10.97.30.1 as 65000; neighbor 10.97.30.2 as 65001;
+  local 10.97.30.1 as 65000; neighbor 10.97.30.2 as 65001; bfd on;
   hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 5;
   graceful restart off;
   ipv4 { import where net ~ [ 10.97.100.0/24+ ]; export none; };
@@ -56,26 +66,39 @@ ROUTER
 check "router BIRD starts" ip netns exec "$ns_r" bird -c "$work/router.conf" -s "$work/router.ctl" -P "$work/router.pid"
 
 {
-  config_head "$prefix" "$sock" "127.0.0.1:$((19000 + $$ % 1000))" 65536 1 net_null0 net_null1 \
-    "--vdev=net_null0,no-rx=1" "--vdev=net_null1,no-rx=1"
+  config_head --client-address 10.97.30.2/24 --client-kernel efbgp-k0 \
+    "$prefix" "$sock" "127.0.0.1:$((19000 + $$ % 1000))" 65536 1 net_af_packet0 net_null1 \
+    "--vdev=net_af_packet0,iface=efbgp-h0" "--vdev=net_null1,no-rx=1"
   config_pool web '{ kind = "none" }' -- 10.20.0.11:8080:1 10.20.0.12:8080:1
   config_service web $vip 80 web
   config_bgp 10.97.30.2 10.97.30.1 'hold_time = "3s"' "detection = \"${detection}s\"" \
-    'convergence = "1s"' 'drain_timeout = "5s"' 'return_path = "ecmp"'
+    'convergence = "1s"' 'drain_timeout = "5s"' 'return_path = "ecmp"' 'bfd = true'
 } >"$work/h1.toml"
 
-# waitroute present|absent: seconds until the router's kernel has (no) route to the VIP
+# The router's route changes as its kernel reports them, with their times: what the
+# steps measure (no sampling delay, no start-up time of the measuring tool).
+timeout 900 ip -n "$ns_r" -ts monitor route >"$work/routes" 2>&1 &
+monitor_pid=$!
+# mark: the moment of the event the next step measures from (just before it is caused)
+mark() { t_mark=$(now); }
+# waitroute present|absent SINCE: seconds from SINCE (epoch) until the router's kernel
+# added (removed) its route to the VIP; "never" after 20 s
 waitroute() {
-  python3 - "$1" "$ns_r" "$vip" <<'PY'
-import subprocess, sys, time
-want, ns, vip = sys.argv[1] == "present", sys.argv[2], sys.argv[3]
-t0 = time.time()
-while time.time() - t0 < 20:
-    out = subprocess.run(["ip", "-n", ns, "route", "show", vip], capture_output=True, text=True).stdout
-    if bool(out.strip()) == want:
-        print(f"{time.time() - t0:.3f}")
-        sys.exit(0)
-    time.sleep(0.005)
+  python3 - "$1" "$vip" "$2" "$work/routes" <<'PY'
+import datetime, re, sys, time
+want, vip, since, path = sys.argv[1] == "present", sys.argv[2], float(sys.argv[3]), sys.argv[4]
+line_re = re.compile(r"^\[([0-9T:.-]+)\] (Deleted )?(?:\S+ )?" + re.escape(vip) + r"(?:/32)? ")
+while time.time() - since < 20:
+    with open(path) as f:
+        for line in f:
+            m = line_re.match(line)
+            if not m or (m.group(2) is None) != want:
+                continue
+            t = datetime.datetime.fromisoformat(m.group(1)).timestamp()
+            if t >= since:
+                print(f"{t - since:.3f}")
+                sys.exit(0)
+    time.sleep(0.02)
 print("never")
 sys.exit(1)
 PY
@@ -94,9 +117,10 @@ while time.time() - t0 < seconds:
 print(count)
 PY
 }
-step() { # WHAT present|absent BOUND_S: one check and one figure
+step() { # WHAT present|absent BOUND_S: one check and one figure, from the last mark
   local t
-  t=$(waitroute "$2")
+  t=$(waitroute "$2" "$t_mark")
+  t_mark=""
   if [[ $t == never ]]; then
     fail "$1: route never $2"
   else
@@ -112,6 +136,7 @@ checked=$("$evenctl" check "$work/no-rp.toml" 2>&1)
 expect_contains "check: [bgp] without return_path warns about DNAT replies" "$checked" "must not be one host"
 
 daemon_in=(env EVENFLOW_TEST_WEDGE_FILE="$work/wedge" ip netns exec "$ns_h")
+mark
 start_daemon "$work/h1.toml" || finish
 step "start -> announced" present 10
 st=$(ctl --json status)
@@ -121,24 +146,59 @@ check "status: a fingerprint ($fp)" test ${#fp} -eq 16
 check "/metrics: evenflow_config_fingerprint with it" \
   bash -c "ip netns exec $ns_h curl -s http://127.0.0.1:$((19000 + $$ % 1000))/metrics | grep -q 'evenflow_config_fingerprint{fingerprint=\"$fp\"}'"
 
+# The exception path: the session above ran over the data port, through the kernel
+# interface evenflowd made with the port's address and MAC.
+expect_eq "the kernel interface holds the host's address" \
+  "$(ip -n "$ns_h" -br -4 addr show dev efbgp-k0 | awk '{print $3}')" "10.97.30.2/24"
+expect_eq "the kernel interface has the port's MAC" \
+  "$(ip -n "$ns_h" -br link show dev efbgp-k0 | awk '{print $3}')" \
+  "$(ip -n "$ns_h" -br link show dev efbgp-h0 | awk '{print $3}')"
+st=$(ctl --json stats)
+expect_eq "BGP went through it both ways (stats: $(json 'r["kernel_interfaces"]' <<<"$st"))" \
+  "$(json 'r["kernel_interfaces"][0]["to_kernel"] > 0 and r["kernel_interfaces"][0]["from_kernel"] > 0 and r["totals"]["to_host_peer"] > 0' <<<"$st")" "True"
+# A flood at the host's address from a source that is not the peer (SYNs to BGP's port,
+# 4 s at about 5 times the host lane's budget): the peer's lane keeps the session,
+# BFD's 300 ms included. (Faster floods starve the router's and our BIRD of this
+# machine's two cores, whatever the lanes do: the generator shares them.)
+session_since() { birdc -s "$work/router.ctl" show protocols h1 | awk '$1 == "h1" {print $5, $6}'; }
+since_before=$(session_since)
+drops_before=$(ctl --json stats | json 'r["drops"].get("control_budget", 0)')
+route_samples "$vip" 5 absent >"$work/flood-gaps" &
+samples_pid=$!
+ip netns exec "$ns_r" timeout 4 hping3 -q -S -p 179 -a 10.97.31.7 -i u20 10.97.30.2 >/dev/null 2>&1 &
+flood_pid=$!
+wait "$samples_pid" "$flood_pid"
+st=$(ctl --json stats)
+flooded=$(( $(json 'r["drops"].get("control_budget", 0)' <<<"$st") - drops_before ))
+figure "flood at the host's address: $flooded dropped over the host lane's budget, $(json 'r["totals"]["to_host"]' <<<"$st") passed to the kernel in all"
+check "the flood was dropped over budget ($flooded), not passed whole to the kernel" test "$flooded" -gt 20000
+expect_eq "the flood: samples without the VIP's route" "$(cat "$work/flood-gaps")" "0"
+expect_eq "the flood: the router's session never restarted (established since)" "$(session_since)" "$since_before"
+
+mark
 ctl disable web 10.20.0.11:8080 >/dev/null
 ctl disable web 10.20.0.12:8080 >/dev/null
 step "no backend up -> withdrawn" absent 1
+mark
 ctl enable web 10.20.0.11:8080 >/dev/null
 step "a backend back -> announced" present 1
 expect_eq "drain/disable change the fingerprint" "$(ctl --json status | json 'r["fingerprint"] != "'"$fp"'"')" "True"
 ctl enable web 10.20.0.12:8080 >/dev/null
 expect_eq "and back: the same fingerprint" "$(ctl --json status | json 'r["fingerprint"]')" "$fp"
 
+mark
 check "drain-host" ctl drain-host
 step "drain-host -> withdrawn" absent 1
+mark
 check "undrain-host" ctl undrain-host
 step "undrain-host -> announced" present 1
 # With --timeout it waits for the flows to end; with none (net_null carries no
 # traffic) it answers at once. (A deferred answer with live flows: the two-host tier.)
+mark
 expect_contains "drain-host --timeout with no flow answers at once" \
   "$(ctl drain-host --timeout 30 2>&1)" "0 flows active"
 step "drain-host --timeout -> withdrawn" absent 1
+mark
 check "undrain-host again" ctl undrain-host
 step "undrain-host -> announced again" present 1
 
@@ -150,9 +210,11 @@ disabled_before=$(grep -c "Disabling protocol vip_${vip//./_}\$" "$bird_log")
 route_samples "$vip" 3 absent >"$work/gaps" &
 gaps_pid=$!
 sleep 0.3
+mark
 check "apply: a second VIP" ctl apply "$work/h1-two.toml"
 vip_first=$vip vip=10.97.100.101
 step "a VIP added by apply -> announced" present 2
+mark
 check "apply: the second VIP removed" ctl apply "$work/h1.toml"
 step "the VIP removed by apply -> withdrawn" absent 2
 vip=$vip_first
@@ -192,33 +254,52 @@ check "the watchdog killed: the log says so" grep -q 'event=bgp_watchdog_died' "
 check "the watchdog killed: a new one runs" \
   kill -0 "$(ctl --json status | json 'r["bgp"]["watchdog_pid"]')"
 
+# A frozen daemon forwards nothing, BFD's packets included: the router's BFD (100 ms x
+# 3) drops the session first. The freeze outlasts [bgp] detection, so the watchdog
+# stops BIRD too, and BIRD starts again with the daemon.
+mark
 kill -STOP "$pid"
-step "SIGSTOP of evenflowd -> withdrawn (detection ${detection}s)" absent "$((detection + 1))"
+step "SIGSTOP of evenflowd -> withdrawn (BFD)" absent "$((detection + 1))"
+sleep "$((detection + 1))"
+mark
 kill -CONT "$pid"
 step "SIGCONT -> announced again" present 10
+check "SIGSTOP: the watchdog stopped BIRD (logged once the daemon runs)" \
+  grep -q 'event=bgp_speaker_exited.*by="watchdog' "$log"
 
+# A wedged worker 0 sends nothing (the kernel's frames leave through it): the same.
+watchdog_kills=$(grep -c 'event=bgp_speaker_exited.*by="watchdog' "$log")
+mark
 echo 0 >"$work/wedge"
-step "worker 0 wedged -> withdrawn (detection ${detection}s)" absent "$((detection + 1))"
+step "worker 0 wedged -> withdrawn (BFD)" absent "$((detection + 1))"
+sleep "$((detection + 1))"
+check "wedged: the watchdog stopped BIRD again" \
+  test "$(grep -c 'event=bgp_speaker_exited.*by="watchdog' "$log")" -gt "$watchdog_kills"
+mark
 rm -f "$work/wedge"
 step "worker 0 polls again -> announced again" present 10
-check "the log says who killed BIRD" grep -q 'event=bgp_speaker_exited.*by="watchdog' "$log"
 
+mark
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 pid=
-step "kill -9 of evenflowd -> withdrawn (BIRD dies with it)" absent 1
+step "kill -9 of evenflowd -> withdrawn (BFD; BIRD dies with it)" absent 1
 sleep 0.2
 expect_eq "no BIRD of the host is left" "$(pgrep -f "^/usr/sbin/bird -f -c ${sock%.sock}-bird.conf" | wc -l)" "0"
 
+mark
 start_daemon "$work/h1.toml" || finish
 step "restart -> announced" present 10
 
 # drain-host outlives a crash: kill -9 of a drained host, and it starts drained.
+mark
 check "drain-host before a crash" ctl drain-host
 step "drain-host -> withdrawn" absent 1
+mark
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 pid=
+mark
 start_daemon "$work/h1.toml" || finish
 expect_eq "restarted after kill -9: still drained (status)" \
   "$(ctl --json status | json 'r["host_drained"]')" "True"
@@ -226,9 +307,13 @@ check "restarted after kill -9: the log says the drain was resumed" \
   grep -q 'event=host_drain_resumed' "$log"
 expect_eq "restarted after kill -9: the VIP stays withdrawn (samples with its route in 3 s)" \
   "$(route_samples "$vip" 3 present)" "0"
+# The session comes up again first (BIRD started, the router's connect retry), then:
+for _ in $(seq 1 150); do [[ $(session_since) == *Established* ]] && break; sleep 0.1; done
+mark
 check "undrain-host" ctl undrain-host
 step "undrain-host after the restart -> announced" present 2
 t_term=$(now)
+mark
 kill -TERM "$pid"
 step "SIGTERM -> withdrawn first" absent 1
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done

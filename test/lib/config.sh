@@ -6,12 +6,14 @@
 #
 #   config_head [--memory MB] [--timeouts INLINE_TABLE] [--gateway ADDR] \
 #               [--client-address PREFIX] [--backend-address PREFIX] [--lcores SPEC] \
+#               [--client-kernel NAME] \
 #               PREFIX SOCKET METRICS FLOW_CAPACITY WORKERS DEV0 DEV1 [EAL_ARG...]
 #       [eal]: file prefix PREFIX, -m MB (default 512), then the EAL_ARGs (the --vdev
 #       arguments that create DEV0 and DEV1, and any other); [control]: SOCKET and the
 #       METRICS address ("" for none), state_dir beside the socket (SOCKET's dir/state); [dataplane]: WORKERS (the contents of the TOML
 #       list, "1" or "1, 2"), FLOW_CAPACITY and --timeouts; [[interfaces]]: client-side
-#       on DEV0 (with --gateway), backend-side on DEV1.
+#       on DEV0 (with --gateway, and --client-kernel as its kernel_interface),
+#       backend-side on DEV1.
 #   config_pool NAME HEALTH [KEY_LINE...] -- ADDR:PORT:WEIGHT...
 #       a [[pools]] table; HEALTH is its inline table ('{ kind = "none" }'), each
 #       KEY_LINE one more line of the table ('drain_timeout = "2s"').
@@ -27,7 +29,7 @@ toml_str() { # TEXT -> a TOML basic string
 
 config_head() {
   local memory=512 timeouts="" gateway="" client_address=10.10.0.2/24 backend_address=10.20.0.1/24
-  local cores='"-l", "0-1"'
+  local cores='"-l", "0-1"' client_kernel=
   while [[ ${1:-} == --* ]]; do
     case "$1" in
       --memory) memory=$2 ;;
@@ -36,6 +38,7 @@ config_head() {
       --backend-address) backend_address=$2 ;;
       --timeouts) timeouts=$2 ;;
       --gateway) gateway=$2 ;;
+      --client-kernel) client_kernel=$2 ;;
       *) echo "config_head: unknown option $1" >&2; return 2 ;;
     esac
     shift 2
@@ -64,6 +67,7 @@ name = "client-side"
 device = $(toml_str "$dev0")
 address = $(toml_str "$client_address")
 ${gateway:+gateway = $(toml_str "$gateway")
+}${client_kernel:+kernel_interface = $(toml_str "$client_kernel")
 }
 [[interfaces]]
 name = "backend-side"

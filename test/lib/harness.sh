@@ -265,6 +265,18 @@ stop_daemon() { # -> evenflowd's exit status (0 if none runs)
 
 # ---- the namespace topology (e2e) ----
 
+# dpdk_owned NS IFACE: the kernel's stack in NS ignores IFACE as it would a NIC bound
+# to DPDK (no address, no IPv6, every frame dropped at the netdev ingress hook, which
+# runs after packet sockets: net_af_packet on IFACE still reads every frame).
+dpdk_owned() {
+  ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" &&
+    ip netns exec "$1" nft -f - <<NFT
+table netdev dpdk_owned_${2//-/_} {
+  chain ingress { type filter hook ingress device "$2" priority 0; policy drop; }
+}
+NFT
+}
+
 take_topology_lock() {
   ((topology_locked)) && return 0
   local wait_s=${EVENFLOW_E2E_LOCK_WAIT:-120}
