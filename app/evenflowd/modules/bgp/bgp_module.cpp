@@ -17,9 +17,9 @@ bool bgp_module::start(std::string* error) {
     if (!running.bgp.enabled) {
         return true;
     }
-    // BIRD's files beside the control socket (/run/evenflow), named after it
-    // (evenflow.sock: evenflow-bird.conf, ...): they live as long as the daemon runs,
-    // and two daemons whose sockets share a directory keep theirs apart.
+    // BIRD's directory beside the control socket (/run/evenflow), named after it
+    // (evenflow.sock: evenflow-bird/bird.conf, ...): it lives as long as the daemon
+    // runs, and two daemons whose sockets share a directory keep theirs apart.
     std::filesystem::path socket(m_ctx.server.path());
     std::string files = (socket.parent_path() / (socket.stem().string() + "-bird")).string();
     std::vector<net::ip_addr> vips;

@@ -11,9 +11,11 @@
 #include <cstring>
 #include <ctime>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,15 +40,18 @@ bgp_speaker::~bgp_speaker() {
 }
 
 bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
-                          const std::string& files, std::string* error) {
+                          const std::string& dir, std::string* error) {
     m_bgp = bgp;
-    m_conf = files + ".conf";
-    m_ctl = files + ".ctl";
-    m_log = files + ".log";
-    m_pidfile = files + ".pid";
+    m_conf = dir + "/bird.conf";
+    m_ctl = dir + "/bird.ctl";
+    m_log = dir + "/bird.log";
+    m_pidfile = dir + "/bird.pid";
     if (access(bgp.speaker.c_str(), X_OK) != 0) {
         *error = fmt::format("[bgp] speaker {} cannot be run: {} (Debian package bird2)",
                              bgp.speaker, std::strerror(errno));
+        return false;
+    }
+    if (!make_directory(dir, error)) {
         return false;
     }
     std::vector<control::vip_announcement> withdrawn;
@@ -85,6 +90,41 @@ bool bgp_speaker::prepare(const config::bgp_config& bgp, const std::vector<net::
     return start_watchdog(error);
 }
 
+bool bgp_speaker::make_directory(const std::string& dir, std::string* error) {
+    if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+        *error = fmt::format("cannot create BIRD's directory {}: {}", dir, std::strerror(errno));
+        return false;
+    }
+    struct stat st {};
+    if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        *error = fmt::format("{} is not a directory (BIRD's files go there)", dir);
+        return false;
+    }
+    // BIRD drops to its own user only when started by root; not root, it runs as us.
+    m_drop_privileges = false;
+    if (geteuid() != 0) {
+        return true;
+    }
+    const passwd* user = getpwnam(bird_user);
+    if (user == nullptr) {
+        log_event("warning", "bgp_speaker_as_root",
+                  {{"reason", fmt::format("no user {} (Debian bird2 creates it)", bird_user)}});
+        return true;
+    }
+    // Its log, rotated, and its pid file are written after the drop: the directory is
+    // the user's; setgid, so what evenflowd writes there (its configuration) is the
+    // group's to read.
+    if (chown(dir.c_str(), user->pw_uid, user->pw_gid) != 0 || chmod(dir.c_str(), 02750) != 0) {
+        *error = fmt::format("cannot give {} to user {}: {}", dir, bird_user, std::strerror(errno));
+        return false;
+    }
+    for (const std::string& left : {m_log, m_log + ".old", m_pidfile}) {
+        (void)chown(left.c_str(), user->pw_uid, user->pw_gid); // a run as root left them
+    }
+    m_drop_privileges = true;
+    return true;
+}
+
 bool bgp_speaker::start_watchdog(std::string* error) {
     pid_t parent = getpid();
     m_watchdog = fork();
@@ -94,15 +134,19 @@ bool bgp_speaker::start_watchdog(std::string* error) {
     }
     if (m_watchdog == 0) {
         // The watchdog: a separate process, so that it runs while the daemon is
-        // stopped. It only reads the heartbeat and kills BIRD.
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // stopped. It only reads the heartbeat and kills BIRD. It also outlives the
+        // daemon by one poll, to kill BIRD then: BIRD's own PR_SET_PDEATHSIG goes when
+        // it drops to its user (the kernel clears it on a change of credentials).
         prctl(PR_SET_NAME, "evenflow-wdog");
-        if (getppid() != parent) {
-            _exit(0);
-        }
         // Nothing of the daemon's (DPDK's files, the control socket) stays open in it.
         close_range(3, ~0U, 0);
         for (;;) {
+            if (getppid() != parent) {
+                if (int32_t bird = m_page->bird_pid.exchange(0); bird > 0) {
+                    kill(bird, SIGKILL);
+                }
+                _exit(0);
+            }
             int64_t hb = m_page->heartbeat_ms.load();
             int32_t bird = m_page->bird_pid.load();
             if (hb > 0 && bird > 0 && monotonic_ms() - hb > m_page->detection_ms.load()) {
@@ -120,6 +164,9 @@ bool bgp_speaker::start_watchdog(std::string* error) {
 bool bgp_speaker::start_bird(std::string* error) {
     unlink(m_ctl.c_str());
     std::vector<std::string> args{m_bgp.speaker, "-f", "-c", m_conf, "-s", m_ctl, "-P", m_pidfile};
+    if (m_drop_privileges) {
+        args.insert(args.end(), {"-u", bird_user, "-g", bird_user});
+    }
     std::vector<char*> argv;
     for (std::string& a : args) {
         argv.push_back(a.data());
@@ -259,10 +306,11 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
             log_event("warning", "bgp_speaker_start_failed", {{"reason", error}});
         }
         m_next_start = now + 1s;
-        m_next_reassert = now + 200ms; // its socket comes up first
+        m_socket_ready = now + 200ms; // its socket comes up first
+        m_next_reassert = m_socket_ready;
         return;
     }
-    if (m_bird_pid <= 0) {
+    if (m_bird_pid <= 0 || now < m_socket_ready) {
         return;
     }
     bool reassert = now >= m_next_reassert;

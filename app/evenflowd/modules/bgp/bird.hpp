@@ -29,12 +29,14 @@ public:
     bgp_speaker& operator=(const bgp_speaker&) = delete;
     ~bgp_speaker();
 
-    // Before the workers run (one thread): writes BIRD's config (every VIP withdrawn)
-    // in files named `files`.conf, .ctl, .log and .pid (beside the control socket and
-    // named after it: two daemons never share them), checks it (bird -p) and forks the
-    // watchdog. False with *error.
+    // Before the workers run (one thread): makes BIRD's directory `dir` (beside the
+    // control socket and named after it: two daemons never share one), writes BIRD's
+    // config there (every VIP withdrawn), checks it (bird -p) and forks the watchdog.
+    // Run by root, BIRD runs as the user `bird` (Debian bird2's) with only the
+    // capabilities BIRD keeps for itself; `dir` is that user's (setgid: the files
+    // evenflowd writes there are readable by it). False with *error.
     bool prepare(const config::bgp_config& bgp, const std::vector<net::ip_addr>& vips,
-                 const std::string& files, std::string* error);
+                 const std::string& dir, std::string* error);
     // Every control-loop iteration: the heartbeat when live, BIRD (re)started when it
     // is not running and the daemon is live, and the announcements brought in line.
     // `progress`: when the daemon last made progress everywhere (the heartbeat the
@@ -58,6 +60,10 @@ private:
         std::atomic<uint64_t> kills{0}; // watchdog: rw
     };
     bool start_bird(std::string* error);
+    // BIRD's user when evenflowd runs as root.
+    static constexpr const char* bird_user = "bird";
+    // `dir`, made the BIRD user's when there is one and we are root.
+    bool make_directory(const std::string& dir, std::string* error);
     // Forks the watchdog (at prepare, and again should it die).
     bool start_watchdog(std::string* error);
     void reap();
@@ -66,12 +72,14 @@ private:
 
     config::bgp_config m_bgp;
     std::string m_conf, m_ctl, m_log, m_pidfile;
+    bool m_drop_privileges = false; // -u bird -g bird
     shared_page* m_page = nullptr;
     pid_t m_watchdog = -1;
     pid_t m_bird_pid = -1;
     std::map<net::ip_addr, bool> m_applied; // what BIRD was told, since it started
     std::vector<control::vip_announcement> m_wanted;
     std::chrono::steady_clock::time_point m_next_start{}, m_next_reassert{};
+    std::chrono::steady_clock::time_point m_socket_ready{}; // BIRD just started: not before
     uint64_t m_starts = 0;
     bool m_live = true;
     std::vector<net::ip_addr> m_vips; // in BIRD's configuration
