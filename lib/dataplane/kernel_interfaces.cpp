@@ -106,6 +106,15 @@ std::string start_tap(const std::string& vdev, const std::string& kernel, const 
     if (int rc = rte_eth_dev_start(*port_id); rc != 0) {
         return fmt::format("cannot start TAP port {}: {}", vdev, rte_strerror(-rc));
     }
+    // The kernel drops frames for another MAC: its side must have the port's (the TAP
+    // driver silently picks a random one for a MAC it cannot set, all zeros say).
+    rte_ether_addr kernel_mac{};
+    if (rte_eth_macaddr_get(*port_id, &kernel_mac) != 0 ||
+        !rte_is_same_ether_addr(&kernel_mac, &ifc.mac)) {
+        return fmt::format("its MAC cannot be the port's ({}): the kernel would ignore every "
+                           "frame for it",
+                           mac);
+    }
     if (std::string error = configure_kernel_side(kernel, ifc); !error.empty()) {
         return "kernel interface " + error;
     }

@@ -28,11 +28,12 @@ make_workdir
 
 ns_r=efbgp-r-$$ ns_h=efbgp-h-$$ vip=10.97.100.100 detection=1
 prefix=ef-bgp-$$
-remove_on_teardown "/var/run/dpdk/$prefix"
+remove_on_teardown "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-b"
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup_bgp() {
   [[ -s $work/router.pid ]] && kill "$(cat "$work/router.pid")" 2>/dev/null
   [[ -n ${monitor_pid:-} ]] && kill "$monitor_pid" 2>/dev/null
+  [[ -n ${other_pid:-} ]] && kill -KILL "$other_pid" 2>/dev/null
   ip netns del "$ns_r" 2>/dev/null
   ip netns del "$ns_h" 2>/dev/null
   return 0
@@ -171,6 +172,12 @@ session_since() {
   birdc -s "$work/router.ctl" show protocols h1 |
     awk '$1 == "h1" {split($5, t, ":"); printf "%.3f %s\n", t[1] * 3600 + t[2] * 60 + t[3], $6}'
 }
+# same_session BEFORE AFTER: both established, at the same time (to 0.1 s)
+same_session() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    exit !(x[2] == "Established" && y[2] == "Established" && (x[1] - y[1])^2 < 0.01) }'
+}
 since_before=$(session_since)
 drops_before=$(ctl --json stats | json 'r["drops"].get("control_budget", 0)')
 route_samples "$vip" 5 absent >"$work/flood-gaps" &
@@ -185,9 +192,7 @@ check "the flood was dropped over budget ($flooded), not passed whole to the ker
 expect_eq "the flood: samples without the VIP's route" "$(cat "$work/flood-gaps")" "0"
 since_after=$(session_since)
 check "the flood: the router's session never restarted (established since $since_before, then $since_after)" \
-  awk -v a="$since_before" -v b="$since_after" 'BEGIN {
-    split(a, x, " "); split(b, y, " ")
-    exit !(x[2] == "Established" && y[2] == "Established" && (x[1] - y[1])^2 < 0.01) }'
+  same_session "$since_before" "$since_after"
 
 mark
 ctl disable web 10.20.0.11:8080 >/dev/null
@@ -260,6 +265,34 @@ expect_eq "BIRD runs as the user bird, with no capability but its own four" \
   "$(id -u bird) 0000000000003c00 "
 expect_eq "BIRD listens on the host's address only (strict bind)" \
   "$(ip netns exec "$ns_h" ss -Hltn 'sport = :179' | awk '{print $4}' | sort -u | tr '\n' ' ')" "10.97.30.2:179 "
+# A second daemon whose socket shares the directory: its BIRD has files of its own,
+# and the first's session and configuration are untouched.
+{
+  config_head --client-address 10.97.30.3/24 "$prefix-b" "$work/other.sock" "" 4096 1 \
+    net_null0 net_null1 "--vdev=net_null0,no-rx=1" "--vdev=net_null1,no-rx=1"
+  config_pool web '{ kind = "none" }' -- 10.20.0.11:8080:1
+  config_service web $vip 80 web
+  config_bgp 10.97.30.3 10.97.30.1 'return_path = "ecmp"'
+} >"$work/other.toml"
+conf_before=$(sha256sum <"${sock%.sock}-bird/bird.conf")
+since_before=$(session_since)
+"${daemon_in[@]}" "$evenflowd" --config "$work/other.toml" >"$work/other.log" 2>&1 &
+other_pid=$!
+for _ in $(seq 1 100); do
+  [[ -S $work/other-bird/bird.ctl ]] && "$evenctl" --socket "$work/other.sock" status >/dev/null 2>&1 && break
+  sleep 0.1
+done
+check "a second daemon beside it runs its BIRD in other-bird/" test -S "$work/other-bird/bird.ctl"
+sleep 1
+expect_eq "the first daemon's BIRD configuration is untouched" \
+  "$(sha256sum <"${sock%.sock}-bird/bird.conf")" "$conf_before"
+since_after=$(session_since)
+check "the first daemon's session is untouched ($since_before, then $since_after)" \
+  same_session "$since_before" "$since_after"
+kill -TERM "$other_pid"
+wait "$other_pid"
+expect_eq "the second daemon stops cleanly" "$?" "0"
+
 # The watchdog killed: a new one at once, and it still withdraws a frozen daemon.
 wdog=$(ctl --json status | json 'r["bgp"]["watchdog_pid"]')
 kill -KILL "$wdog"
