@@ -316,9 +316,11 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
     bool reassert = now >= m_next_reassert;
     for (const auto& w : wanted) {
         auto it = m_applied.find(w.vip);
-        if (!reassert && ((it != m_applied.end() && it->second == w.announce) ||
-                          (it == m_applied.end() && m_failed.count(w.vip) != 0))) {
-            continue; // in line, or refused and tried again at the next reassert
+        auto failed = m_failed.find(w.vip);
+        if (!reassert &&
+            ((it != m_applied.end() && it->second == w.announce) ||
+             (it == m_applied.end() && failed != m_failed.end() && failed->second == w.announce))) {
+            continue; // in line, or this very command failed: again at the next reassert
         }
         std::string reply;
         std::string proto = control::bird_protocol(w.vip);
@@ -332,7 +334,7 @@ void bgp_speaker::tick(const std::vector<control::vip_announcement>& wanted, boo
             m_failed.erase(w.vip);
         } else {
             m_applied.erase(w.vip);
-            if (m_failed.insert(w.vip).second) {
+            if (m_failed.insert_or_assign(w.vip, w.announce).second) {
                 log_event("warning", "bgp_command_failed",
                           {{"vip", w.vip.to_string()}, {"reply", reply}});
             }

@@ -15,7 +15,6 @@
 #include <atomic>
 #include <chrono>
 #include <map>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,7 +85,9 @@ private:
     std::string m_written;            // the configuration BIRD runs (or will, at start)
     std::vector<std::pair<net::ip_addr, bool>> m_written_state; // its VIPs, announced or not
     std::chrono::steady_clock::time_point m_next_configure{};   // after a failed one
-    std::set<net::ip_addr> m_failed; // enable/disable refused: tried again at reassert
+    // enable (true) or disable (false) refused or unanswered: the same is asked again
+    // at the next reassert; the other at once (a drain-host must not wait for it).
+    std::map<net::ip_addr, bool> m_failed;
     // Writes BIRD's configuration for `wanted` (`said`: its VIPs, announced or not) and
     // reloads BIRD when the VIP set changed; on a refusal BIRD keeps its configuration
     // and so does the file.
