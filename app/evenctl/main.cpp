@@ -221,6 +221,23 @@ void render_status(const json& r) {
             std::printf("running config is %s\n", path.c_str());
         }
     }
+    // The backends' vrrp gateways: who holds each, and the last peer heard.
+    if (r.contains("gateways") && r["gateways"].is_array()) {
+        for (const auto& g : r["gateways"]) {
+            std::string peer = "no peer heard";
+            if (g["peer"].is_string()) {
+                peer = fmt::format("peer {} (priority {}) heard {:.1f}s ago",
+                                   g["peer"].get<std::string>(), g["peer_priority"].get<int>(),
+                                   g["peer_heard_s_ago"].get<double>());
+            }
+            std::printf("gateway %s on %s: %s for %.0fs (priority %d%s); %s\n",
+                        g["address"].get<std::string>().c_str(),
+                        g["interface"].get<std::string>().c_str(),
+                        g["held"].get<bool>() ? "held" : "backup", g["since_s"].get<double>(),
+                        g["priority"].get<int>(),
+                        g["in_service"].get<bool>() ? "" : ", out of service", peer.c_str());
+        }
+    }
     table t({"WORKER", "LCORE", "RX PKTS", "TX PKTS", "DROPPED", "FLOWS", "CAPACITY"});
     for (const auto& w : r["workers"]) {
         t.add({std::to_string(w["worker"].get<int>()), std::to_string(w["lcore"].get<int>()),

@@ -2,6 +2,7 @@
 // feature: its folder under modules/ and one line here (README "Adding a feature").
 #include "module.hpp"
 #include "modules/bgp/bgp_module.hpp"
+#include "modules/gateway/gateway_module.hpp"
 #include "modules/health/health_module.hpp"
 #include "modules/skew/skew_module.hpp"
 
@@ -18,7 +19,10 @@ std::vector<std::unique_ptr<module>> make_modules(module_context& ctx) {
     std::vector<std::unique_ptr<module>> modules;
     modules.push_back(std::make_unique<health_module>(ctx));
     modules.push_back(std::make_unique<skew_module>(ctx));
-    modules.push_back(std::make_unique<bgp_module>(ctx));
+    auto bgp = std::make_unique<bgp_module>(ctx);
+    auto gateway = std::make_unique<gateway_module>(ctx, *bgp); // holds as bgp announces
+    modules.push_back(std::move(bgp));
+    modules.push_back(std::move(gateway));
     return modules;
 }
 

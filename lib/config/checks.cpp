@@ -187,3 +187,90 @@ void loader::check_counts() {
 }
 
 } // namespace evenflow::config
+
+namespace evenflow::config {
+
+void loader::check_reply_path() {
+    // A moving gateway's address is no VIP or backend, and its id is the network's
+    // (one virtual MAC): two interfaces on one network cannot share it unnoticed.
+    for (size_t i = 0; i < m_config.interfaces.size(); ++i) {
+        const interface_config& iface = m_config.interfaces[i];
+        if (!iface.vrrp || m_vrrp_src[i] == nullptr) {
+            continue;
+        }
+        const std::string key = child(element("interfaces", i), "vrrp");
+        for (const service_config& s : m_config.services) {
+            if (s.vip == iface.vrrp->address) {
+                error(*m_vrrp_src[i], key,
+                      fmt::format("the gateway address {} is service {}'s vip",
+                                  iface.vrrp->address.to_string(), s.name));
+            }
+        }
+        for (const pool_config& p : m_config.pools) {
+            for (const backend_config& b : p.backends) {
+                if (b.address == iface.vrrp->address) {
+                    error(*m_vrrp_src[i], key,
+                          fmt::format("the gateway address {} is a backend of pool {}",
+                                      iface.vrrp->address.to_string(), p.name));
+                }
+            }
+        }
+        for (size_t j = 0; j < i; ++j) {
+            const interface_config& other = m_config.interfaces[j];
+            if (other.vrrp &&
+                (other.vrrp->address == iface.vrrp->address || other.vrrp->id == iface.vrrp->id)) {
+                error(*m_vrrp_src[i], key,
+                      fmt::format("interfaces[{}] has vrrp id {} address {} already; each "
+                                  "gateway needs its own id and address",
+                                  j, other.vrrp->id, other.vrrp->address.to_string()));
+            }
+        }
+    }
+    if (!m_config.bgp.enabled || m_bgp_src == nullptr) {
+        return;
+    }
+    // Several hosts announce the VIPs: a DNAT service's replies go to the backends'
+    // gateway, which must survive any one host.
+    const service_config* dnat = nullptr;
+    for (const service_config& s : m_config.services) {
+        if (s.mode == forward_mode::dnat) {
+            dnat = &s;
+            break;
+        }
+    }
+    if (dnat == nullptr) {
+        return; // tunnel mode: backends answer clients directly
+    }
+    const std::string& rp = m_config.bgp.return_path;
+    const toml::node* at = m_bgp_src->get("return_path");
+    if (rp.empty() && at == nullptr) {
+        error(*m_bgp_src, "bgp.return_path",
+              fmt::format("service {} is DNAT: its backends reply through their gateway, "
+                          "which must not be one host when several announce its VIP; give "
+                          "the backends' interface a vrrp gateway and set return_path = "
+                          "\"vrrp\", or use mode = \"tunnel\", or say return_path = "
+                          "\"single\" if this host is the only one (README \"Running "
+                          "several hosts\")",
+                          dnat->name));
+        return;
+    }
+    if (rp == "vrrp") {
+        // The gateway is the backends' neighbor: on a network that holds backends.
+        bool any = false;
+        for (const interface_config& iface : m_config.interfaces) {
+            for (const pool_config& p : m_config.pools) {
+                for (const backend_config& b : p.backends) {
+                    any |= iface.vrrp.has_value() && iface.address.contains(b.address);
+                }
+            }
+        }
+        if (!any) {
+            error(*at, "bgp.return_path",
+                  "return_path = \"vrrp\" but no interface on the backends' network has a vrrp "
+                  "gateway; add e.g. vrrp = { id = 20, address = \"10.20.0.1\", peers = "
+                  "[\"10.20.0.3\"] } to it and make it the backends' default route");
+        }
+    }
+}
+
+} // namespace evenflow::config

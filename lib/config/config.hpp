@@ -62,6 +62,22 @@ struct dataplane_config {
     std::optional<net::hash_seed> hash_seed;
 };
 
+// A gateway address for the backends that moves between hosts (VRRPv3, RFC 5798):
+// the live host of highest priority holds it, answers ARP for it with the virtual MAC
+// 00:00:5e:00:01:<id> and takes the backends' replies sent to it; the others take over
+// within about three advert intervals when it stops advertising.
+struct vrrp_config {
+    uint8_t id = 0; // virtual router id, 1-255
+    net::ip_addr address;
+    uint8_t priority = 100; // 1-254; equal priorities: the higher interface address wins
+    duration advert_interval = std::chrono::milliseconds(100); // 10ms-40.95s, in 10ms steps
+    // The other hosts' addresses on the interface: adverts from anyone else are dropped
+    // (a backend cannot take the gateway). Empty: any on-link sender.
+    std::vector<net::ip_addr> peers;
+
+    bool operator==(const vrrp_config&) const = default;
+};
+
 struct interface_config {
     std::string name;
     std::string device; // DPDK port name: vdev name or PCI address
@@ -73,6 +89,7 @@ struct interface_config {
     // BFD, ICMP errors, ARP replies) and sends the kernel's out of it. "": none, and
     // packets to the address that the workers do not answer themselves are dropped.
     std::string kernel_interface;
+    std::optional<vrrp_config> vrrp; // the backends' moving gateway on this interface
 
     bool operator==(const interface_config&) const = default;
 };
@@ -184,8 +201,9 @@ struct bgp_config {
     duration drain_timeout = 30s;
     std::string speaker = "/usr/sbin/bird"; // BIRD 2's daemon
     bool bfd = false;                       // BFD on the sessions (100 ms x 3)
-    // How backends' DNAT replies reach a live host: "ecmp" (their default route over
-    // every host) or "vrrp" (a gateway address that moves); "" warns in check.
+    // How backends' DNAT replies reach a live host: "vrrp" (their gateway is an
+    // interface's `vrrp` address, which moves between hosts) or "single" (this host is
+    // the only one announcing its VIPs). With DNAT services, unset is an error.
     std::string return_path;
 };
 

@@ -59,6 +59,19 @@ std::string kernel_interface_text(const std::string& name) {
     return name.empty() ? "none" : name;
 }
 
+std::string vrrp_text(const std::optional<vrrp_config>& v) {
+    if (!v) {
+        return "none";
+    }
+    std::string peers;
+    for (const net::ip_addr& p : v->peers) {
+        peers += (peers.empty() ? "" : ",") + p.to_string();
+    }
+    return fmt::format("id {} {} priority {} every {} peers {}", v->id, v->address.to_string(),
+                       v->priority, format_duration(v->advert_interval),
+                       peers.empty() ? "any" : peers);
+}
+
 std::string port_text(const std::optional<uint16_t>& p) {
     return p ? fmt::format("{}", *p) : "backend's own";
 }
@@ -157,6 +170,7 @@ void diff_interfaces(const config& before, const config& after, lines& out) {
             change(out, prefix, "vlan", std::to_string(a->vlan), std::to_string(b->vlan));
             change(out, prefix, "kernel_interface", kernel_interface_text(a->kernel_interface),
                    kernel_interface_text(b->kernel_interface));
+            change(out, prefix, "vrrp", vrrp_text(a->vrrp), vrrp_text(b->vrrp));
         }
     }
 }

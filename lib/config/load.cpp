@@ -42,6 +42,7 @@ load_result loader::run(const toml::table& root) {
     read_root(root);
     check_services();
     check_counts();
+    check_reply_path();
     load_result result;
     result.errors = take_errors();
     result.warnings = take_warnings();
@@ -109,6 +110,7 @@ void loader::read_bgp(const toml::table& table) {
     const std::string path = "bgp";
     bgp_config& bgp = m_config.bgp;
     bgp.enabled = true;
+    m_bgp_src = &table;
     check_keys(table, path, keys_of(path));
     auto v4 = [&](const toml::node& n, const std::string& key) -> std::optional<net::ip_addr> {
         auto a = get_address(n, key);
@@ -189,20 +191,19 @@ void loader::read_bgp(const toml::table& table) {
     if (auto* n = member(table, "return_path", path)) {
         auto key = child(path, "return_path");
         if (auto rp = get_string(*n, key)) {
-            if (*rp == "ecmp" || *rp == "vrrp") {
+            if (*rp == "vrrp" || *rp == "single") {
                 bgp.return_path = *rp;
+            } else if (*rp == "ecmp") {
+                // Measured with two hosts (issue 30): a backend keeps sending half its
+                // replies to a dead host's MAC until its neighbor entry fails, seconds.
+                error(*n, key,
+                      "\"ecmp\" loses connections: backends keep sending replies to a dead "
+                      "host's MAC for seconds, until their neighbor entry fails; use \"vrrp\" "
+                      "(a vrrp gateway on the backends' interface) or mode = \"tunnel\"");
             } else {
-                error(*n, key, fmt::format("\"{}\" is not \"ecmp\" or \"vrrp\"", *rp));
+                error(*n, key, fmt::format("\"{}\" is not \"vrrp\" or \"single\"", *rp));
             }
         }
-    } else {
-        // DNAT (every service today): replies go to the backends' gateway; with one
-        // host as that gateway, losing it loses every connection.
-        warning(table, path,
-                "[bgp] with DNAT services: backends reply through their gateway, which must "
-                "not be one host; set return_path = \"ecmp\" (backends' default route over "
-                "every host) or \"vrrp\" (a moving gateway address) once it is so (README "
-                "\"Running several hosts\")");
     }
     if (auto* n = member(table, "bfd", path)) {
         if (auto* b = n->as_boolean()) {
@@ -370,7 +371,8 @@ void loader::read_dataplane(const toml::table& table) {
 }
 
 void loader::read_interface(const toml::table& table, const std::string& path) {
-    check_keys(table, path, {"name", "device", "address", "gateway", "vlan", "kernel_interface"});
+    check_keys(table, path,
+               {"name", "device", "address", "gateway", "vlan", "kernel_interface", "vrrp"});
     interface_config iface;
     bool name_ok = false, device_ok = false, address_ok = false;
 
@@ -447,6 +449,11 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
         }
     }
 
+    const toml::node* vrrp_node = member(table, "vrrp", path);
+    if (vrrp_node != nullptr) {
+        iface.vrrp = read_vrrp(*vrrp_node, child(path, "vrrp"), iface, address_ok);
+    }
+
     // Uniqueness against the interfaces read so far.
     for (size_t i = 0; i < m_config.interfaces.size(); ++i) {
         const auto& other = m_config.interfaces[i];
@@ -474,7 +481,98 @@ void loader::read_interface(const toml::table& table, const std::string& path) {
     if (!device_ok) {
         iface.device.clear();
     }
+    m_vrrp_src.push_back(iface.vrrp ? vrrp_node : nullptr);
     m_config.interfaces.push_back(std::move(iface));
+}
+
+std::optional<vrrp_config> loader::read_vrrp(const toml::node& node, const std::string& path,
+                                             const interface_config& iface, bool address_ok) {
+    const toml::table* table = get_table(node, path);
+    if (table == nullptr) {
+        return std::nullopt;
+    }
+    check_keys(*table, path, {"id", "address", "priority", "advert_interval", "peers"});
+    vrrp_config vrrp;
+    size_t errors_before = error_count();
+    // What VRRP carries here: IPv4 on the interface's own network (the backends'
+    // gateway is a neighbor of theirs).
+    auto on_link = [&](const toml::node& n, const std::string& key,
+                       std::string_view what) -> std::optional<net::ip_addr> {
+        auto a = get_address(n, key);
+        if (!a) {
+            return std::nullopt;
+        }
+        if (!a->is_v4()) {
+            error(n, key,
+                  fmt::format("{} {} is IPv6; VRRP is run for IPv4 here", what, a->to_string()));
+            return std::nullopt;
+        }
+        if (address_ok && !iface.address.contains(*a)) {
+            error(n, key,
+                  fmt::format("{} {} is outside {}: it must be on the interface's own network",
+                              what, a->to_string(), iface.address.to_string()));
+            return std::nullopt;
+        }
+        if (address_ok && *a == iface.address.addr) {
+            error(n, key,
+                  fmt::format("{} {} is this interface's own address; {}", what, a->to_string(),
+                              what == "peer" ? "peers are the other hosts' addresses"
+                                             : "the moving gateway needs an address of its own"));
+            return std::nullopt;
+        }
+        return a;
+    };
+    if (auto* n = member(*table, "id", path, "id = 20")) {
+        if (auto id = get_uint(*n, child(path, "id"), "virtual router id", 1, 255)) {
+            vrrp.id = uint8_t(*id);
+        }
+    }
+    if (auto* n = member(*table, "address", path, "address = \"10.20.0.1\"")) {
+        if (auto a = on_link(*n, child(path, "address"), "the gateway address")) {
+            vrrp.address = *a;
+        }
+    }
+    if (auto* n = member(*table, "priority", path)) {
+        // 255 is the address owner's and 0 a host leaving: neither is configured.
+        if (auto p = get_uint(*n, child(path, "priority"), "priority", 1, 254)) {
+            vrrp.priority = uint8_t(*p);
+        }
+    }
+    if (auto* n = read_duration(*table, path, "advert_interval", vrrp.advert_interval, false,
+                                std::chrono::milliseconds(40950))) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(vrrp.advert_interval);
+        if (ms < std::chrono::milliseconds(10) || ms.count() % 10 != 0 ||
+            ms != vrrp.advert_interval) {
+            error(*n, child(path, "advert_interval"),
+                  fmt::format("{} is not a whole number of centiseconds from 10ms to 40.95s "
+                              "(VRRPv3 carries it in centiseconds)",
+                              format_duration(vrrp.advert_interval)));
+        }
+    }
+    if (auto* n = member(*table, "peers", path)) {
+        auto key = child(path, "peers");
+        if (const toml::array* a = get_array(*n, key)) {
+            for (size_t i = 0; i < a->size(); ++i) {
+                if (auto peer = on_link(*a->get(i), element(key, i), "peer")) {
+                    if (*peer == vrrp.address) {
+                        error(*a->get(i), element(key, i),
+                              "a peer is another host's interface address, not the gateway's");
+                    } else {
+                        vrrp.peers.push_back(*peer);
+                    }
+                }
+            }
+        }
+    } else {
+        warning(*table, path,
+                "no peers: adverts from any host on the network are believed, so a backend "
+                "could take the gateway; list the other hosts' addresses, e.g. peers = "
+                "[\"10.20.0.3\"]");
+    }
+    if (error_count() != errors_before) {
+        return std::nullopt;
+    }
+    return vrrp;
 }
 
 void loader::read_skew(const toml::table& table) {

@@ -46,6 +46,8 @@ private:
     config m_config;
     std::vector<pool_source> m_pool_src;
     std::vector<service_source> m_service_src;
+    std::vector<const toml::node*> m_vrrp_src; // by interface; null: no vrrp
+    const toml::table* m_bgp_src = nullptr;
 
     // ---- sections
 
@@ -58,6 +60,9 @@ private:
     void read_dataplane(const toml::table& table);
 
     void read_interface(const toml::table& table, const std::string& path);
+
+    std::optional<vrrp_config> read_vrrp(const toml::node& node, const std::string& path,
+                                         const interface_config& iface, bool address_ok);
 
     void read_pool(const toml::table& table, const std::string& path);
 
@@ -76,6 +81,8 @@ private:
 
     void check_services();
     void check_counts();
+    // The moving gateways against VIPs and backends; [bgp] return_path against services.
+    void check_reply_path();
 
     void check_table_size(const service_config& service, const service_source& src,
                           const std::string& path, size_t backend_count);

@@ -129,12 +129,12 @@ const setting_row rows[] = {
      "speaker = \"/usr/local/sbin/bird\""},
     {"bgp", "bfd", EVENFLOW_SETTING(std::string(self.bgp.bfd ? "true" : "false")), "bgp",
      "bfd = true"},
-    // How backends' replies reach a live host: the operator's statement, read by
-    // `evenctl check`, nothing evenflowd sets up.
+    // How backends' replies reach a live host: the operator's statement, checked
+    // against the services and the interfaces' vrrp gateways (which evenflowd runs).
     {"bgp", "return_path",
      EVENFLOW_SETTING(self.bgp.return_path.empty() ? std::string("unset")
                                                    : quoted(self.bgp.return_path)),
-     "", "return_path = \"vrrp\""},
+     "", "return_path = \"single\""},
 };
 
 #undef EVENFLOW_SETTING

@@ -35,6 +35,7 @@ public:
     std::vector<diagnostic> take_errors();
     std::vector<diagnostic> take_warnings();
     bool has_errors() const { return !m_errors.empty(); }
+    size_t error_count() const { return m_errors.size(); }
 
     // ---- reporting
 

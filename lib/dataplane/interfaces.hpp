@@ -28,6 +28,11 @@ struct interface_info {
     uint16_t mtu = RTE_ETHER_MTU;                   // largest IP packet it sends
     // The kernel interface of the exception path (kernel_interfaces.hpp); "": none.
     std::string kernel_interface;
+    // The backends' moving gateway here (config vrrp; net/vrrp.hpp): id 0 when none.
+    // Whether this host holds it now is dataplane_shared::gateway_holding.
+    uint8_t vrrp_id = 0;
+    net::ip_addr vrrp_address;
+    rte_ether_addr vrrp_mac{};
 
     // The IPv4 prefix as route() tests it per packet (network byte order); set with
     // the address by set_address().

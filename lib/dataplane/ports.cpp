@@ -1,5 +1,9 @@
 #include "dataplane/ports.hpp"
 
+#include "dataplane/worker.hpp"
+
+#include "net/vrrp.hpp"
+
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
@@ -7,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace evenflow::dataplane {
 
@@ -187,6 +192,22 @@ bool start_one(const config::interface_config& ic, uint16_t index, const port_op
     out.gateway = ic.gateway;
     out.vlan = ic.vlan;
     out.kernel_interface = ic.kernel_interface;
+    if (ic.vrrp && index >= dataplane_shared::max_gateway_interfaces) {
+        *error = fmt::format("interface {}: a vrrp gateway is run on the first {} interfaces "
+                             "only; move it up the list",
+                             ic.name, dataplane_shared::max_gateway_interfaces);
+        return false;
+    }
+    if (ic.vrrp) {
+        out.vrrp_id = ic.vrrp->id;
+        out.vrrp_address = ic.vrrp->address;
+        const net::mac_addr vmac = net::vrrp_virtual_mac(ic.vrrp->id);
+        std::memcpy(out.vrrp_mac.addr_bytes, vmac.data(), 6);
+        // A NIC filters unicast by MAC: the virtual one is added beside the port's own
+        // (virtual devices without a filter refuse, and need none; promiscuous mode
+        // above covers the rest).
+        (void)rte_eth_dev_mac_addr_add(port_id, &out.vrrp_mac, 0);
+    }
     return true;
 }
 

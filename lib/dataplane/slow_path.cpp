@@ -182,13 +182,13 @@ void slow_path::send_tcp_syn(const net::ip_addr& dst, uint16_t dst_port, uint16_
 }
 
 unsigned slow_path::drain() {
-    // Probe replies first, then the routing peers' packets, ARP, packets waiting for
-    // a next hop and the host's other packets, each with its own cap per call:
+    // Probe replies first, then VRRP adverts, the routing peers' packets, ARP, packets
+    // waiting for a next hop and the host's other packets, each with its own cap per call:
     // whatever floods one ring, the others keep moving.
-    static constexpr unsigned cap[] = {256, 512, 512, 256, 256}; // by control_reason
-    static constexpr control_reason order[] = {control_reason::probe, control_reason::peer,
-                                               control_reason::arp, control_reason::unresolved,
-                                               control_reason::host};
+    static constexpr unsigned cap[] = {256, 512, 512, 256, 256, 64}; // by control_reason
+    static constexpr control_reason order[] = {control_reason::probe,      control_reason::vrrp,
+                                               control_reason::peer,       control_reason::arp,
+                                               control_reason::unresolved, control_reason::host};
     static_assert(std::size(cap) == size_t(control_reason::count_));
     unsigned total = 0;
     for (control_reason reason : order) {
@@ -208,6 +208,9 @@ unsigned slow_path::drain() {
                     break;
                 case control_reason::probe:
                     handle_probe_reply(pkts[i]);
+                    break;
+                case control_reason::vrrp:
+                    handle_vrrp(pkts[i]);
                     break;
                 case control_reason::peer:
                 case control_reason::host:

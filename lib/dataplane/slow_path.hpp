@@ -8,12 +8,14 @@
 #include "dataplane/kernel_interfaces.hpp"
 #include "dataplane/neighbor.hpp"
 #include "dataplane/worker.hpp"
+#include "net/vrrp.hpp"
 
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -60,7 +62,37 @@ public:
 
     const neighbor_resolver& resolver() const { return m_resolver; }
 
+    // ---- the backends' moving gateways (config vrrp; net/vrrp.hpp), slow_path_vrrp.cpp
+
+    // Starts an election per interface with a vrrp gateway (as a backup: the address is
+    // taken when no better host advertises for three intervals).
+    void start_gateways(const std::vector<config::interface_config>& interfaces,
+                        std::chrono::steady_clock::time_point now);
+    // Timers, and whether this host should hold gateways (live, not drained, not
+    // stopping): out of service, a holder hands over to a peer at once.
+    void tick_gateways(bool in_service, std::chrono::steady_clock::time_point now);
+    // Whether a gateway was just handed over and frames sent to it before the peer
+    // took it may still arrive (SIGTERM waits for this).
+    bool gateway_handover_pending(std::chrono::steady_clock::time_point now) const;
+    // A last priority-0 advert from each gateway held (the daemon is stopping).
+    void resign_gateways(std::chrono::steady_clock::time_point now);
+    struct gateway {
+        uint16_t iface = 0;
+        config::vrrp_config settings;
+        net::vrrp_election election;
+        std::chrono::steady_clock::time_point since{};                   // of its current role
+        std::optional<std::chrono::steady_clock::time_point> release_at; // stop accepting
+        uint64_t adverts_sent = 0, adverts_received = 0, adverts_refused = 0;
+    };
+    const std::vector<gateway>& gateways() const { return m_gateways; }
+
 private:
+    void handle_vrrp(rte_mbuf* m);
+    void apply(gateway& g, const net::vrrp_election::actions& a,
+               std::chrono::steady_clock::time_point now);
+    void send_vrrp_advert(gateway& g, uint8_t priority);
+    void send_gateway_arp(const gateway& g);
+
     void handle_arp(rte_mbuf* m);
     void handle_unresolved(rte_mbuf* m);
     void handle_probe_reply(rte_mbuf* m);
@@ -78,7 +110,9 @@ private:
     std::vector<net::ip_addr> m_announced_vips;
     probe_reply_handler m_probe_reply;
     std::vector<neighbor_event> m_events;
-    uint64_t m_forged_probe_replies = 0; // wrong interface or address
+    std::vector<gateway> m_gateways;
+    std::chrono::steady_clock::time_point m_gateway_now{}; // of the latest tick
+    uint64_t m_forged_probe_replies = 0;                   // wrong interface or address
     bool m_resolve_now = false;
 };
 

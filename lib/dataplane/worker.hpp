@@ -43,17 +43,18 @@ enum class control_reason : uint8_t {
                 // for the kernel (kernel_interfaces.hpp)
     peer,       // the same from a routing peer ([bgp] peers: BGP, BFD), in a lane of its own
                 // so that a flood at the host's address cannot starve the session
+    vrrp,       // a VRRP advert on an interface with a vrrp gateway: the election
     count_
 };
 constexpr auto choice_names(control_reason) { // config/choices.hpp
-    return std::to_array<std::string_view>({"arp", "unresolved", "probe", "host", "peer"});
+    return std::to_array<std::string_view>({"arp", "unresolved", "probe", "host", "peer", "vrrp"});
 }
 std::string_view to_string(control_reason r);
 
 // Packets per second a worker may hand to the control thread, by reason, with a
 // burst of a tenth of that. Above it they are dropped and counted (drop reason
 // control_budget): the control thread's work stays bounded whatever arrives.
-inline constexpr double control_budget_per_s[] = {2'000, 10'000, 50'000, 2'000, 10'000};
+inline constexpr double control_budget_per_s[] = {2'000, 10'000, 50'000, 2'000, 10'000, 1'000};
 static_assert(std::size(control_budget_per_s) == size_t(control_reason::count_));
 
 // State every worker and the control thread share. Immutable after start-up except
@@ -74,6 +75,16 @@ struct dataplane_shared {
     net::probe_table* probes = nullptr;
     // ro after start: [bgp] peers; their packets to a kernel side go in the `peer` lane.
     std::vector<net::ip_addr> routing_peers;
+    // By interface index: whether this host holds its vrrp gateway (ctlplane: rw, the
+    // election; dataplane: ro). `answer`: ARP for the address is answered with the
+    // virtual MAC; `accept`: frames to that MAC are taken (kept a little after a
+    // hand-over, for what was already on its way).
+    struct gateway_flags {
+        std::atomic<bool> answer{false};
+        std::atomic<bool> accept{false};
+    };
+    static constexpr size_t max_gateway_interfaces = 32;
+    std::array<gateway_flags, max_gateway_interfaces> gateway_holding{};
     std::atomic<bool> stop{false}; // ctlplane: rw, dataplane: ro
     // Test hook: worker N-1 spins without polling while this is N (0: none).
     std::atomic<uint32_t> wedge_worker{0}; // ctlplane: rw, dataplane: ro

@@ -11,6 +11,7 @@
 #include "net/nat.hpp"
 #include "net/reply.hpp"
 #include "net/tunnel.hpp"
+#include "net/vrrp.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_ip.h>
@@ -34,9 +35,16 @@ bool worker::admitted(uint16_t iface, rx_item& item) {
     // Ports may be promiscuous: unicast for another host is not ours to act on.
     const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
     if (!rte_is_multicast_ether_addr(&eth->dst_addr) &&
-        !rte_is_same_ether_addr(&eth->dst_addr, &ifc.mac)) {
-        drop(m, drop_reason::not_our_mac);
-        return false;
+        !rte_is_same_ether_addr(&eth->dst_addr, &ifc.mac)) [[unlikely]] {
+        // The backends' moving gateway: its MAC is ours while this host holds it.
+        if (ifc.vrrp_id == 0 || !rte_is_same_ether_addr(&eth->dst_addr, &ifc.vrrp_mac)) {
+            drop(m, drop_reason::not_our_mac);
+            return false;
+        }
+        if (!m_shared.gateway_holding[iface].accept.load(std::memory_order_relaxed)) {
+            drop(m, drop_reason::gateway_not_held);
+            return false;
+        }
     }
     const packet_meta& meta = item.meta;
     const uint16_t vid = meta.has_vlan ? uint16_t(meta.vlan_tci & 0x0fff) : 0;
@@ -67,7 +75,10 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
     // Neither TCP nor ICMP (UDP: BFD, say) is no business of the balancer's, but may
     // be the host's own.
     const bool host_only = item.parsed == drop_reason::unsupported_l4 && for_kernel(iface, meta);
-    if (item.parsed != drop_reason::none && !host_only) {
+    // A VRRP advert where this host runs the election for the backends' gateway.
+    const bool vrrp = item.parsed == drop_reason::unsupported_l4 &&
+                      meta.l4_proto == net::ipproto_vrrp && m_shared.interfaces[iface].vrrp_id != 0;
+    if (item.parsed != drop_reason::none && !host_only && !vrrp) {
         drop(m, item.parsed);
         return;
     }
@@ -78,6 +89,10 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
         return;
     }
     if (!admitted(iface, item)) {
+        return;
+    }
+    if (vrrp) {
+        to_control(iface, m, control_reason::vrrp);
         return;
     }
     if (host_only) {
@@ -127,9 +142,12 @@ void worker::handle_arp(uint16_t iface, rx_item& item, const snapshot& snap) {
     // A request for our address or a VIP is answered here, so an ARP storm sent to
     // the control thread (learning, below) never delays the answer for a VIP.
     bool for_us = arp.target_ip == ifc.address.addr || snap.is_vip(arp.target_ip);
-    if (arp.op == net::arp_op_request && for_us && arp.sender_ip != arp.target_ip) {
+    // The backends' gateway is answered by the host that holds it, with its MAC.
+    const bool gateway = ifc.vrrp_id != 0 && arp.target_ip == ifc.vrrp_address &&
+                         m_shared.gateway_holding[iface].answer.load(std::memory_order_relaxed);
+    if (arp.op == net::arp_op_request && (for_us || gateway) && arp.sender_ip != arp.target_ip) {
         net::mac_addr mac;
-        std::memcpy(mac.data(), ifc.mac.addr_bytes, 6);
+        std::memcpy(mac.data(), (gateway ? ifc.vrrp_mac : ifc.mac).addr_bytes, 6);
         net::make_arp_reply(frame_of(m), item.meta, mac);
         m_stats.totals.arp_replies.add();
         transmit(iface, m);

@@ -52,7 +52,8 @@ namespace evenflow::net {
     X(not_a_probe_reply)    /* TCP to our address that answers no probe of ours */                 \
     X(icmp_no_flow)         /* an ICMP error about a flow no entry knows */                        \
     X(tunnel_too_big)       /* encapsulated it would exceed the backend side's MTU */              \
-    X(no_headroom)          /* no room in the buffer for the tunnel header */
+    X(no_headroom)          /* no room in the buffer for the tunnel header */                      \
+    X(gateway_not_held)     /* to a vrrp gateway's MAC while another host holds it */
 
 // Why a frame is not processed. Every value is a counter in the worker; `count_` is
 // last. Malformed input maps to one of these, never to a read past the end.

@@ -318,7 +318,7 @@ expect_contains "log: structured apply line" "$(cat "$work/daemon.log")" "event=
 # ---- a start refused after the metrics server has started exits at once ----
 # (httplib's stop() did nothing until its thread listened: a refusal right after the
 # start could leave evenflowd joining that thread for minutes.) Five times: it raced.
-{ cat "$work/v2.toml"; config_bgp 10.97.30.2 10.97.30.1 'speaker = "/nonexistent/bird"'; } \
+{ cat "$work/v2.toml"; config_bgp 10.97.30.2 10.97.30.1 'speaker = "/nonexistent/bird"' 'return_path = "single"'; } \
   >"$work/nobird.toml"
 refused_slowest=0
 for attempt in 1 2 3 4 5; do

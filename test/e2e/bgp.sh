@@ -51,12 +51,9 @@ ip -n "$ns_h" link set efbgp-h0 up
 check "efbgp-h0 is DPDK's alone" dpdk_owned "$ns_h" efbgp-h0
 check "the router's veth computes checksums" ip netns exec "$ns_r" ethtool -K efbgp-r0 tx off
 
-cat >"$work/router.conf" <<ROUTER
-log "$work/router.log" all;
-router id 10.97.30.1;
-protocol device { }
-protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
-protocol bfd { interface "efbgp-r0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
+{
+  router_bird_head 10.97.30.1 efbgp-r0 "$work/router.log"
+  cat <<ROUTER
 protocol bgp h1 {
   local 10.97.30.1 as 65000; neighbor 10.97.30.2 as 65001; bfd on;
   hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 5;
@@ -64,16 +61,18 @@ protocol bgp h1 {
   ipv4 { import where net ~ [ 10.97.100.0/24+ ]; export none; };
 }
 ROUTER
+} >"$work/router.conf"
 check "router BIRD starts" ip netns exec "$ns_r" bird -c "$work/router.conf" -s "$work/router.ctl" -P "$work/router.pid"
 
 {
   config_head --client-address 10.97.30.2/24 --client-kernel efbgp-k0 \
+    --backend-vrrp '{ id = 20, address = "10.20.0.254", peers = ["10.20.0.3"] }' \
     "$prefix" "$sock" "127.0.0.1:$((19000 + $$ % 1000))" 65536 1 net_af_packet0 net_null1 \
     "--vdev=net_af_packet0,iface=efbgp-h0" "--vdev=net_null1,no-rx=1"
   config_pool web '{ kind = "none" }' -- 10.20.0.11:8080:1 10.20.0.12:8080:1
   config_service web $vip 80 web
   config_bgp 10.97.30.2 10.97.30.1 'hold_time = "3s"' "detection = \"${detection}s\"" \
-    'convergence = "1s"' 'drain_timeout = "5s"' 'return_path = "ecmp"' 'bfd = true'
+    'convergence = "1s"' 'drain_timeout = "5s"' 'return_path = "vrrp"' 'bfd = true'
 } >"$work/h1.toml"
 
 # The router's route changes as its kernel reports them, with their times: what the
@@ -131,10 +130,11 @@ step() { # WHAT present|absent BOUND_S: one check and one figure, from the last 
 }
 
 checked=$("$evenctl" check "$work/h1.toml" 2>&1)
-if [[ $checked != *"must not be one host"* ]]; then pass "check: no return-path warning with return_path set"; else fail "check: return-path warning with return_path set" "$checked"; fi
+if [[ $checked != *"must not be one host"* ]]; then pass "check: return_path = \"vrrp\" with a vrrp gateway passes"; else fail "check: return_path = \"vrrp\" refused" "$checked"; fi
 sed '/^return_path/d' "$work/h1.toml" >"$work/no-rp.toml"
 checked=$("$evenctl" check "$work/no-rp.toml" 2>&1)
-expect_contains "check: [bgp] without return_path warns about DNAT replies" "$checked" "must not be one host"
+expect_contains "check: [bgp] with DNAT and no return_path is refused" "$checked" "error: bgp.return_path"
+expect_contains "check: ... saying why" "$checked" "must not be one host"
 
 daemon_in=(env EVENFLOW_TEST_WEDGE_FILE="$work/wedge" ip netns exec "$ns_h")
 mark
@@ -147,6 +147,14 @@ for _ in $(seq 1 30); do
   sleep 0.1
 done
 expect_eq "status: BIRD runs, the VIP is announced" "$(json 'r["bgp"]["vips"][0]["announced"]' <<<"$st")" "True"
+# Alone on its network (net_null: no peer's adverts), it holds the backends' gateway.
+for _ in $(seq 1 30); do
+  [[ $(ctl --json status | json 'r["gateways"][0]["held"]') == True ]] && break
+  sleep 0.1
+done
+expect_eq "status: alone, the host holds the vrrp gateway" "$(ctl --json status | json 'r["gateways"][0]["held"]')" "True"
+check "/metrics: evenflow_gateway_held 1" \
+  bash -c "ip netns exec $ns_h curl -s http://127.0.0.1:$((19000 + $$ % 1000))/metrics | grep -q '^evenflow_gateway_held{.*} 1'"
 fp=$(json 'r["fingerprint"]' <<<"$st")
 check "status: a fingerprint ($fp)" test ${#fp} -eq 16
 check "/metrics: evenflow_config_fingerprint with it" \
@@ -272,7 +280,7 @@ expect_eq "BIRD listens on the host's address only (strict bind)" \
     net_null0 net_null1 "--vdev=net_null0,no-rx=1" "--vdev=net_null1,no-rx=1"
   config_pool web '{ kind = "none" }' -- 10.20.0.11:8080:1
   config_service web $vip 80 web
-  config_bgp 10.97.30.3 10.97.30.1 'return_path = "ecmp"'
+  config_bgp 10.97.30.3 10.97.30.1 'return_path = "single"'
 } >"$work/other.toml"
 conf_before=$(sha256sum <"${sock%.sock}-bird/bird.conf")
 since_before=$(session_since)

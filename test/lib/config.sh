@@ -6,14 +6,15 @@
 #
 #   config_head [--memory MB] [--timeouts INLINE_TABLE] [--gateway ADDR] \
 #               [--client-address PREFIX] [--backend-address PREFIX] [--lcores SPEC] \
-#               [--client-kernel NAME] \
+#               [--client-kernel NAME] [--backend-vrrp INLINE_TABLE] [--hash-seed HEX] \
 #               PREFIX SOCKET METRICS FLOW_CAPACITY WORKERS DEV0 DEV1 [EAL_ARG...]
 #       [eal]: file prefix PREFIX, -m MB (default 512), then the EAL_ARGs (the --vdev
 #       arguments that create DEV0 and DEV1, and any other); [control]: SOCKET and the
 #       METRICS address ("" for none), state_dir beside the socket (SOCKET's dir/state); [dataplane]: WORKERS (the contents of the TOML
 #       list, "1" or "1, 2"), FLOW_CAPACITY and --timeouts; [[interfaces]]: client-side
 #       on DEV0 (with --gateway, and --client-kernel as its kernel_interface),
-#       backend-side on DEV1.
+#       backend-side on DEV1 (with --backend-vrrp as its vrrp gateway); --hash-seed
+#       is [dataplane] hash_seed (hosts behind one ECMP route share it).
 #   config_pool NAME HEALTH [KEY_LINE...] -- ADDR:PORT:WEIGHT...
 #       a [[pools]] table; HEALTH is its inline table ('{ kind = "none" }'), each
 #       KEY_LINE one more line of the table ('drain_timeout = "2s"').
@@ -21,6 +22,10 @@
 #       a [[services]] table (tcp).
 #   config_skew WINDOW THRESHOLD MIN_FLOWS ACTION [KEY_LINE...]
 #       the [skew] table.
+#   config_bgp ADDRESS PEER [LINE...]
+#       the [bgp] table of a host (below).
+#   router_bird_head ROUTER_ID PATTERN LOG
+#       the start of a router's BIRD configuration in the BGP tiers (below).
 
 toml_str() { # TEXT -> a TOML basic string
   local s=${1//\\/\\\\}
@@ -29,7 +34,7 @@ toml_str() { # TEXT -> a TOML basic string
 
 config_head() {
   local memory=512 timeouts="" gateway="" client_address=10.10.0.2/24 backend_address=10.20.0.1/24
-  local cores='"-l", "0-1"' client_kernel=
+  local cores='"-l", "0-1"' client_kernel= backend_vrrp= hash_seed=
   while [[ ${1:-} == --* ]]; do
     case "$1" in
       --memory) memory=$2 ;;
@@ -39,6 +44,8 @@ config_head() {
       --timeouts) timeouts=$2 ;;
       --gateway) gateway=$2 ;;
       --client-kernel) client_kernel=$2 ;;
+      --backend-vrrp) backend_vrrp=$2 ;;
+      --hash-seed) hash_seed=$2 ;;
       *) echo "config_head: unknown option $1" >&2; return 2 ;;
     esac
     shift 2
@@ -61,6 +68,7 @@ state_dir = $(toml_str "${socket%/*}/state")
 workers = [$workers]
 flow_capacity = $flows
 ${timeouts:+timeouts = $timeouts
+}${hash_seed:+hash_seed = $(toml_str "$hash_seed")
 }
 [[interfaces]]
 name = "client-side"
@@ -73,6 +81,7 @@ ${gateway:+gateway = $(toml_str "$gateway")
 name = "backend-side"
 device = $(toml_str "$dev1")
 address = $(toml_str "$backend_address")
+${backend_vrrp:+vrrp = $backend_vrrp}
 TOML
 }
 
@@ -115,4 +124,17 @@ config_bgp() { # ADDRESS PEER [LINE...]
   shift 2
   (($#)) && printf '%s\n' "$@"
   return 0
+}
+
+# The router side of the BGP tiers: BIRD 2 logging to LOG, installing what BGP learns
+# as one ECMP route (merge paths), BFD 100 ms x 3 on the interfaces matching PATTERN;
+# the caller adds its bgp protocols.
+router_bird_head() { # ROUTER_ID PATTERN LOG
+  cat <<ROUTER
+log "$3" all;
+router id $1;
+protocol device { }
+protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
+protocol bfd { interface "$2" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
+ROUTER
 }

@@ -47,8 +47,9 @@ metrics=(
   evenflow_worker_flow_capacity evenflow_worker_flow_evictions_total
   evenflow_worker_flow_insert_failures_total
   evenflow_alarms_active evenflow_config_fingerprint evenflow_bgp_vip_announced
+  evenflow_gateway_held evenflow_gateway_transitions_total evenflow_gateway_adverts_total
 )
-labels=(service backend state direction worker reason trigger instance job fingerprint vip client basis)
+labels=(service backend state direction worker reason trigger instance job fingerprint vip client basis address interface)
 
 # ---- 1, 2: alert rules
 check "promtool check rules alerts.yml" promtool check rules "$conf/prometheus/alerts.yml"

@@ -247,12 +247,59 @@ TEST_CASE("every optional key is read", "[config]") {
     CHECK(cfg.skew.probation == 0s);
     CHECK(cfg.interfaces[0].kernel_interface == "ef-client");
     CHECK(cfg.interfaces[1].kernel_interface.empty());
+    CHECK_FALSE(cfg.interfaces[0].vrrp);
+    REQUIRE(cfg.interfaces[1].vrrp);
+    const auto& vrrp = *cfg.interfaces[1].vrrp;
+    CHECK(vrrp.id == 20);
+    CHECK(vrrp.address == *evenflow::net::ip_addr::parse("10.20.0.254"));
+    CHECK(vrrp.priority == 150);
+    CHECK(vrrp.advert_interval == 50ms);
+    CHECK(vrrp.peers == std::vector{*evenflow::net::ip_addr::parse("10.20.0.2")});
+}
+
+TEST_CASE("a vrrp gateway: accepted as the DNAT return path, diffed, and only by a restart",
+          "[config]") {
+    const std::string bgp = "\n[bgp]\nlocal_as = 65001\nrouter_id = \"10.10.0.2\"\n"
+                            "next_hop = \"10.10.0.2\"\npeers = [{ address = \"10.10.0.1\", "
+                            "as = 65000 }]\nreturn_path = \"vrrp\"\n";
+    auto with_vrrp = [](const std::string& vrrp) {
+        std::string text = evenflow::testing::basic_config_text();
+        const std::string anchor = "address = \"10.20.0.1/24\"\n";
+        text.replace(text.find(anchor), anchor.size(), anchor + vrrp);
+        const std::string kernel = "gateway = \"10.10.0.1\"\n";
+        text.replace(text.find(kernel), kernel.size(), kernel + "kernel_interface = \"ef-c\"\n");
+        return text;
+    };
+    auto first = load_string(
+        with_vrrp("vrrp = { id = 20, address = \"10.20.0.254\", peers = [\"10.20.0.2\"] }\n") + bgp,
+        "mem");
+    REQUIRE(first.ok());
+    CHECK(first.warnings.empty());
+    CHECK(first.value->interfaces[1].vrrp->priority == 100); // the defaults
+    CHECK(first.value->interfaces[1].vrrp->advert_interval == 100ms);
+    auto second = load_string(with_vrrp("vrrp = { id = 20, address = \"10.20.0.254\", priority "
+                                        "= 200, peers = [\"10.20.0.2\"] }\n") +
+                                  bgp,
+                              "mem");
+    REQUIRE(second.ok());
+    CHECK(diff(*first.value, *second.value) ==
+          std::vector<std::string>{"~ interface backend-side: vrrp id 20 10.20.0.254 priority 100 "
+                                   "every 100ms peers 10.20.0.2 -> id 20 10.20.0.254 priority "
+                                   "200 every 100ms peers 10.20.0.2"});
+    CHECK(restart_required(*first.value, *second.value) ==
+          "interfaces cannot change while evenflowd runs: restart it to change this");
+    // Without peers it loads, with a warning that any host on the network is believed.
+    auto anyone =
+        load_string(with_vrrp("vrrp = { id = 20, address = \"10.20.0.254\" }\n") + bgp, "mem");
+    REQUIRE(anyone.ok());
+    REQUIRE(anyone.warnings.size() == 1);
+    CHECK(anyone.warnings[0].message.find("no peers: adverts from any host") == 0);
 }
 
 TEST_CASE("[bgp] from a data-plane address the kernel does not hold warns", "[config]") {
     const std::string bgp = "\n[bgp]\nlocal_as = 65001\nrouter_id = \"10.10.0.2\"\n"
                             "next_hop = \"10.10.0.2\"\npeers = [{ address = \"10.10.0.1\", "
-                            "as = 65000 }]\nreturn_path = \"ecmp\"\n";
+                            "as = 65000 }]\nreturn_path = \"single\"\n";
     auto without = load_string(evenflow::testing::basic_config_text() + bgp, "mem");
     REQUIRE(without.ok());
     CHECK(texts(without.warnings) ==
@@ -308,14 +355,30 @@ const std::vector<bad_case> bad_cases =
          {R"~(15:20: error: interfaces[1].kernel_interface: kernel interface "ef-host0" is already interfaces[0]'s)~"}},
         {"kernel_interface_ipv6.toml",
          {R"~(9:20: error: interfaces[0].kernel_interface: the kernel interface is given IPv4 addresses only; 2001:db8:10::2/64 is IPv6)~"}},
+        {"vrrp_values.toml",
+         {R"~(14:15: error: interfaces[1].vrrp.id: virtual router id 0 is out of range; use 1..255)~",
+          R"~(14:28: error: interfaces[1].vrrp.address: the gateway address 10.30.0.1 is outside 10.20.0.1/24: it must be on the interface's own network)~",
+          R"~(14:52: error: interfaces[1].vrrp.priority: priority 255 is out of range; use 1..254)~",
+          R"~(14:75: error: interfaces[1].vrrp.advert_interval: 15ms is not a whole number of centiseconds from 10ms to 40.95s (VRRPv3 carries it in centiseconds))~",
+          R"~(14:92: error: interfaces[1].vrrp.peers[0]: peer 10.20.0.1 is this interface's own address; peers are the other hosts' addresses)~",
+          R"~(14:105: error: interfaces[1].vrrp.peers[1]: peer 2001:db8::1 is IPv6; VRRP is run for IPv4 here)~"}},
+        {"vrrp_collisions.toml",
+         {R"~(9:8: error: interfaces[0].vrrp: the gateway address 10.10.0.100 is service web's vip)~",
+          R"~(15:8: error: interfaces[1].vrrp: the gateway address 10.20.0.12 is a backend of pool web)~",
+          R"~(15:8: error: interfaces[1].vrrp: interfaces[0] has vrrp id 7 address 10.10.0.100 already; each gateway needs its own id and address)~"}},
+        {"return_path_unset.toml",
+         {R"~(28:1: error: bgp.return_path: service web is DNAT: its backends reply through their gateway, which must not be one host when several announce its VIP; give the backends' interface a vrrp gateway and set return_path = "vrrp", or use mode = "tunnel", or say return_path = "single" if this host is the only one (README "Running several hosts"))~"}},
+        {"return_path_ecmp.toml",
+         {R"~(33:15: error: bgp.return_path: "ecmp" loses connections: backends keep sending replies to a dead host's MAC for seconds, until their neighbor entry fails; use "vrrp" (a vrrp gateway on the backends' interface) or mode = "tunnel")~"}},
+        {"return_path_vrrp_none.toml",
+         {R"~(33:15: error: bgp.return_path: return_path = "vrrp" but no interface on the backends' network has a vrrp gateway; add e.g. vrrp = { id = 20, address = "10.20.0.1", peers = ["10.20.0.3"] } to it and make it the backends' default route)~"}},
         {"bgp_ipv6_vip.toml",
          {R"~(18:7: error: services[0].vip: vip 2001:db8:10::100 is IPv6, and [bgp] announces IPv4 VIPs only (its next_hop is IPv4); serve it from hosts without [bgp])~"}},
         {"duplicate_backend.toml",
          {R"~(14:3: error: pools[0].backends[1]: backend 10.20.0.11:8080 is already listed as backends[0]; list it once and raise its weight instead)~"}},
         {"duplicate_device.toml",
          {R"~(12:10: error: interfaces[1].device: device "net_af_packet0" is already used by interfaces[0]; each interface needs its own port)~"}},
-        {"duplicate_interface_name.toml",
-         {R"~(11:8: error: interfaces[1].name: interface name "client-side" is already used by interfaces[0]; names must be unique)~"}},
+        {"duplicate_interface_name.toml", {R"~(11:8: error: interfaces[1].name: interface name "client-side" is already used by interfaces[0]; names must be unique)~"}},
         {"duplicate_pool_name.toml",
          {R"~(18:8: error: pools[1].name: pool name "web" is already used by pools[0]; names must be unique)~"}},
         {"duplicate_service_name.toml",
@@ -398,7 +461,8 @@ const std::vector<bad_case> bad_cases =
          {R"~(24:10: error: skew.action: unknown action "panic"; use "alert" or "rollback")~"}},
         {"skew_min_flows.toml",
          {R"~(24:13: error: skew.min_flows: min_flows 0 is out of range; use 1..1000000000)~"}},
-        {"skew_threshold.toml", {R"~(24:13: error: skew.threshold: threshold 1 must be greater than 1.0; it is the observed/expected share that raises an alarm, e.g. 2.0)~"}},
+        {"skew_threshold.toml",
+         {R"~(24:13: error: skew.threshold: threshold 1 must be greater than 1.0; it is the observed/expected share that raises an alarm, e.g. 2.0)~"}},
         {"socket_relative.toml",
          {R"~(24:10: error: control.socket: "evenflow.sock" is not an absolute path; write e.g. "/run/evenflow/evenflow.sock")~"}},
         {"table_size_not_prime.toml",
@@ -912,9 +976,13 @@ namespace {
 std::string config_with(std::string_view section, std::string_view line, bool bgp = true) {
     std::string text = evenflow::testing::basic_config_text() + "\n[skew]\n";
     if (bgp) {
+        const std::string anchor = "address = \"10.20.0.1/24\"\n";
+        text.replace(text.find(anchor), anchor.size(),
+                     anchor + "vrrp = { id = 20, address = \"10.20.0.254\", peers = "
+                              "[\"10.20.0.2\"] }\n");
         text += "\n[bgp]\nlocal_as = 65001\nrouter_id = \"10.30.0.2\"\nnext_hop = "
                 "\"10.30.0.2\"\npeers = [{ address = \"10.30.0.1\", as = 65000 }]\n"
-                "return_path = \"ecmp\"\n";
+                "return_path = \"vrrp\"\n";
     }
     if (line.empty()) {
         return text;

@@ -76,6 +76,7 @@ void bgp_module::tick(clock::time_point now) {
     m_liveness.observe(counters, now);
     const auto& bgp = m_ctx.changes.manager().running().bgp;
     bool live = m_liveness.live(now, bgp.detection);
+    m_live = live;
     m_speaker->tick(control::decide_announcements(*m_ctx.shared.snap.load(), live, m_host_drained),
                     live, m_liveness.oldest(), now);
     if (m_host_drain) {

@@ -29,6 +29,9 @@ public:
     void on_stop_requested(clock::time_point now) override;
     bool holds_stop(clock::time_point now) override;
     void stop() override;
+    // Whether this host should carry traffic: live (with [bgp]), not drained, not
+    // stopping. What it announces follows this; so does holding the backends' gateway.
+    bool in_service() const { return !m_host_drained && !m_stop_asked && m_live; }
 
 private:
     answer_t drain_host(const api::json& request, const request_context& ctx);
@@ -52,6 +55,7 @@ private:
     // SIGTERM with [bgp]: withdrawn at stop_asked, then waiting for routers and flows.
     std::optional<clock::time_point> m_stop_asked;
     uint64_t m_last_forwarded = 0;
+    bool m_live = true; // as of the last tick (always, without [bgp])
     clock::time_point m_quiet_since;
 };
 
