@@ -357,6 +357,10 @@ mark
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 pid=
+# Its BIRD watchdog (a fork: it shares DPDK's mappings, and with them the lock on
+# DPDK's runtime files) exits within one 20 ms poll of the daemon's death; a start
+# before that is refused by EAL. (Under systemd, the unit's cgroup is killed whole.)
+for _ in $(seq 1 100); do pgrep -x evenflow-wdog >/dev/null || break; sleep 0.02; done
 mark
 start_daemon "$work/h1.toml" || finish
 expect_eq "restarted after kill -9: still drained (status)" \
