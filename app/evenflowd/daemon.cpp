@@ -334,6 +334,7 @@ void evenflowd::shutdown() {
     }
     m_server.close();
     m_slow_path.reset();
+    m_module_context.slow_path = nullptr; // shutdown() runs again from the destructor
     m_workers.clear();
     auto free_ring = [](rte_ring*& ring) {
         if (ring == nullptr) {

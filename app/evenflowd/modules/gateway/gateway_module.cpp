@@ -32,10 +32,10 @@ bool gateway_module::start(std::string*) {
 }
 
 void gateway_module::tick(clock::time_point now) {
-    const auto& gateways = m_ctx.slow_path->gateways();
-    if (gateways.empty()) {
+    if (m_ctx.slow_path == nullptr || m_ctx.slow_path->gateways().empty()) {
         return;
     }
+    const auto& gateways = m_ctx.slow_path->gateways();
     m_ctx.slow_path->tick_gateways(!m_stopping && m_bgp.in_service(), now);
     m_stop_seen = m_stopping;
     for (size_t i = 0; i < gateways.size(); ++i) {
@@ -58,21 +58,25 @@ void gateway_module::tick(clock::time_point now) {
 bool gateway_module::holds_stop(clock::time_point now) {
     // Handed over at the stop request (out of service): frames already on their way
     // here are still forwarded until the hand-over settles.
-    if (m_ctx.slow_path->gateways().empty()) {
+    if (m_ctx.slow_path == nullptr || m_ctx.slow_path->gateways().empty()) {
         return false;
     }
     return !m_stop_seen || m_ctx.slow_path->gateway_handover_pending(now);
 }
 
 void gateway_module::stop() {
-    m_ctx.slow_path->resign_gateways(clock::now());
+    // Twice (the daemon's shutdown runs again from its destructor), the second time
+    // without a slow path; or before one existed (a start refused early).
+    if (m_ctx.slow_path != nullptr) {
+        m_ctx.slow_path->resign_gateways(clock::now());
+    }
 }
 
 void gateway_module::collect_metrics(exposition& out) {
-    const auto& gateways = m_ctx.slow_path->gateways();
-    if (gateways.empty()) {
+    if (m_ctx.slow_path == nullptr || m_ctx.slow_path->gateways().empty()) {
         return;
     }
+    const auto& gateways = m_ctx.slow_path->gateways();
     out.help("evenflow_gateway_held", "gauge",
              "1 while this host holds the backends' vrrp gateway on the interface.");
     for (const auto& g : gateways) {
@@ -103,6 +107,9 @@ void gateway_module::collect_metrics(exposition& out) {
 }
 
 void gateway_module::status(json& out) {
+    if (m_ctx.slow_path == nullptr) {
+        return;
+    }
     json list = json::array();
     const auto now = clock::now();
     for (const auto& g : m_ctx.slow_path->gateways()) {
