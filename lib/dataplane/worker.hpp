@@ -186,6 +186,8 @@ private:
     // L2 and L3 checks every packet passes first: for our MAC (or broadcast,
     // multicast), the interface's VLAN tag or none, an IPv4 header checksum that holds.
     bool admitted(uint16_t iface, rx_item& item);
+    bool to_held_gateway(uint16_t iface, rte_mbuf* m);
+    void handle_unparsed(uint16_t iface, rx_item& item);
     void handle_arp(uint16_t iface, rx_item& item, const snapshot& snap);
     void handle_icmp(uint16_t iface, rx_item& item, const snapshot& snap,
                      const neighbor_table* neigh, uint32_t now);

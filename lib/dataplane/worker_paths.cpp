@@ -35,16 +35,8 @@ bool worker::admitted(uint16_t iface, rx_item& item) {
     // Ports may be promiscuous: unicast for another host is not ours to act on.
     const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
     if (!rte_is_multicast_ether_addr(&eth->dst_addr) &&
-        !rte_is_same_ether_addr(&eth->dst_addr, &ifc.mac)) [[unlikely]] {
-        // The backends' moving gateway: its MAC is ours while this host holds it.
-        if (ifc.vrrp_id == 0 || !rte_is_same_ether_addr(&eth->dst_addr, &ifc.vrrp_mac)) {
-            drop(m, drop_reason::not_our_mac);
-            return false;
-        }
-        if (!m_shared.gateway_holding[iface].accept.load(std::memory_order_relaxed)) {
-            drop(m, drop_reason::gateway_not_held);
-            return false;
-        }
+        !rte_is_same_ether_addr(&eth->dst_addr, &ifc.mac) && !to_held_gateway(iface, m)) {
+        return false;
     }
     const packet_meta& meta = item.meta;
     const uint16_t vid = meta.has_vlan ? uint16_t(meta.vlan_tci & 0x0fff) : 0;
@@ -68,23 +60,37 @@ bool worker::admitted(uint16_t iface, rx_item& item) {
     return true;
 }
 
-void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
-                    const neighbor_table* neigh, uint32_t now) {
+// Out of line (rare, and kept off the per-packet path's code): a unicast frame for
+// another MAC is taken only when it is the backends' gateway's and this host holds it.
+__attribute__((noinline, cold)) bool worker::to_held_gateway(uint16_t iface, rte_mbuf* m) {
+    const interface_info& ifc = m_shared.interfaces[iface];
+    const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    if (ifc.vrrp_id == 0 || !rte_is_same_ether_addr(&eth->dst_addr, &ifc.vrrp_mac)) {
+        drop(m, drop_reason::not_our_mac);
+        return false;
+    }
+    if (!m_shared.gateway_holding[iface].accept.load(std::memory_order_relaxed)) {
+        drop(m, drop_reason::gateway_not_held);
+        return false;
+    }
+    return true;
+}
+
+// Out of line too: what the parser did not take is dropped, except a protocol other
+// than TCP and ICMP that is the host's own (UDP: BFD, say) or a VRRP advert where this
+// host runs the election for the backends' gateway.
+__attribute__((noinline, cold)) void worker::handle_unparsed(uint16_t iface, rx_item& item) {
     rte_mbuf* m = item.mbuf;
-    packet_meta& meta = item.meta;
-    // Neither TCP nor ICMP (UDP: BFD, say) is no business of the balancer's, but may
-    // be the host's own.
-    const bool host_only = item.parsed == drop_reason::unsupported_l4 && for_kernel(iface, meta);
-    // A VRRP advert where this host runs the election for the backends' gateway.
-    const bool vrrp = item.parsed == drop_reason::unsupported_l4 &&
-                      meta.l4_proto == net::ipproto_vrrp && m_shared.interfaces[iface].vrrp_id != 0;
-    if (item.parsed != drop_reason::none && !host_only && !vrrp) {
+    const packet_meta& meta = item.meta;
+    const bool unsupported = item.parsed == drop_reason::unsupported_l4;
+    const bool vrrp = unsupported && meta.l4_proto == net::ipproto_vrrp &&
+                      m_shared.interfaces[iface].vrrp_id != 0;
+    const bool host_only = unsupported && !vrrp && for_kernel(iface, meta);
+    if (!vrrp && !host_only) {
         drop(m, item.parsed);
         return;
     }
     if (m->nb_segs > 1) {
-        // Virtual devices here never chain buffers below the MTU; a chained frame
-        // would have its headers split, which the parser does not follow.
         drop(m, drop_reason::chained_mbuf);
         return;
     }
@@ -95,8 +101,24 @@ void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
         to_control(iface, m, control_reason::vrrp);
         return;
     }
-    if (host_only) {
-        to_host(iface, m, meta, drop_reason::unsupported_l4);
+    to_host(iface, m, meta, drop_reason::unsupported_l4);
+}
+
+void worker::handle(uint16_t iface, rx_item& item, const snapshot& snap,
+                    const neighbor_table* neigh, uint32_t now) {
+    rte_mbuf* m = item.mbuf;
+    packet_meta& meta = item.meta;
+    if (item.parsed != drop_reason::none) [[unlikely]] {
+        handle_unparsed(iface, item);
+        return;
+    }
+    if (m->nb_segs > 1) {
+        // Virtual devices here never chain buffers below the MTU; a chained frame
+        // would have its headers split, which the parser does not follow.
+        drop(m, drop_reason::chained_mbuf);
+        return;
+    }
+    if (!admitted(iface, item)) {
         return;
     }
     switch (meta.l3) {
