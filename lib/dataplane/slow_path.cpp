@@ -39,7 +39,8 @@ void slow_path::to_kernel(rte_mbuf* m) {
 }
 
 void slow_path::send_arp(uint16_t iface, uint16_t op, const net::ip_addr& sender,
-                         const net::ip_addr& target, const rte_ether_addr* target_mac) {
+                         const net::ip_addr& target, const rte_ether_addr* target_mac,
+                         const net::mac_addr* sender_mac) {
     rte_mbuf* m = rte_pktmbuf_alloc(m_pool);
     if (m == nullptr) {
         return;
@@ -52,7 +53,8 @@ void slow_path::send_arp(uint16_t iface, uint16_t op, const net::ip_addr& sender
         target_mac_bytes = to_mac(*target_mac);
     }
     net::build_arp({reinterpret_cast<uint8_t*>(data), min_frame}, op,
-                   to_mac(m_shared.interfaces[iface].mac), sender, target_mac_bytes, target);
+                   sender_mac != nullptr ? *sender_mac : to_mac(m_shared.interfaces[iface].mac),
+                   sender, target_mac_bytes, target);
     inject(m, iface);
 }
 

@@ -96,8 +96,10 @@ private:
     void handle_arp(rte_mbuf* m);
     void handle_unresolved(rte_mbuf* m);
     void handle_probe_reply(rte_mbuf* m);
+    // From the interface's MAC, or from `sender_mac` (a vrrp gateway's virtual MAC).
     void send_arp(uint16_t iface, uint16_t op, const net::ip_addr& sender,
-                  const net::ip_addr& target, const rte_ether_addr* target_mac);
+                  const net::ip_addr& target, const rte_ether_addr* target_mac,
+                  const net::mac_addr* sender_mac = nullptr);
     void inject(rte_mbuf* m, uint16_t iface);
     // To the kernel side of m->port's interface, or freed when it has none.
     void to_kernel(rte_mbuf* m);

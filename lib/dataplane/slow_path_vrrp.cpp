@@ -113,21 +113,9 @@ void slow_path::send_vrrp_advert(gateway& g, uint8_t priority) {
 }
 
 void slow_path::send_gateway_arp(const gateway& g) {
-    rte_mbuf* m = rte_pktmbuf_alloc(m_pool);
-    if (m == nullptr) {
-        return;
-    }
-    constexpr uint16_t min_frame = 60;
-    char* data = rte_pktmbuf_append(m, min_frame);
-    if (data == nullptr) {
-        rte_pktmbuf_free(m);
-        return;
-    }
-    std::memset(data, 0, min_frame);
-    net::build_arp({reinterpret_cast<uint8_t*>(data), min_frame}, net::arp_op_request,
-                   net::vrrp_virtual_mac(g.settings.id), g.settings.address, net::mac_addr{},
-                   g.settings.address);
-    inject(m, g.iface);
+    const net::mac_addr virtual_mac = net::vrrp_virtual_mac(g.settings.id);
+    send_arp(g.iface, net::arp_op_request, g.settings.address, g.settings.address, nullptr,
+             &virtual_mac);
 }
 
 void slow_path::handle_vrrp(rte_mbuf* m) {
